@@ -1,0 +1,171 @@
+"""Settings files and environment variables, shared by every component.
+
+Standard library only: the agent imports it on small devices. Each component defines its own
+frozen settings dataclass and builds it once in its `main()` from a TOML file section and the
+`EDGEWATCH_*` environment (the environment wins), then passes it down.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "EDGEWATCH_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. The message names the source (file or variable), key and reason."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source, self.key, self.reason = source, key, reason
+        super().__init__(f"{source}: {key}: {reason}")
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file; a missing file or a syntax error is a ConfigError naming the file."""
+    file = Path(path)
+    try:
+        with file.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(file), "(file)", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), "(syntax)", str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(str(file), "(file)", exc.strerror or str(exc)) from None
+
+
+def default_data_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "edgewatch"
+
+
+class Settings:
+    """Reads one component's settings: `section` of a config file, overridden by the environment.
+
+    Every getter returns the value and records where it came from, so that errors name the exact
+    variable or `file: section.key` the operator must fix.
+    """
+
+    def __init__(
+        self,
+        file_values: Mapping[str, Any],
+        *,
+        source: str,
+        section: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._values = dict(file_values)
+        self._source = source
+        self._section = section
+        self._environ = os.environ if environ is None else environ
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None, section: str, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        if path is None:
+            return cls({}, source="(defaults)", section=section, environ=environ)
+        data = read_toml(path)
+        values = data.get(section, {})
+        if not isinstance(values, dict):
+            raise ConfigError(str(path), section, "must be a table ([section])")
+        return cls(values, source=str(path), section=section, environ=environ)
+
+    def _raw(self, key: str, env: str | None) -> tuple[Any, str] | None:
+        if env is not None:
+            name = ENV_PREFIX + env
+            if name in self._environ and self._environ[name] != "":
+                return self._environ[name], name
+        if key in self._values:
+            return self._values[key], f"{self._source}: {self._section}.{key}"
+        return None
+
+    def _fail(self, where: str, reason: str) -> ConfigError:
+        source, _, key = where.partition(": ")
+        return ConfigError(source, key or where, reason) if key else ConfigError(where, "value", reason)
+
+    def str(self, key: str, default: str | None = None, *, env: str | None = None) -> str | None:
+        found = self._raw(key, env)
+        if found is None:
+            return default
+        value, where = found
+        if not isinstance(value, str):
+            raise self._fail(where, f"expected a string, got {value!r}")
+        return value
+
+    def float(
+        self,
+        key: str,
+        default: float,
+        *,
+        env: str | None = None,
+        minimum: float | None = None,
+        positive: bool = False,
+    ) -> float:
+        found = self._raw(key, env)
+        if found is None:
+            return default
+        value, where = found
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise self._fail(where, f"expected a number, got {value!r}")
+        if positive and number <= 0:
+            raise self._fail(where, f"must be greater than 0, got {value!r}")
+        if minimum is not None and number < minimum:
+            raise self._fail(where, f"must be at least {minimum}, got {value!r}")
+        return number
+
+    def int(
+        self, key: str, default: int, *, env: str | None = None, minimum: int | None = None
+    ) -> int:
+        found = self._raw(key, env)
+        if found is None:
+            return default
+        value, where = found
+        if isinstance(value, bool):
+            raise self._fail(where, f"expected an integer, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise self._fail(where, f"expected an integer, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise self._fail(where, f"must be at least {minimum}, got {value!r}")
+        return number
+
+    def bool(self, key: str, default: bool, *, env: str | None = None) -> bool:
+        found = self._raw(key, env)
+        if found is None:
+            return default
+        value, where = found
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise self._fail(where, f"expected true or false, got {value!r}")
+
+    def list(self, key: str, default: list[str], *, env: str | None = None) -> list[str]:
+        """A list of strings; from the environment, comma-separated."""
+        found = self._raw(key, env)
+        if found is None:
+            return list(default)
+        value, where = found
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise self._fail(where, f"expected a list of strings, got {value!r}")
+
+    def path(self, key: str, default: Path, *, env: str | None = None) -> Path:
+        value = self.str(key, None, env=env)
+        return Path(value).expanduser() if value else default

@@ -1,0 +1,94 @@
+"""Decoding the contract's JSON sample into a `Sample`, with precise reasons for rejection.
+
+Shared by `edgewatch rules replay` and the collector, so both accept and refuse exactly the same
+payloads. Works on the already-parsed JSON value; reading bytes is the caller's job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from rules.model import Sample
+
+SAMPLE_VERSION = 1
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_METRICS = 256
+MAX_INSTANCE_LENGTH = 128
+
+
+class SampleError(ValueError):
+    """A payload breaks the sample contract. `reason` is a short stable code, `detail` says where."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_float(value: int | float) -> float:
+    """JSON integers are unbounded; one too large for a float is as unusable as infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def check_metric_value(name: str, value: float) -> None:
+    """Refuse values no probe can produce: non-finite, negative, or a percentage over 100."""
+    if not math.isfinite(value):
+        raise SampleError("non_finite", f"metrics.{name} is {value!r}")
+    if value < 0:
+        raise SampleError("impossible_value", f"metrics.{name} is negative ({value!r})")
+    if name.endswith("_percent") and value > 100:
+        raise SampleError("impossible_value", f"metrics.{name} is over 100 % ({value!r})")
+
+
+def parse_sample(obj: Any) -> Sample:
+    """Validate a decoded JSON value against the sample contract and build a `Sample`."""
+    if not isinstance(obj, dict):
+        raise SampleError("not_an_object", f"a sample is a JSON object, got {type(obj).__name__}")
+    version = obj.get("v")
+    if version != SAMPLE_VERSION or isinstance(version, bool):
+        raise SampleError("unknown_version", f"v must be {SAMPLE_VERSION}, got {version!r}")
+    device_id = obj.get("device_id")
+    if not isinstance(device_id, str) or DEVICE_ID_PATTERN.fullmatch(device_id) is None:
+        raise SampleError(
+            "bad_device_id", f"device_id must be 1-64 characters of A-Za-z0-9._-, got {device_id!r}"
+        )
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise SampleError("bad_seq", f"seq must be a non-negative integer, got {seq!r}")
+    ts = obj.get("ts")
+    if not _is_number(ts) or not math.isfinite(_as_float(ts)) or ts < 0:
+        raise SampleError("bad_ts", f"ts must be finite, non-negative Unix seconds, got {ts!r}")
+    raw_metrics = obj.get("metrics")
+    if not isinstance(raw_metrics, dict):
+        raise SampleError("bad_metrics", f"metrics must be an object, got {raw_metrics!r}")
+    if len(raw_metrics) > MAX_METRICS:
+        raise SampleError("bad_metrics", f"at most {MAX_METRICS} metrics, got {len(raw_metrics)}")
+    metrics: dict[str, float | None] = {}
+    for name, value in raw_metrics.items():
+        if METRIC_NAME_PATTERN.fullmatch(name) is None:
+            raise SampleError("bad_metric_name", f"metric name {name!r} is not lower_snake_case")
+        if value is None:
+            metrics[name] = None
+            continue
+        if not _is_number(value):
+            raise SampleError("bad_metric_value", f"metrics.{name} must be a number, got {value!r}")
+        number = _as_float(value)
+        check_metric_value(name, number)
+        metrics[name] = number
+    instance = obj.get("instance")
+    if instance is not None and (not isinstance(instance, str) or len(instance) > MAX_INSTANCE_LENGTH):
+        raise SampleError("bad_instance", f"instance must be a short string, got {instance!r}")
+    device_class = obj.get("device_class")
+    if device_class is not None and not isinstance(device_class, str):
+        raise SampleError("bad_device_class", f"device_class must be a string, got {device_class!r}")
+    return Sample(device_id, seq, float(ts), metrics, instance, device_class)

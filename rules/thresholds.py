@@ -1,0 +1,351 @@
+"""Threshold configuration: defaults per metric, overrides per device class and per device.
+
+`parse_thresholds` validates a decoded settings document (TOML or JSON, read by the caller) and
+names the source, the key and the reason for every mistake, so an operator can fix a file without
+guessing. Layout (TOML):
+
+    [rules]                        # optional, these are the defaults
+    orange_count = 3               # consecutive breaches that raise orange
+    clear_count = 3                # consecutive samples at or below the clear level that clear
+    red_factor = 1.5               # red when value > red_factor x threshold
+
+    [metrics.cpu_percent]
+    threshold = 60
+    clear_level = 55               # optional hysteresis: clearing needs value <= 55
+
+    [classes.router]
+    latency_ms = 250               # shorthand for [classes.router.latency_ms] threshold = 250
+
+    [devices."gw-0001"]
+    device_class = "gateway"
+    mem_percent = { threshold = 50, clear_count = 5 }
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEVICE_CLASSES = ("gateway", "router")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    bounded: bool  # a percentage: values lie in 0..100
+    unit: str
+    default_threshold: float | None  # None: evaluated only once configured
+
+
+# The metrics edgewatch knows. Only the three core metrics have default thresholds.
+METRICS: dict[str, MetricInfo] = {
+    "cpu_percent": MetricInfo(True, "%", 60.0),
+    "mem_percent": MetricInfo(True, "%", 60.0),
+    "latency_ms": MetricInfo(False, "ms", 200.0),
+    "swap_percent": MetricInfo(True, "%", None),
+    "disk_percent": MetricInfo(True, "%", None),
+    "packet_loss_percent": MetricInfo(True, "%", None),
+    "load_per_core": MetricInfo(False, "", None),
+    "temperature_c": MetricInfo(False, "°C", None),
+}
+
+RULE_KEYS = ("orange_count", "clear_count", "red_factor")
+METRIC_KEYS = ("threshold", "clear_level", "orange_count", "clear_count", "custom", "bounded")
+
+
+class ThresholdError(ValueError):
+    """A threshold setting is wrong; the message names the source, the key and the reason."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source, self.key, self.reason = source, key, reason
+        super().__init__(f"{source}: {key}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRule:
+    """The resolved rule for one (device, metric)."""
+
+    threshold: float
+    red_level: float
+    clear_level: float
+    orange_count: int = 3
+    clear_count: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    threshold: float | None = None
+    clear_level: float | None = None
+    orange_count: int | None = None
+    clear_count: int | None = None
+
+
+class Thresholds:
+    """Resolves the rule for a (device, device class, metric): device over class over default."""
+
+    def __init__(
+        self,
+        defaults: Mapping[str, _Override] | None = None,
+        classes: Mapping[str, Mapping[str, _Override]] | None = None,
+        devices: Mapping[str, Mapping[str, _Override]] | None = None,
+        device_classes: Mapping[str, str] | None = None,
+        *,
+        orange_count: int = 3,
+        clear_count: int = 3,
+        red_factor: float = 1.5,
+        bounded: Mapping[str, bool] | None = None,
+    ) -> None:
+        self.orange_count = orange_count
+        self.clear_count = clear_count
+        self.red_factor = red_factor
+        self.defaults: dict[str, _Override] = {
+            name: _Override(threshold=info.default_threshold)
+            for name, info in METRICS.items()
+            if info.default_threshold is not None
+        }
+        self.defaults.update(defaults or {})
+        self.classes = {cls: dict(table) for cls, table in (classes or {}).items()}
+        self.devices = {dev: dict(table) for dev, table in (devices or {}).items()}
+        self.device_classes = dict(device_classes or {})
+        self.bounded = {name: info.bounded for name, info in METRICS.items()}
+        self.bounded.update(bounded or {})
+
+    def class_of(self, device_id: str) -> str | None:
+        return self.device_classes.get(device_id)
+
+    def rule_for(self, device_id: str, device_class: str | None, metric: str) -> MetricRule | None:
+        """The rule for this metric on this device, or None when the metric has no threshold."""
+        layers = [self.defaults.get(metric)]
+        if device_class is None:
+            device_class = self.device_classes.get(device_id)
+        if device_class is not None:
+            layers.append(self.classes.get(device_class, {}).get(metric))
+        layers.append(self.devices.get(device_id, {}).get(metric))
+        merged = _Override()
+        for layer in layers:
+            if layer is not None:
+                merged = _merge(merged, layer)
+        if merged.threshold is None:
+            return None
+        threshold = merged.threshold
+        clear_level = merged.clear_level if merged.clear_level is not None else threshold
+        return MetricRule(
+            threshold=threshold,
+            red_level=threshold * self.red_factor,
+            clear_level=min(clear_level, threshold),
+            orange_count=merged.orange_count or self.orange_count,
+            clear_count=merged.clear_count or self.clear_count,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings document this object was parsed from (round-trips through parse_thresholds)."""
+        def table(overrides: Mapping[str, _Override]) -> dict[str, Any]:
+            return {name: _override_dict(o) for name, o in sorted(overrides.items())}
+
+        custom = {name for name in self.defaults if name not in METRICS}
+        metrics = table(self.defaults)
+        for name in custom:
+            metrics[name]["custom"] = True
+            metrics[name]["bounded"] = self.bounded.get(name, False)
+        devices: dict[str, Any] = {dev: table(t) for dev, t in sorted(self.devices.items())}
+        for dev, cls in sorted(self.device_classes.items()):
+            devices.setdefault(dev, {})["device_class"] = cls
+        return {
+            "rules": {
+                "orange_count": self.orange_count,
+                "clear_count": self.clear_count,
+                "red_factor": self.red_factor,
+            },
+            "metrics": metrics,
+            "classes": {cls: table(t) for cls, t in sorted(self.classes.items())},
+            "devices": devices,
+        }
+
+
+def _merge(base: _Override, layer: _Override) -> _Override:
+    changes = {key: getattr(layer, key) for key in base.__dataclass_fields__ if getattr(layer, key) is not None}
+    # A new threshold without its own clear level must not inherit a clear level meant for another one.
+    if layer.threshold is not None and layer.clear_level is None:
+        changes["clear_level"] = None
+    return replace(base, **changes)
+
+
+def _override_dict(override: _Override) -> dict[str, Any]:
+    return {key: getattr(override, key) for key in override.__dataclass_fields__ if getattr(override, key) is not None}
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.orange_count = 3
+        self.clear_count = 3
+        self.red_factor = 1.5
+        self.bounded = {name: info.bounded for name, info in METRICS.items()}
+
+    def fail(self, key: str, reason: str) -> ThresholdError:
+        return ThresholdError(self.source, key, reason)
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a table, got {value!r}")
+        return value
+
+    def positive_number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"must be a number, got {value!r}")
+        number = float(value)
+        if not math.isfinite(number) or number <= 0:
+            raise self.fail(key, f"must be a positive number, got {value!r}")
+        return number
+
+    def count(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(key, f"must be a whole number of samples, at least 1, got {value!r}")
+        return value
+
+    def rules(self, data: Mapping[str, Any]) -> None:
+        for key, value in data.items():
+            where = f"rules.{key}"
+            if key == "red_factor":
+                self.red_factor = self.positive_number(value, where)
+                if self.red_factor <= 1:
+                    raise self.fail(where, f"must be greater than 1 (red is above orange), got {value!r}")
+            elif key == "orange_count":
+                self.orange_count = self.count(value, where)
+            elif key == "clear_count":
+                self.clear_count = self.count(value, where)
+            else:
+                raise self.fail(where, f"unknown setting; expected one of {', '.join(RULE_KEYS)}")
+
+    def metric_name(self, name: str, key: str, custom: set[str]) -> None:
+        if name not in METRICS and name not in custom:
+            known = ", ".join(sorted([*METRICS, *custom]))
+            raise self.fail(
+                key,
+                f"unknown metric {name!r} (known: {known}); "
+                "declare a metric of your own under [metrics.NAME] with custom = true",
+            )
+
+    def override(self, value: Any, key: str, metric: str, *, declaring: bool = False) -> _Override:
+        if not isinstance(value, Mapping):
+            value = {"threshold": value}
+            key_of = lambda _k: key  # noqa: E731 - the shorthand form has no sub-key to name
+        else:
+            key_of = lambda k: f"{key}.{k}"  # noqa: E731
+        fields: dict[str, Any] = {}
+        for sub, sub_value in value.items():
+            where = key_of(sub)
+            if sub == "threshold":
+                fields["threshold"] = self.positive_number(sub_value, where)
+            elif sub == "clear_level":
+                fields["clear_level"] = self.positive_number(sub_value, where)
+            elif sub in ("orange_count", "clear_count"):
+                fields[sub] = self.count(sub_value, where)
+            elif sub in ("custom", "bounded") and declaring:
+                if not isinstance(sub_value, bool):
+                    raise self.fail(where, f"must be true or false, got {sub_value!r}")
+            else:
+                allowed = METRIC_KEYS if declaring else METRIC_KEYS[:4]
+                raise self.fail(where, f"unknown setting; expected one of {', '.join(allowed)}")
+        result = _Override(**fields)
+        self.check_levels(result, key, metric)
+        return result
+
+    def check_levels(self, override: _Override, key: str, metric: str) -> None:
+        threshold = override.threshold
+        if threshold is None:
+            return
+        if override.clear_level is not None and override.clear_level > threshold:
+            raise self.fail(
+                f"{key}.clear_level",
+                f"clear level {override.clear_level:g} is above the threshold {threshold:g}; "
+                "it must be at or below it",
+            )
+        red_level = threshold * self.red_factor
+        if self.bounded.get(metric, False) and red_level >= 100:
+            raise self.fail(
+                key,
+                f"{metric} is a percentage: its red level {self.red_factor:g} x {threshold:g} = "
+                f"{red_level:g} % can never be exceeded, so red could never fire; "
+                f"use a threshold below {100 / self.red_factor:.2f}",
+            )
+
+
+def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thresholds:
+    """Build `Thresholds` from a settings document; raise ThresholdError naming source, key, reason."""
+    parser = _Parser(source)
+    for key in data:
+        if key not in ("rules", "metrics", "classes", "devices"):
+            raise parser.fail(key, "unknown section; expected rules, metrics, classes or devices")
+    parser.rules(parser.table(data.get("rules", {}), "rules"))
+
+    metrics_table = parser.table(data.get("metrics", {}), "metrics")
+    custom: set[str] = set()
+    for name, value in metrics_table.items():
+        if isinstance(value, Mapping) and value.get("custom") is True:
+            custom.add(name)
+            parser.bounded[name] = bool(value.get("bounded", False))
+    defaults: dict[str, _Override] = {}
+    for name, value in metrics_table.items():
+        key = f"metrics.{name}"
+        parser.metric_name(name, key, custom)
+        defaults[name] = parser.override(value, key, name, declaring=True)
+        if name in custom and defaults[name].threshold is None:
+            raise parser.fail(f"{key}.threshold", "a custom metric needs a threshold")
+
+    classes: dict[str, dict[str, _Override]] = {}
+    for cls, table in parser.table(data.get("classes", {}), "classes").items():
+        if cls not in DEVICE_CLASSES:
+            raise parser.fail(f"classes.{cls}", f"unknown device class; expected one of {', '.join(DEVICE_CLASSES)}")
+        classes[cls] = {}
+        for name, value in parser.table(table, f"classes.{cls}").items():
+            key = f"classes.{cls}.{name}"
+            parser.metric_name(name, key, custom)
+            classes[cls][name] = parser.override(value, key, name)
+
+    devices: dict[str, dict[str, _Override]] = {}
+    device_classes: dict[str, str] = {}
+    for dev, table in parser.table(data.get("devices", {}), "devices").items():
+        devices[dev] = {}
+        for name, value in parser.table(table, f"devices.{dev}").items():
+            key = f"devices.{dev}.{name}"
+            if name == "device_class":
+                if value not in DEVICE_CLASSES:
+                    raise parser.fail(key, f"unknown device class {value!r}; expected one of {', '.join(DEVICE_CLASSES)}")
+                device_classes[dev] = value
+                continue
+            parser.metric_name(name, key, custom)
+            devices[dev][name] = parser.override(value, key, name)
+
+    thresholds = Thresholds(
+        defaults,
+        classes,
+        devices,
+        device_classes,
+        orange_count=parser.orange_count,
+        clear_count=parser.clear_count,
+        red_factor=parser.red_factor,
+        bounded=parser.bounded,
+    )
+    _check_resolved(thresholds, parser)
+    return thresholds
+
+
+def _check_resolved(thresholds: Thresholds, parser: _Parser) -> None:
+    """A clear level or red level can also go wrong once layers combine: check every resolved rule."""
+    for cls in [None, *DEVICE_CLASSES]:
+        for name in thresholds.defaults:
+            _check_rule(thresholds.rule_for("", cls, name), parser, f"metrics.{name}", name)
+    for dev, table in thresholds.devices.items():
+        for name in table:
+            _check_rule(thresholds.rule_for(dev, None, name), parser, f"devices.{dev}.{name}", name)
+    for cls, table in thresholds.classes.items():
+        for name in table:
+            _check_rule(thresholds.rule_for("", cls, name), parser, f"classes.{cls}.{name}", name)
+
+
+def _check_rule(rule: MetricRule | None, parser: _Parser, key: str, metric: str) -> None:
+    if rule is None:
+        raise parser.fail(key, f"{metric} has no threshold here; give one with threshold = N")
+    parser.check_levels(_Override(rule.threshold, rule.clear_level), key, metric)

@@ -1,0 +1,184 @@
+"""Start real outside systems on 127.0.0.1 for tests: mosquitto, PostgreSQL.
+
+Each service runs as a child process on a free port with its files in a temporary directory,
+and is stopped (and its files removed) by the context manager. Every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
+            time.sleep(0.02)
+
+
+def find_executable(name: str, *extra_dirs: Path) -> str:
+    for directory in extra_dirs:
+        candidate = directory / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed (scripts/test installs it)")
+    return found
+
+
+@dataclass
+class Mosquitto:
+    """A mosquitto broker on 127.0.0.1. `stop()` and `start()` again keep the same port and data."""
+
+    port: int
+    workdir: Path
+    extra_config: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+            "log_dest stderr\n"
+            "log_type error\n"
+            "log_type warning\n"
+            + self.extra_config
+        )
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen(
+            [find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextlib.contextmanager
+def mosquitto(extra_config: str = "") -> Iterator[Mosquitto]:
+    with tempfile.TemporaryDirectory(prefix="ew-mosquitto-") as tmp:
+        broker = Mosquitto(free_port(), Path(tmp), extra_config)
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@dataclass
+class Postgres:
+    port: int
+    datadir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://edgewatch@127.0.0.1:{self.port}/edgewatch"
+
+    def start(self) -> None:
+        log = (self.datadir.parent / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                find_executable("postgres", *POSTGRES_BIN_DIRS),
+                "-D", str(self.datadir), "-p", str(self.port), "-h", "127.0.0.1",
+                "-k", str(self.datadir.parent), "-c", "fsync=off", "-c", "full_page_writes=off",
+            ],
+            stdout=log, stderr=log, preexec_fn=_drop_to_postgres_user,
+        )
+        wait_for_port(self.port, timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+
+
+def _postgres_ids() -> tuple[int, int] | None:
+    """PostgreSQL refuses to run as root: run it as the `postgres` (or `nobody`) user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root and no unprivileged user for PostgreSQL")
+
+
+def _drop_to_postgres_user() -> None:  # runs in the child before exec
+    ids = _postgres_ids()
+    if ids is not None:
+        os.setgid(ids[1])
+        os.setuid(ids[0])
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[Postgres]:
+    with tempfile.TemporaryDirectory(prefix="ew-postgres-") as tmp:
+        base = Path(tmp)
+        datadir = base / "data"
+        ids = _postgres_ids()
+        if ids is not None:
+            os.chown(base, *ids)
+        subprocess.run(
+            [find_executable("initdb", *POSTGRES_BIN_DIRS), "-D", str(datadir), "-U", "edgewatch",
+             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, preexec_fn=_drop_to_postgres_user,
+        )
+        server = Postgres(free_port(), datadir)
+        server.start()
+        try:
+            subprocess.run(
+                [find_executable("createdb", *POSTGRES_BIN_DIRS), "-h", "127.0.0.1", "-p",
+                 str(server.port), "-U", "edgewatch", "edgewatch"],
+                check=True, capture_output=True, timeout=30,
+            )
+            yield server
+        finally:
+            server.stop()
