@@ -7,6 +7,7 @@ frozen settings dataclass and builds it once in its `main()` from a TOML file se
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import tomllib
@@ -53,11 +54,11 @@ class Settings:
 
     def __init__(
         self,
-        file_values: Mapping[str, Any],
+        file_values: Mapping[builtins.str, Any],
         *,
-        source: str,
-        section: str,
-        environ: Mapping[str, str] | None = None,
+        source: builtins.str,
+        section: builtins.str,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
     ) -> None:
         self._values = dict(file_values)
         self._source = source
@@ -66,7 +67,10 @@ class Settings:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str] | None, section: str, environ: Mapping[str, str] | None = None
+        cls,
+        path: builtins.str | os.PathLike[builtins.str] | None,
+        section: builtins.str,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
     ) -> Settings:
         if path is None:
             return cls({}, source="(defaults)", section=section, environ=environ)
@@ -76,7 +80,7 @@ class Settings:
             raise ConfigError(str(path), section, "must be a table ([section])")
         return cls(values, source=str(path), section=section, environ=environ)
 
-    def _raw(self, key: str, env: str | None) -> tuple[Any, str] | None:
+    def _raw(self, key: builtins.str, env: builtins.str | None) -> tuple[Any, builtins.str] | None:
         if env is not None:
             name = ENV_PREFIX + env
             if name in self._environ and self._environ[name] != "":
@@ -85,11 +89,13 @@ class Settings:
             return self._values[key], f"{self._source}: {self._section}.{key}"
         return None
 
-    def _fail(self, where: str, reason: str) -> ConfigError:
+    def _fail(self, where: builtins.str, reason: builtins.str) -> ConfigError:
         source, _, key = where.partition(": ")
         return ConfigError(source, key or where, reason) if key else ConfigError(where, "value", reason)
 
-    def str(self, key: str, default: str | None = None, *, env: str | None = None) -> str | None:
+    def str(
+        self, key: builtins.str, default: builtins.str | None = None, *, env: builtins.str | None = None
+    ) -> builtins.str | None:
         found = self._raw(key, env)
         if found is None:
             return default
@@ -100,13 +106,13 @@ class Settings:
 
     def float(
         self,
-        key: str,
-        default: float,
+        key: builtins.str,
+        default: builtins.float,
         *,
-        env: str | None = None,
-        minimum: float | None = None,
-        positive: bool = False,
-    ) -> float:
+        env: builtins.str | None = None,
+        minimum: builtins.float | None = None,
+        positive: builtins.bool = False,
+    ) -> builtins.float:
         found = self._raw(key, env)
         if found is None:
             return default
@@ -124,8 +130,13 @@ class Settings:
         return number
 
     def int(
-        self, key: str, default: int, *, env: str | None = None, minimum: int | None = None
-    ) -> int:
+        self,
+        key: builtins.str,
+        default: builtins.int,
+        *,
+        env: builtins.str | None = None,
+        minimum: builtins.int | None = None,
+    ) -> builtins.int:
         found = self._raw(key, env)
         if found is None:
             return default
@@ -140,7 +151,7 @@ class Settings:
             raise self._fail(where, f"must be at least {minimum}, got {value!r}")
         return number
 
-    def bool(self, key: str, default: bool, *, env: str | None = None) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool, *, env: builtins.str | None = None) -> builtins.bool:
         found = self._raw(key, env)
         if found is None:
             return default
@@ -154,7 +165,9 @@ class Settings:
             return False
         raise self._fail(where, f"expected true or false, got {value!r}")
 
-    def list(self, key: str, default: list[str], *, env: str | None = None) -> list[str]:
+    def list(
+        self, key: builtins.str, default: list[builtins.str], *, env: builtins.str | None = None
+    ) -> list[builtins.str]:
         """A list of strings; from the environment, comma-separated."""
         found = self._raw(key, env)
         if found is None:
@@ -166,6 +179,6 @@ class Settings:
             return list(value)
         raise self._fail(where, f"expected a list of strings, got {value!r}")
 
-    def path(self, key: str, default: Path, *, env: str | None = None) -> Path:
+    def path(self, key: builtins.str, default: Path, *, env: builtins.str | None = None) -> Path:
         value = self.str(key, None, env=env)
         return Path(value).expanduser() if value else default

@@ -130,8 +130,15 @@ class RuleEngine:
                     transitions = []
                 transitions.append(
                     Transition(
-                        change[0], change[1], sample.device_id, metric, sample.seq, sample.ts,
-                        value, rule.threshold, rule.red_level,
+                        change[0],
+                        change[1],
+                        sample.device_id,
+                        metric,
+                        sample.seq,
+                        sample.ts,
+                        value,
+                        rule.threshold,
+                        rule.red_level,
                     )
                 )
         if transitions is None:

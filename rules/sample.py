@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from rules.model import Sample
 
@@ -28,7 +28,7 @@ class SampleError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -59,9 +59,7 @@ def parse_sample(obj: Any) -> Sample:
         raise SampleError("unknown_version", f"v must be {SAMPLE_VERSION}, got {version!r}")
     device_id = obj.get("device_id")
     if not isinstance(device_id, str) or DEVICE_ID_PATTERN.fullmatch(device_id) is None:
-        raise SampleError(
-            "bad_device_id", f"device_id must be 1-64 characters of A-Za-z0-9._-, got {device_id!r}"
-        )
+        raise SampleError("bad_device_id", f"device_id must be 1-64 characters of A-Za-z0-9._-, got {device_id!r}")
     seq = obj.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise SampleError("bad_seq", f"seq must be a non-negative integer, got {seq!r}")

@@ -116,6 +116,19 @@ class Thresholds:
 
     def rule_for(self, device_id: str, device_class: str | None, metric: str) -> MetricRule | None:
         """The rule for this metric on this device, or None when the metric has no threshold."""
+        merged = self._merged(device_id, device_class, metric)
+        if merged.threshold is None:
+            return None
+        threshold = merged.threshold
+        return MetricRule(
+            threshold=threshold,
+            red_level=threshold * self.red_factor,
+            clear_level=merged.clear_level if merged.clear_level is not None else threshold,
+            orange_count=merged.orange_count or self.orange_count,
+            clear_count=merged.clear_count or self.clear_count,
+        )
+
+    def _merged(self, device_id: str, device_class: str | None, metric: str) -> _Override:
         layers = [self.defaults.get(metric)]
         if device_class is None:
             device_class = self.device_classes.get(device_id)
@@ -126,20 +139,11 @@ class Thresholds:
         for layer in layers:
             if layer is not None:
                 merged = _merge(merged, layer)
-        if merged.threshold is None:
-            return None
-        threshold = merged.threshold
-        clear_level = merged.clear_level if merged.clear_level is not None else threshold
-        return MetricRule(
-            threshold=threshold,
-            red_level=threshold * self.red_factor,
-            clear_level=min(clear_level, threshold),
-            orange_count=merged.orange_count or self.orange_count,
-            clear_count=merged.clear_count or self.clear_count,
-        )
+        return merged
 
     def to_dict(self) -> dict[str, Any]:
         """The settings document this object was parsed from (round-trips through parse_thresholds)."""
+
         def table(overrides: Mapping[str, _Override]) -> dict[str, Any]:
             return {name: _override_dict(o) for name, o in sorted(overrides.items())}
 
@@ -228,14 +232,12 @@ class _Parser:
             )
 
     def override(self, value: Any, key: str, metric: str, *, declaring: bool = False) -> _Override:
-        if not isinstance(value, Mapping):
+        shorthand = not isinstance(value, Mapping)
+        if shorthand:
             value = {"threshold": value}
-            key_of = lambda _k: key  # noqa: E731 - the shorthand form has no sub-key to name
-        else:
-            key_of = lambda k: f"{key}.{k}"  # noqa: E731
         fields: dict[str, Any] = {}
         for sub, sub_value in value.items():
-            where = key_of(sub)
+            where = key if shorthand else f"{key}.{sub}"  # the shorthand form has no sub-key to name
             if sub == "threshold":
                 fields["threshold"] = self.positive_number(sub_value, where)
             elif sub == "clear_level":
@@ -259,8 +261,7 @@ class _Parser:
         if override.clear_level is not None and override.clear_level > threshold:
             raise self.fail(
                 f"{key}.clear_level",
-                f"clear level {override.clear_level:g} is above the threshold {threshold:g}; "
-                "it must be at or below it",
+                f"clear level {override.clear_level:g} is above the threshold {threshold:g}; it must be at or below it",
             )
         red_level = threshold * self.red_factor
         if self.bounded.get(metric, False) and red_level >= 100:
@@ -312,7 +313,9 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
             key = f"devices.{dev}.{name}"
             if name == "device_class":
                 if value not in DEVICE_CLASSES:
-                    raise parser.fail(key, f"unknown device class {value!r}; expected one of {', '.join(DEVICE_CLASSES)}")
+                    raise parser.fail(
+                        key, f"unknown device class {value!r}; expected one of {', '.join(DEVICE_CLASSES)}"
+                    )
                 device_classes[dev] = value
                 continue
             parser.metric_name(name, key, custom)
@@ -334,18 +337,17 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
 
 def _check_resolved(thresholds: Thresholds, parser: _Parser) -> None:
     """A clear level or red level can also go wrong once layers combine: check every resolved rule."""
-    for cls in [None, *DEVICE_CLASSES]:
-        for name in thresholds.defaults:
-            _check_rule(thresholds.rule_for("", cls, name), parser, f"metrics.{name}", name)
-    for dev, table in thresholds.devices.items():
-        for name in table:
-            _check_rule(thresholds.rule_for(dev, None, name), parser, f"devices.{dev}.{name}", name)
+    for name in thresholds.defaults:
+        _check_rule(thresholds._merged("", None, name), parser, f"metrics.{name}", name)
     for cls, table in thresholds.classes.items():
         for name in table:
-            _check_rule(thresholds.rule_for("", cls, name), parser, f"classes.{cls}.{name}", name)
+            _check_rule(thresholds._merged("", cls, name), parser, f"classes.{cls}.{name}", name)
+    for dev, table in thresholds.devices.items():
+        for name in table:
+            _check_rule(thresholds._merged(dev, None, name), parser, f"devices.{dev}.{name}", name)
 
 
-def _check_rule(rule: MetricRule | None, parser: _Parser, key: str, metric: str) -> None:
-    if rule is None:
+def _check_rule(merged: _Override, parser: _Parser, key: str, metric: str) -> None:
+    if merged.threshold is None:
         raise parser.fail(key, f"{metric} has no threshold here; give one with threshold = N")
-    parser.check_levels(_Override(rule.threshold, rule.clear_level), key, metric)
+    parser.check_levels(merged, key, metric)

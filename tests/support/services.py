@@ -74,13 +74,10 @@ class Mosquitto:
             "max_inflight_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n"
-            + self.extra_config
+            "log_type warning\n" + self.extra_config
         )
         log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(
-            [find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log
-        )
+        self.process = subprocess.Popen([find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -120,10 +117,22 @@ class Postgres:
         self.process = subprocess.Popen(
             [
                 find_executable("postgres", *POSTGRES_BIN_DIRS),
-                "-D", str(self.datadir), "-p", str(self.port), "-h", "127.0.0.1",
-                "-k", str(self.datadir.parent), "-c", "fsync=off", "-c", "full_page_writes=off",
+                "-D",
+                str(self.datadir),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.datadir.parent),
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
             ],
-            stdout=log, stderr=log, preexec_fn=_drop_to_postgres_user,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_drop_to_postgres_user,
         )
         wait_for_port(self.port, timeout=30)
 
@@ -167,17 +176,38 @@ def postgres() -> Iterator[Postgres]:
         if ids is not None:
             os.chown(base, *ids)
         subprocess.run(
-            [find_executable("initdb", *POSTGRES_BIN_DIRS), "-D", str(datadir), "-U", "edgewatch",
-             "--auth=trust", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True, preexec_fn=_drop_to_postgres_user,
+            [
+                find_executable("initdb", *POSTGRES_BIN_DIRS),
+                "-D",
+                str(datadir),
+                "-U",
+                "edgewatch",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            preexec_fn=_drop_to_postgres_user,
         )
         server = Postgres(free_port(), datadir)
         server.start()
         try:
             subprocess.run(
-                [find_executable("createdb", *POSTGRES_BIN_DIRS), "-h", "127.0.0.1", "-p",
-                 str(server.port), "-U", "edgewatch", "edgewatch"],
-                check=True, capture_output=True, timeout=30,
+                [
+                    find_executable("createdb", *POSTGRES_BIN_DIRS),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(server.port),
+                    "-U",
+                    "edgewatch",
+                    "edgewatch",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
             )
             yield server
         finally:

@@ -1,0 +1,94 @@
+"""The sample contract: what is accepted, and the reason code for everything refused."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from rules import SampleError, parse_sample
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "v": 1,
+        "device_id": "gw-0001",
+        "seq": 42,
+        "ts": 1764072000.125,
+        "metrics": {"cpu_percent": 37.5, "mem_percent": 61.2, "latency_ms": 12.3},
+    }
+    base.update(changes)
+    return base
+
+
+def test_the_contract_example_is_accepted() -> None:
+    s = parse_sample(sample())
+    assert (s.device_id, s.seq, s.ts) == ("gw-0001", 42, 1764072000.125)
+    assert s.metrics == {"cpu_percent": 37.5, "mem_percent": 61.2, "latency_ms": 12.3}
+    assert s.instance is None and s.device_class is None
+
+
+def test_optional_keys_nulls_integers_and_extras() -> None:
+    s = parse_sample(
+        sample(
+            metrics={"cpu_percent": None, "load_per_core": 2, "latency_ms": 0},
+            instance="a1b2",
+            device_class="router",
+            extra={"anything": True},
+            ts=0,
+        )
+    )
+    assert s.metrics == {"cpu_percent": None, "load_per_core": 2.0, "latency_ms": 0.0}
+    assert isinstance(s.metrics["load_per_core"], float)
+    assert (s.instance, s.device_class, s.ts) == ("a1b2", "router", 0.0)
+
+
+REJECTED = [
+    ("not_an_object", [1, 2]),
+    ("unknown_version", sample(v=2)),
+    ("unknown_version", sample(v=True)),
+    ("unknown_version", {k: v for k, v in sample().items() if k != "v"}),
+    ("bad_device_id", {k: v for k, v in sample().items() if k != "device_id"}),
+    ("bad_device_id", sample(device_id="")),
+    ("bad_device_id", sample(device_id="a" * 65)),
+    ("bad_device_id", sample(device_id="gw/1")),
+    ("bad_device_id", sample(device_id="gw+1")),
+    ("bad_device_id", sample(device_id=7)),
+    ("bad_seq", sample(seq=-1)),
+    ("bad_seq", sample(seq=1.0)),
+    ("bad_seq", sample(seq=True)),
+    ("bad_seq", sample(seq="3")),
+    ("bad_ts", sample(ts="now")),
+    ("bad_ts", sample(ts=math.inf)),
+    ("bad_ts", sample(ts=-1)),
+    ("bad_ts", sample(ts=10**400)),
+    ("bad_ts", sample(ts=False)),
+    ("bad_metrics", sample(metrics=[1])),
+    ("bad_metrics", sample(metrics={f"m{i}": 1 for i in range(257)})),
+    ("bad_metric_name", sample(metrics={"CPU": 1})),
+    ("bad_metric_name", sample(metrics={"": 1})),
+    ("bad_metric_value", sample(metrics={"cpu_percent": "37"})),
+    ("bad_metric_value", sample(metrics={"cpu_percent": True})),
+    ("bad_metric_value", sample(metrics={"cpu_percent": [1]})),
+    ("non_finite", sample(metrics={"cpu_percent": math.nan})),
+    ("non_finite", sample(metrics={"latency_ms": math.inf})),
+    ("non_finite", sample(metrics={"latency_ms": 10**400})),
+    ("impossible_value", sample(metrics={"latency_ms": -0.5})),
+    ("impossible_value", sample(metrics={"cpu_percent": 100.01})),
+    ("bad_instance", sample(instance=5)),
+    ("bad_instance", sample(instance="x" * 129)),
+    ("bad_device_class", sample(device_class=1)),
+]
+
+
+@pytest.mark.parametrize(("reason", "payload"), REJECTED)
+def test_rejections_carry_a_reason_code(reason: str, payload: Any) -> None:
+    with pytest.raises(SampleError) as info:
+        parse_sample(payload)
+    assert info.value.reason == reason
+    assert str(info.value).startswith(reason + ": ")
+
+
+def test_percent_of_exactly_100_is_possible() -> None:
+    assert parse_sample(sample(metrics={"cpu_percent": 100})).metrics["cpu_percent"] == 100.0
