@@ -1,0 +1,1 @@
+"""Alembic migrations of the ticket database, run programmatically by `tickets.db.migrate`."""

@@ -1,0 +1,455 @@
+"""The ticket database schema (SQLAlchemy 2 typed ORM), shared by the collector and the server.
+
+The schema itself is created and changed only by the Alembic migrations in `tickets/migrations/`
+(`tickets.db.migrate`); these classes must match the latest migration.
+
+Conventions:
+- every time is a timezone-aware UTC `datetime` (`UTCDateTime`); a naive datetime is refused;
+- string enumerations are plain strings with a CHECK constraint, so a new value is one migration;
+- tickets, audit entries and notes are never deleted (database triggers refuse it, see the migration);
+- `Ticket.open_key` (`"<device>/<metric or kind>"`) is set while a ticket is open and NULL after it
+  closes: a UNIQUE column, so the database itself allows one open ticket per (device, metric/kind)
+  whichever collector process races to open it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names: Alembic's SQLite batch mode needs them to alter tables later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores no zone: UTC is implied)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; edgewatch stores aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+class ContactChannel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    DINGTALK = "dingtalk"
+    WECOM = "wecom"
+    FEISHU = "feishu"
+    INBOX = "inbox"  # kept in the database only, shown in the dashboard
+
+
+class ContactRole(StrEnum):
+    OPS = "ops"
+    TECHNICAL = "technical"
+
+
+class StaffLevel(StrEnum):
+    JUNIOR = "junior"
+    MID = "mid"
+    SENIOR = "senior"
+    SUPERVISOR = "supervisor"
+
+
+class DeviceState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
+class TicketStatus(StrEnum):
+    RECEIVED = "received"
+    DISPATCHED = "dispatched"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (TicketStatus.RECEIVED, TicketStatus.DISPATCHED, TicketStatus.IN_PROGRESS)
+
+
+class TicketKind(StrEnum):
+    PRE_MAINTENANCE = "pre_maintenance"
+    ON_SITE = "on_site"
+    OFFLINE = "offline"
+    PREDICTIVE = "predictive"
+    SERVICE_RECOVERY = "service_recovery"
+    MANUAL = "manual"
+
+
+class Level(StrEnum):
+    RED = "red"
+    YELLOW = "yellow"
+    BLUE = "blue"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DIGESTED = "digested"  # folded into a digest message (per-channel rate limit)
+    FAILED = "failed"  # gave up after the retry budget; kept for the delivery log
+
+
+class TokenRole(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    ENGINEER = "engineer"
+    CUSTOMER = "customer"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="customer", order_by="Contact.id")
+
+
+class Contact(Base):
+    """A person at a customer reached on one channel (a person on two channels is two contacts)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (_one_of("channel", ContactChannel), _one_of("role", ContactRole))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(500))  # e-mail address or URL
+    secret: Mapped[str | None] = mapped_column(String(500))  # signing secret of robots / webhooks
+    role: Mapped[str] = mapped_column(String(20), default=ContactRole.OPS.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class StaffGroup(Base):
+    """An engineer tier (junior, mid, senior) or the supervisors; notified on its group channel."""
+
+    __tablename__ = "staff_groups"
+    __table_args__ = (_one_of("level", StaffLevel),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    level: Mapped[str] = mapped_column(String(20), unique=True)
+    channel: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(500))
+    secret: Mapped[str | None] = mapped_column(String(500))
+
+    members: Mapped[list[StaffMember]] = relationship(back_populates="group", order_by="StaffMember.id")
+
+
+class StaffMember(Base):
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(500))
+    secret: Mapped[str | None] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    group: Mapped[StaffGroup] = relationship(back_populates="members")
+
+
+class Device(Base):
+    """The device registry, kept by the collector (state, latest values) and the server (class, customer)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (_one_of("state", DeviceState),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_class: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=DeviceState.UNKNOWN.value)
+    first_seen_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    instance: Mapped[str | None] = mapped_column(String(128))
+    latest_seq: Mapped[int | None] = mapped_column(Integer)
+    latest_ts: Mapped[float | None] = mapped_column(Float)  # the device's own clock, Unix seconds
+    latest: Mapped[dict[str, Any] | None]  # metric -> value of the latest sample
+    thresholds: Mapped[dict[str, Any] | None]  # per-device override, same layout as a [devices.X] table
+    offline_since: Mapped[datetime | None]
+
+    customer: Mapped[Customer | None] = relationship()
+
+
+class RuleState(Base):
+    """The rule engine's snapshot of one device, written in the same transaction as its ticket changes."""
+
+    __tablename__ = "rule_states"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeadLetter(Base):
+    """A message the collector rejected, with the reason; the payload is kept truncated."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    topic: Mapped[str] = mapped_column(String(500))
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)
+    payload_size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        _one_of("status", TicketStatus),
+        _one_of("level", Level),
+        _one_of("kind", TicketKind),
+        CheckConstraint("severity IS NULL OR severity IN ('orange', 'red')", name="severity_allowed"),
+        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
+        Index("ix_tickets_status_opened", "status", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    metric: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)  # 0 most urgent; a breach raises it by one step
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.RECEIVED.value)
+    # "<device>/<metric or kind>" while open, NULL afterwards: one open ticket per key (UNIQUE).
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")  # the problem, filled automatically
+    details: Mapped[dict[str, Any] | None]  # metric, value, threshold, recent samples, source seq/ts
+    first_judgement: Mapped[str | None] = mapped_column(Text)
+    contact_name: Mapped[str | None] = mapped_column(String(200))  # the customer's contact person
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    engineer_level: Mapped[str | None] = mapped_column(String(20))  # the staff group it is dispatched to
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)  # position in the escalation chain
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    on_site_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    committed_at: Mapped[datetime | None]  # the committed resolution time (quality review: >20 % late)
+    rca: Mapped[dict[str, Any] | None]  # symptom, investigation, responsibility, actions
+    rca_at: Mapped[datetime | None]
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    survey_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    survey_sent_at: Mapped[datetime | None]
+    follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    clocks: Mapped[list[Clock]] = relationship(back_populates="ticket", order_by="Clock.id")
+    device: Mapped[Device | None] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+
+
+class Clock(Base):
+    """One SLA clock of a ticket. The row is the truth: scheduler jobs re-read it when they fire."""
+
+    __tablename__ = "clocks"
+    __table_args__ = (UniqueConstraint("ticket_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(40))  # first_response, pre_maintenance_start, on_site, ...
+    started_at: Mapped[datetime]
+    original_due_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    warn_at: Mapped[list[Any]] = mapped_column(default=list)  # ISO instants of the warnings, ascending
+    warnings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    stopped_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime | None]
+    # The next instant something must happen (a warning or the breach); NULL when nothing is left.
+    next_fire_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The instant the hosting scheduler last scheduled; differs from next_fire_at when a clock was
+    # created or moved by another process and still needs scheduling.
+    scheduled_for: Mapped[datetime | None]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="clocks")
+
+    @property
+    def breached(self) -> bool:
+        return self.breached_at is not None
+
+
+class TicketNote(Base):
+    """A free-text note on a ticket (append-only)."""
+
+    __tablename__ = "ticket_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    author: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """One change: field, old value, new value, who, when, why. Append-only (triggers refuse changes)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    entity: Mapped[str] = mapped_column(String(40), default="ticket")
+    entity_id: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str | None] = mapped_column(String(64))
+    old_value: Mapped[Any | None] = mapped_column(JSON)
+    new_value: Mapped[Any | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    """A notification written in the same transaction as the ticket change, delivered by the worker.
+
+    The rows of a ticket, with their attempts, are its delivery log.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        _one_of("status", OutboxStatus),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))  # opened, escalated, recovered, warning, breach, ...
+    recipient_kind: Mapped[str] = mapped_column(String(20))  # contact | staff_group | staff_member
+    recipient_id: Mapped[int | None] = mapped_column(Integer)
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]]  # what the message says (rendered by the channel)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    digest_of: Mapped[list[Any] | None]  # ids of the messages this digest carries
+
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="message", order_by="DeliveryAttempt.id"
+    )
+
+
+class DeliveryAttempt(Base):
+    """One delivery attempt of an outbox message (append-only)."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[OutboxMessage] = relationship(back_populates="attempt_log")
+
+
+class ApiToken(Base):
+    """An API token; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (_one_of("role", TokenRole),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Setting(Base):
+    """A versioned settings document edited at run time, e.g. the fleet-wide thresholds.
+
+    Writers bump `version`; a running collector polls the version and reloads when it changed.
+    """
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+# The fleet-wide thresholds document is the Setting row with this key.
+THRESHOLDS_KEY = "thresholds"
+ThresholdConfig = Setting
