@@ -1,0 +1,137 @@
+"""The collector's settings, built once in `main()` from the config file and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from edgewatch.config import ConfigError, Settings, default_data_dir
+
+DEFAULT_CLIENT_ID = "edgewatch-collector"
+STORE_KINDS = ("sqlite", "influxdb", "none")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    client_id: str = DEFAULT_CLIENT_ID
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = "edgewatch/v1"
+    telegraf_topics: tuple[str, ...] = ("telegraf/#",)
+    # How long the broker keeps our session (and queues for it) while we are away.
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    store: str = "sqlite"  # sqlite | influxdb | none
+    sqlite_path: Path = Path("telemetry.sqlite3")
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_token: str | None = None
+    influx_org: str = "edgewatch"
+    influx_bucket: str = "edgewatch"
+    buffer_points: int = 200_000  # bounded buffer while the store is slow or down
+    flush_points: int = 5_000  # one write carries at most this many points
+    flush_interval_s: float = 0.2
+    retry_max_s: float = 30.0  # back-off ceiling while the store is unreachable
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    data_dir: Path
+    database_url: str | None = None  # None: SQLite in the data dir (tickets.db decides the name)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    metrics_port: int | None = None  # None: no Prometheus endpoint; 0: a free port
+    metrics_host: str = "127.0.0.1"
+    thresholds_file: Path | None = None
+    thresholds_poll_s: float = 5.0
+    batch_size: int = 500
+    batch_wait_s: float = 0.05
+    queue_size: int = 5_000
+    default_interval_s: float = 10.0
+    offline_intervals: float = 3.0
+    offline_check_s: float = 2.0
+    dead_letter_payload_bytes: int = 2048
+
+
+def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
+    """`mqtt://host:port` or `mqtts://host:port` -> (host, port, tls)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(source, "url", f"expected mqtt://host:port or mqtts://host:port, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(source, "url", f"bad port in {url!r}") from None
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, port or (8883 if tls else 1883), tls
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> CollectorSettings:
+    """Build the settings from `[collector]`, `[mqtt]`, `[database]`, `[telemetry]` and `EDGEWATCH_*`."""
+    col = Settings.load(config_file, "collector", environ)
+    mq = Settings.load(config_file, "mqtt", environ)
+    db = Settings.load(config_file, "database", environ)
+    tel = Settings.load(config_file, "telemetry", environ)
+
+    data_dir = col.path("data_dir", default_data_dir(), env="DATA_DIR")
+    url = mq.str("url", "mqtt://127.0.0.1:1883", env="MQTT_URL") or "mqtt://127.0.0.1:1883"
+    host, port, tls = parse_mqtt_url(url, "EDGEWATCH_MQTT_URL / mqtt.url")
+    mqtt = MqttSettings(
+        host=host,
+        port=port,
+        tls=tls,
+        client_id=mq.str("client_id", DEFAULT_CLIENT_ID, env="MQTT_CLIENT_ID") or DEFAULT_CLIENT_ID,
+        username=mq.str("username", None, env="MQTT_USERNAME"),
+        password=mq.str("password", None, env="MQTT_PASSWORD"),
+        topic_prefix=(mq.str("topic_prefix", "edgewatch/v1", env="MQTT_TOPIC_PREFIX") or "").strip("/")
+        or "edgewatch/v1",
+        telegraf_topics=tuple(mq.list("telegraf_topics", ["telegraf/#"], env="TELEGRAF_TOPICS")),
+        session_expiry_s=mq.int("session_expiry_s", 7 * 24 * 3600, minimum=0),
+        keepalive_s=mq.int("keepalive_s", 30, minimum=5),
+    )
+    store = tel.str("store", "sqlite", env="TELEMETRY_STORE") or "sqlite"
+    if store not in STORE_KINDS:
+        raise ConfigError("EDGEWATCH_TELEMETRY_STORE / telemetry.store", "store",
+                          f"expected one of {', '.join(STORE_KINDS)}, got {store!r}")
+    telemetry = TelemetrySettings(
+        store=store,
+        sqlite_path=tel.path("sqlite_path", data_dir / "telemetry.sqlite3", env="TELEMETRY_SQLITE_PATH"),
+        influx_url=tel.str("influx_url", "http://127.0.0.1:8086", env="INFLUX_URL") or "",
+        influx_token=tel.str("influx_token", None, env="INFLUX_TOKEN"),
+        influx_org=tel.str("influx_org", "edgewatch", env="INFLUX_ORG") or "edgewatch",
+        influx_bucket=tel.str("influx_bucket", "edgewatch", env="INFLUX_BUCKET") or "edgewatch",
+        buffer_points=tel.int("buffer_points", 200_000, minimum=1),
+        flush_points=tel.int("flush_points", 5_000, minimum=1),
+        flush_interval_s=tel.float("flush_interval_s", 0.2, positive=True),
+        retry_max_s=tel.float("retry_max_s", 30.0, positive=True),
+    )
+    metrics_port: int | None = col.int("metrics_port", -1, env="METRICS_PORT", minimum=-1)
+    thresholds = col.str("thresholds", None, env="THRESHOLDS")
+    return CollectorSettings(
+        data_dir=data_dir,
+        database_url=db.str("url", None, env="DATABASE_URL"),
+        mqtt=mqtt,
+        telemetry=telemetry,
+        metrics_port=None if metrics_port == -1 else metrics_port,
+        metrics_host=col.str("metrics_host", "127.0.0.1", env="METRICS_HOST") or "127.0.0.1",
+        thresholds_file=Path(thresholds) if thresholds else None,
+        thresholds_poll_s=col.float("thresholds_poll_s", 5.0, positive=True),
+        batch_size=col.int("batch_size", 500, minimum=1),
+        batch_wait_s=col.float("batch_wait_s", 0.05, positive=True),
+        queue_size=col.int("queue_size", 5_000, minimum=10),
+        default_interval_s=col.float("default_interval_s", 10.0, env="AGENT_INTERVAL", positive=True),
+        offline_intervals=col.float("offline_intervals", 3.0, positive=True),
+        offline_check_s=col.float("offline_check_s", 2.0, positive=True),
+        dead_letter_payload_bytes=col.int("dead_letter_payload_bytes", 2048, minimum=0),
+    )

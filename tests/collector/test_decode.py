@@ -1,0 +1,91 @@
+"""Edge decoding of MQTT messages: every accepted and every rejected shape (pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collector.decode import MAX_PAYLOAD_BYTES, Decoder, Ignored, Rejected, Status, Telemetry
+
+DECODER = Decoder("edgewatch/v1", ("telegraf/#",))
+TOPIC = "edgewatch/v1/gw-1/telemetry"
+
+
+def sample(**changes: object) -> bytes:
+    body: dict[str, object] = {
+        "v": 1, "device_id": "gw-1", "seq": 5, "ts": 1764072000.5,
+        "metrics": {"cpu_percent": 37.5, "mem_percent": 61.2, "latency_ms": 12.3},
+    }
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+def test_subscriptions() -> None:
+    assert DECODER.subscriptions() == ["edgewatch/v1/+/telemetry", "edgewatch/v1/+/status", "telegraf/#"]
+
+
+def test_valid_sample_with_agent_extras() -> None:
+    out = DECODER.decode(TOPIC, sample(agent_version="1.2.0", interval_s=5), 0.0)
+    assert isinstance(out, Telemetry)
+    assert out.agent_version == "1.2.0" and out.interval_s == 5.0 and out.source == "json"
+    [s] = out.samples
+    assert (s.device_id, s.seq, s.ts, s.metrics["cpu_percent"]) == ("gw-1", 5, 1764072000.5, 37.5)
+
+
+@pytest.mark.parametrize(
+    "topic, payload, reason",
+    [
+        (None, sample(), "bad_topic"),
+        ("edgewatch/v1/gw-1/other", sample(), "bad_topic"),
+        ("edgewatch/v1/bad id/telemetry", sample(), "bad_topic"),
+        ("edgewatch/v1/gw-1/telemetry/extra", sample(), "bad_topic"),
+        ("somewhere/else", sample(), "bad_topic"),
+        (TOPIC, b"x" * (MAX_PAYLOAD_BYTES + 1), "too_large"),
+        (TOPIC, b"\xff\xfe{}", "invalid_utf8"),
+        (TOPIC, b'{"v": 1,', "invalid_json"),
+        (TOPIC, b"[" * 30_000 + b"]" * 30_000, "invalid_json"),
+        (TOPIC, b"[]", "not_an_object"),
+        (TOPIC, sample(v=2), "unknown_version"),
+        (TOPIC, sample(v=True), "unknown_version"),
+        (TOPIC, sample(device_id="gw-2"), "topic_mismatch"),
+        (TOPIC, sample(seq="5"), "bad_seq"),
+        (TOPIC, sample(seq=-1), "bad_seq"),
+        (TOPIC, sample(ts="now"), "bad_ts"),
+        (TOPIC, sample(metrics={"cpu_percent": "high"}), "bad_metric_value"),
+        (TOPIC, sample(metrics={"cpu_percent": True}), "bad_metric_value"),
+        (TOPIC, sample(metrics={"latency_ms": -1}), "impossible_value"),
+        (TOPIC, sample(metrics={"mem_percent": 100.5}), "impossible_value"),
+        (TOPIC, b'{"v": 1, "device_id": "gw-1", "seq": 1, "ts": 1, "metrics": {"cpu_percent": NaN}}', "non_finite"),
+        (TOPIC, b'{"v": 1, "device_id": "gw-1", "seq": 1, "ts": 1, "metrics": {"cpu_percent": 1e999}}', "non_finite"),
+        (TOPIC, sample(agent_version=7), "bad_agent_version"),
+        (TOPIC, sample(interval_s=0), "bad_interval"),
+        (TOPIC, sample(interval_s=True), "bad_interval"),
+        ("edgewatch/v1/gw-1/status", b'{"state": "sleeping"}', "bad_status"),
+        ("edgewatch/v1/gw-1/status", b'"online"', "bad_status"),
+        ("edgewatch/v1/gw-1/status", b'{"state": "online", "device_id": "gw-9"}', "topic_mismatch"),
+        ("telegraf/gw-1/mem", b"mem,host=gw-1 used_percent=oops 1", "bad_line_protocol"),
+        ("telegraf/gw-1/mem", b"mem,host=gw-1 used_percent=101 1", "impossible_value"),
+    ],
+)
+def test_rejections_carry_a_reason(topic: str | None, payload: bytes, reason: str) -> None:
+    out = DECODER.decode(topic, payload, 0.0)
+    assert isinstance(out, Rejected), out
+    assert out.reason == reason
+    assert out.detail
+
+
+def test_status_messages() -> None:
+    assert DECODER.decode("edgewatch/v1/gw-1/status", b'{"state": "offline"}', 0) == Status("gw-1", False)
+    out = DECODER.decode(
+        "edgewatch/v1/gw-1/status", b'{"state": "online", "device_id": "gw-1", "agent_version": "2", "interval_s": 1}', 0
+    )
+    assert out == Status("gw-1", True, "2", 1.0)
+    assert DECODER.decode("edgewatch/v1/gw-1/status", b"", 0) == Ignored("status_cleared")
+
+
+def test_telegraf_topic() -> None:
+    out = DECODER.decode("telegraf/gw-1/cpu", b"cpu,cpu=cpu-total,host=gw-1 usage_idle=90 1700000000000000000", 0)
+    assert isinstance(out, Telemetry) and out.source == "telegraf"
+    assert out.samples[0].metrics == {"cpu_percent": 10.0}
+    assert DECODER.decode("telegraf/gw-1/disk", b"disk,host=gw-1 used_percent=5 1", 0) == Ignored("no_known_metrics")
