@@ -1,0 +1,182 @@
+"""The telemetry store: one small interface, chosen by configuration.
+
+- `SqliteStore`: the embedded default, one file, WAL, one transaction per batch.
+- `InfluxStore`: InfluxDB v2 (or anything speaking its `/api/v2/write`) through influxdb-client.
+- `NullStore`: keeps nothing (tickets only).
+
+Writes are idempotent: a point is keyed by (device, device timestamp, seq), so a message delivered
+again after a crash rewrites the same row instead of adding one. Stores are called from the store
+writer's thread only (`collector.writer`), never on the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from collector.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+CORE_METRICS = ("cpu_percent", "mem_percent", "latency_ms")
+MEASUREMENT = "device_health"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    device_id: str
+    seq: int
+    ts: float  # the device's clock, Unix seconds
+    received_at: float  # the collector's clock, Unix seconds
+    metrics: Mapping[str, float | None]
+
+
+class TelemetryStore(Protocol):
+    def write(self, points: Sequence[Point]) -> int:
+        """Persist the points durably; return how many the store refused as malformed.
+
+        Raise StoreUnavailable when the store cannot take them now (they are kept and retried).
+        """
+
+    def close(self) -> None: ...
+
+
+class NullStore:
+    def write(self, points: Sequence[Point]) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    device_id   TEXT    NOT NULL,
+    ts          REAL    NOT NULL,
+    seq         INTEGER NOT NULL,
+    received_at REAL    NOT NULL,
+    cpu_percent REAL,
+    mem_percent REAL,
+    latency_ms  REAL,
+    extra       TEXT,
+    PRIMARY KEY (device_id, ts, seq)
+) WITHOUT ROWID
+"""
+
+
+class SqliteStore:
+    """Samples in one SQLite table: the three core metrics as columns, any others as a JSON object."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # Opened by the writer thread, used by it alone afterwards.
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
+            conn.execute(SQLITE_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def write(self, points: Sequence[Point]) -> int:
+        rows = []
+        for p in points:
+            metrics = p.metrics
+            extra = {k: v for k, v in metrics.items() if k not in CORE_METRICS and v is not None}
+            rows.append((
+                p.device_id, p.ts, p.seq, p.received_at,
+                metrics.get("cpu_percent"), metrics.get("mem_percent"), metrics.get("latency_ms"),
+                json.dumps(extra, separators=(",", ":")) if extra else None,
+            ))
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"SQLite telemetry store {self._path}: {exc}") from exc
+        return 0
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class InfluxStore:
+    """InfluxDB v2: measurement `device_health`, tag `device_id`, one float field per metric plus
+    the integer field `seq`; the point's time is the device's timestamp in microseconds."""
+
+    def __init__(self, url: str, token: str | None, org: str, bucket: str, timeout_ms: int = 10_000) -> None:
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        # retries=0: the store writer does its own retrying with back-off and a bounded buffer.
+        self._client = InfluxDBClient(url=url, token=token or "", org=org, timeout=timeout_ms, retries=0)
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._bucket, self._org, self._url = bucket, org, url
+
+    @staticmethod
+    def record(point: Point) -> dict[str, Any]:
+        fields: dict[str, Any] = {k: float(v) for k, v in point.metrics.items() if v is not None}
+        fields["seq"] = point.seq
+        return {
+            "measurement": MEASUREMENT,
+            "tags": {"device_id": point.device_id},
+            "fields": fields,
+            "time": round(point.ts * 1_000_000),
+        }
+
+    def write(self, points: Sequence[Point]) -> int:
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        records = [self.record(p) for p in points]
+        try:
+            self._write_api.write(self._bucket, self._org, records, write_precision=WritePrecision.US)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status in (400, 413, 422):
+                # The server refused the data itself: retrying the same bytes cannot succeed.
+                logger.error("InfluxDB %s refused %d points: %s %s", self._url, len(points), exc.status, exc.reason)
+                return len(points)
+            raise StoreUnavailable(f"InfluxDB {self._url}: HTTP {exc.status} {exc.reason}") from exc
+        except Exception as exc:  # urllib3 connection errors and time-outs
+            raise StoreUnavailable(f"InfluxDB {self._url}: {exc}") from exc
+        return 0
+
+    def close(self) -> None:
+        self._write_api.close()  # type: ignore[no-untyped-call]
+        self._client.close()  # type: ignore[no-untyped-call]
+
+
+def open_store(kind: str, settings: Any) -> TelemetryStore:
+    """The store named in the settings (`collector.settings.TelemetrySettings`)."""
+    if kind == "sqlite":
+        return SqliteStore(settings.sqlite_path)
+    if kind == "influxdb":
+        return InfluxStore(settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket)
+    return NullStore()
+
+
+def read_sqlite_samples(path: Path) -> list[dict[str, Any]]:
+    """All stored samples, oldest first (for tests and tools)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM samples ORDER BY device_id, ts, seq").fetchall()
+        return [dict(row) for row in rows]
+    finally:
+        conn.close()

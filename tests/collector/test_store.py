@@ -1,0 +1,157 @@
+"""Telemetry stores against real back ends (an SQLite file, VictoriaMetrics' InfluxDB v2 write API)
+and the store writer's buffering, retries and drop counting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from collector.errors import StoreUnavailable
+from collector.store import InfluxStore, Point, SqliteStore, read_sqlite_samples
+from collector.writer import StoreWriter
+from tests.collector.vm import victoria_metrics
+from tests.support.services import free_port
+
+NOW = time.time()
+
+
+def points(n: int, device: str = "gw-1", start: int = 0) -> list[Point]:
+    return [
+        Point(device, seq, NOW - 1000 + seq, NOW, {"cpu_percent": float(seq % 100), "mem_percent": None,
+                                                    "latency_ms": 12.5, "temperature_c": 40.0})
+        for seq in range(start, start + n)
+    ]
+
+
+def test_sqlite_store_writes_columns_and_extras_idempotently(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.sqlite3")
+    store.write(points(3))
+    store.write(points(3))  # redelivery: same keys, no new rows
+    store.close()
+    rows = read_sqlite_samples(tmp_path / "t.sqlite3")
+    assert len(rows) == 3
+    assert rows[1]["cpu_percent"] == 1.0 and rows[1]["mem_percent"] is None
+    assert rows[1]["latency_ms"] == 12.5 and rows[1]["extra"] == '{"temperature_c":40.0}'
+
+
+def test_sqlite_store_unwritable_path_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    store = SqliteStore(tmp_path / "file" / "t.sqlite3")
+    with pytest.raises(StoreUnavailable, match=r"t\.sqlite3"):
+        store.write(points(1))
+
+
+def test_influx_store_round_trip_through_victoria_metrics() -> None:
+    with victoria_metrics() as vm:
+        store = InfluxStore(vm.url, "token", "edgewatch", "edgewatch")
+        assert store.write(points(5)) == 0
+        store.close()
+        series = {s["metric"]["__name__"]: s for s in vm.export()}  # type: ignore[index]
+    assert set(series) == {"device_health_cpu_percent", "device_health_latency_ms",
+                           "device_health_temperature_c", "device_health_seq"}
+    cpu = series["device_health_cpu_percent"]
+    assert cpu["metric"] == {"__name__": "device_health_cpu_percent", "device_id": "gw-1"}
+    assert cpu["values"] == [0, 1, 2, 3, 4]
+    expected = [(NOW - 1000 + i) * 1000 for i in range(5)]
+    assert all(abs(got - want) <= 1 for got, want in zip(cpu["timestamps"], expected, strict=True))
+    assert series["device_health_seq"]["values"] == [0, 1, 2, 3, 4]
+
+
+def test_influx_store_unreachable_raises_store_unavailable() -> None:
+    store = InfluxStore(f"http://127.0.0.1:{free_port()}", None, "o", "b", timeout_ms=2000)
+    with pytest.raises(StoreUnavailable):
+        store.write(points(1))
+    store.close()
+
+
+class Flaky:
+    """Wraps a real store; fails while `down` is set."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.down = threading.Event()
+        self.calls = 0
+
+    def write(self, batch: Sequence[Point]) -> int:
+        self.calls += 1
+        if self.down.is_set():
+            raise StoreUnavailable("down for the test")
+        return self.inner.write(batch)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_writer_acknowledges_after_the_write_and_batches(tmp_path: Path) -> None:
+    flaky = Flaky(SqliteStore(tmp_path / "t.sqlite3"))
+    acked: list[int] = []
+    writer = StoreWriter(flaky, flush_points=100, flush_interval_s=0.05)
+    writer.start()
+    for i in range(10):
+        writer.submit(points(30, start=i * 30), lambda i=i: acked.append(i))
+    assert writer.flush(10)
+    writer.stop()
+    assert acked == list(range(10))  # in order
+    assert len(read_sqlite_samples(tmp_path / "t.sqlite3")) == 300
+    assert writer.stats.written == 300 and flaky.calls <= 5
+
+
+def test_writer_buffers_while_down_acks_anyway_and_catches_up(tmp_path: Path) -> None:
+    flaky = Flaky(SqliteStore(tmp_path / "t.sqlite3"))
+    flaky.down.set()
+    acked: list[int] = []
+    writer = StoreWriter(flaky, flush_points=50, flush_interval_s=0.01, retry_initial_s=0.05, retry_max_s=0.1)
+    writer.start()
+    writer.submit(points(10), lambda: acked.append(0))
+    wait_until(lambda: writer.stats.failures >= 1)
+    writer.submit(points(10, start=10), lambda: acked.append(1))  # submitted while degraded
+    assert acked == [0, 1]  # the broker is not held back by the store
+    assert writer.depth == 20
+    flaky.down.clear()
+    assert writer.flush(10)
+    writer.stop()
+    assert len(read_sqlite_samples(tmp_path / "t.sqlite3")) == 20
+    assert writer.stats.dropped == 0
+
+
+def test_writer_drops_oldest_when_the_buffer_is_full_and_counts(tmp_path: Path) -> None:
+    flaky = Flaky(SqliteStore(tmp_path / "t.sqlite3"))
+    flaky.down.set()
+    dropped: list[int] = []
+    writer = StoreWriter(flaky, max_points=25, flush_interval_s=0.01, retry_initial_s=0.05,
+                         retry_max_s=0.05, on_dropped=dropped.append)
+    writer.start()
+    acked: list[int] = []
+    writer.submit(points(10), lambda: acked.append(0))
+    wait_until(lambda: writer.stats.failures >= 1)
+    for i in range(1, 5):
+        writer.submit(points(10, start=i * 10), lambda i=i: acked.append(i))
+    assert writer.stats.dropped == 30 and sum(dropped) == 30
+    assert sorted(acked) == [0, 1, 2, 3, 4]
+    flaky.down.clear()
+    assert writer.flush(10)
+    writer.stop()
+    rows = read_sqlite_samples(tmp_path / "t.sqlite3")
+    assert [r["seq"] for r in rows] == list(range(30, 50))  # the newest survive
+
+
+def test_writer_stop_leaves_unwritten_batches_unacknowledged(tmp_path: Path) -> None:
+    flaky = Flaky(SqliteStore(tmp_path / "t.sqlite3"))
+    writer = StoreWriter(flaky, flush_interval_s=10)  # would wait long for more points
+    writer.start()
+    acked: list[int] = []
+    flaky.down.set()
+    writer.submit(points(5), lambda: acked.append(1))
+    writer.stop(timeout=5)  # stop forces a write attempt, which fails: nothing is acknowledged
+    assert acked == []
