@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.settings import parse_broker_url
 from edgewatch import __version__
@@ -44,7 +45,7 @@ class FleetPublisher:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"edgewatch-sim-{self.instance}"
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"edgewatch-sim-{self.instance}"
         )
         self.client.max_inflight_messages_set(2000)
         self.client.max_queued_messages_set(0)

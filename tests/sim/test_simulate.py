@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from rules import parse_sample
 from tests.support.services import Mosquitto
@@ -25,7 +26,7 @@ def collect(broker: Mosquitto, topic: str, count: int, run: list[str], timeout: 
         if len(received) >= count:
             done.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
