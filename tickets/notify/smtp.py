@@ -59,10 +59,13 @@ class SmtpSettings:
             raise ValueError(f"from_addr: not an e-mail address: {self.from_addr!r}")
 
 
+def _digest(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
 def message_id(idempotency_key: str, from_addr: str) -> str:
     """A Message-ID that depends only on the idempotency key (and the sender's domain)."""
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<{digest}.notify@{from_addr.rpartition('@')[2]}>"
+    return f"<{_digest(idempotency_key)}.notify@{from_addr.rpartition('@')[2]}>"
 
 
 def _html(subject: str, text: str) -> str:
@@ -95,6 +98,8 @@ def build_email(n: Notification, from_addr: str) -> EmailMessage:
     msg["X-Edgewatch-Event"] = n.event
     msg.set_content(n.text)
     msg.add_alternative(_html(n.subject, n.text), subtype="html")
+    # A fixed boundary (instead of a random one) makes a repeated delivery byte-for-byte the same.
+    msg.set_boundary(f"=_edgewatch_{_digest(n.idempotency_key)}")
     return msg
 
 
