@@ -115,8 +115,9 @@ def parse_target(text: str, broker: MqttSettings) -> Target:
     if spec == "broker":
         return Target("tcp", broker.host, broker.port)
     if "://" not in spec:
-        bracketed = spec.startswith("[")
-        has_port = spec.count(":") == 1 or (bracketed and "]:" in spec)
+        if spec.count(":") > 1 and not spec.startswith("["):
+            spec = f"[{spec}]"  # a bare IPv6 address: no port
+        has_port = spec.count(":") == 1 or "]:" in spec
         spec = ("tcp://" if has_port else "icmp://") + spec
     parts = urlsplit(spec)
     if parts.scheme not in ("tcp", "icmp") or not parts.hostname or parts.path or parts.query:

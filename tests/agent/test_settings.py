@@ -1,0 +1,151 @@
+"""Agent settings: defaults, file, environment, and errors that name the setting to fix."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.settings import Target, load_settings, parse_broker_url, parse_target
+from edgewatch.config import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    s = load_settings(None, environ={})
+    assert s.device_id == socket.gethostname().split(".")[0]
+    assert s.interval == 10.0
+    assert (s.mqtt.host, s.mqtt.port, s.mqtt.tls) == ("127.0.0.1", 1883, False)
+    assert s.targets == (Target("tcp", "127.0.0.1", 1883),)  # the broker itself
+    assert s.device_class is None
+    assert s.spool_path.name == "agent-spool.sqlite3"
+
+
+def test_file_then_environment_wins(tmp_path: Path) -> None:
+    config = write(tmp_path, """
+[agent]
+device_id = "gw-0001"
+interval = 30
+device_class = "router"
+targets = ["broker", "icmp://192.0.2.1", "192.0.2.2:502"]
+[mqtt]
+url = "mqtts://broker.example:9883"
+username = "gw"
+password = "secret"
+""")
+    s = load_settings(config, environ={"EDGEWATCH_AGENT_INTERVAL": "2.5", "EDGEWATCH_DATA_DIR": str(tmp_path)})
+    assert (s.device_id, s.interval, s.device_class, s.data_dir) == ("gw-0001", 2.5, "router", tmp_path)
+    assert (s.mqtt.host, s.mqtt.port, s.mqtt.tls, s.mqtt.username, s.mqtt.password) == (
+        "broker.example", 9883, True, "gw", "secret")
+    assert [t.name for t in s.targets] == ["tcp://broker.example:9883", "icmp://192.0.2.1", "tcp://192.0.2.2:502"]
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = write(tmp_path, '[agent]\ndevice_id = "from-file"\n')
+    assert load_settings(None, environ={"EDGEWATCH_CONFIG": str(config)}).device_id == "from-file"
+
+
+def test_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    s = load_settings(None, environ={"EDGEWATCH_MQTT_PASSWORD_FILE": str(secret), "EDGEWATCH_MQTT_USERNAME": "u"})
+    assert (s.mqtt.username, s.mqtt.password) == ("u", "s3cret")
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "source", "key", "reason"),
+    [
+        ("", {"EDGEWATCH_MQTT_URL": "http://x"}, "EDGEWATCH_MQTT_URL", "value", "mqtt:// or mqtts://"),
+        ('[mqtt]\nurl = "mqtt://h:99999"\n', {}, "FILE", "mqtt.url", "invalid port"),
+        ('[mqtt]\nurl = "mqtt://u:p@h"\n', {}, "FILE", "mqtt.url", "credentials go in username"),
+        ("", {"EDGEWATCH_DEVICE_ID": "bad id!"}, "EDGEWATCH_DEVICE_ID", "value", "A-Za-z0-9._-"),
+        ('[agent]\ninterval = 0\n', {}, "FILE", "agent.interval", "greater than 0"),
+        ("", {"EDGEWATCH_AGENT_INTERVAL": "soon"}, "EDGEWATCH_AGENT_INTERVAL", "value", "expected a number"),
+        ('[agent]\ndevice_class = "switch"\n', {}, "FILE", "agent.device_class", "gateway, router"),
+        ('[agent]\ntargets = ["tcp://h"]\n', {}, "FILE", "agent.targets", "needs a port"),
+        ('[agent]\ntargets = []\n', {}, "FILE", "agent.targets", "at least one target"),
+        ('[agent]\nreconnect_min = 10\nreconnect_max = 5\n', {}, "FILE", "agent.reconnect_max", "at least"),
+        ('[agent]\nspool_max_samples = 0\n', {}, "FILE", "agent.spool_max_samples", "at least 1"),
+        ('[agent]\nlog_level = "loud"\n', {}, "FILE", "agent.log_level", "DEBUG, INFO"),
+        ('[mqtt]\nurl = "mqtts://h"\nca_file = "/nonexistent/ca.pem"\n', {}, "FILE", "mqtt.ca_file",
+         "not a readable file"),
+        ("", {"EDGEWATCH_MQTT_PASSWORD_FILE": "/nonexistent/pw"}, "EDGEWATCH_MQTT_PASSWORD_FILE", "value",
+         "cannot read"),
+        ("[agent\n", {}, "FILE", "(syntax)", ""),
+    ],
+)
+def test_bad_settings_name_the_setting(
+    tmp_path: Path, file_text: str, environ: dict[str, str], source: str, key: str, reason: str
+) -> None:
+    config = write(tmp_path, file_text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(config, environ=environ)
+    assert err.value.source == (str(config) if source == "FILE" else source)
+    assert err.value.key == key
+    assert reason in err.value.reason
+
+
+def test_tls_files_need_mqtts(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    with pytest.raises(ConfigError, match=r"mqtt\.ca_file: TLS files need an mqtts://"):
+        load_settings(write(tmp_path, f'[mqtt]\nurl = "mqtt://h"\nca_file = "{ca}"\n'), environ={})
+
+
+def test_client_certificate_needs_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match=r"mqtt\.cert_file: a client certificate needs key_file"):
+        load_settings(write(tmp_path, f'[mqtt]\nurl = "mqtts://h"\ncert_file = "{cert}"\n'), environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://h", ("h", 1883, False)),
+        ("mqtts://h", ("h", 8883, True)),
+        ("mqtt://10.0.0.1:1884/", ("10.0.0.1", 1884, False)),
+        ("mqtts://[::1]:8884", ("::1", 8884, True)),
+    ],
+)
+def test_broker_urls(url: str, expected: tuple[str, int, bool]) -> None:
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("h:80", Target("tcp", "h", 80)),
+        ("h", Target("icmp", "h")),
+        ("[::1]:80", Target("tcp", "::1", 80)),
+        ("::1", Target("icmp", "::1")),
+        ("icmp://h", Target("icmp", "h")),
+    ],
+)
+def test_targets(text: str, expected: Target) -> None:
+    broker = load_settings(None, environ={}).mqtt
+    assert parse_target(text, broker) == expected
+
+
+@pytest.mark.parametrize("text", ["icmp://h:80", "udp://h:53", "tcp://h:x", "tcp://"])
+def test_bad_targets(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_target(text, load_settings(None, environ={}).mqtt)
+
+
+def test_command_reports_bad_config_and_exits_2(tmp_path: Path) -> None:
+    config = write(tmp_path, '[agent]\ninterval = "often"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "edgewatch.cli", "agent", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert f"{config}: agent.interval: expected a number, got 'often'" in done.stderr
