@@ -104,7 +104,8 @@ def _json(payload: bytes) -> Any:
 
 
 def _optional_version(obj: dict[str, Any]) -> str | None:
-    version = obj.get("agent_version")
+    # The agent's status says `version`; `agent_version` is accepted as well.
+    version = obj.get("agent_version", obj.get("version"))
     if version is None:
         return None
     if not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH:

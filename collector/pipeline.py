@@ -1,0 +1,168 @@
+"""One batch of inbound messages through decoding, the rules and the device registry.
+
+Pure apart from the in-memory state it advances (rule engine, device tracker): the result is a
+`Batch` describing everything to write in one transaction (`collector.persist`) and the telemetry
+points for the store. Nothing here touches the network or a database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from collector.decode import Decoder, Ignored, Rejected, Status, Telemetry
+from collector.devices import DeviceEvent, DeviceTracker
+from collector.mqtt import Inbound
+from collector.store import Point
+from rules import RuleEngine, Sample, Transition
+from rules.sample import DEVICE_ID_PATTERN
+
+RECENT_SAMPLES = 10  # per device, handed to the ticket service as context for a new ticket
+MAX_TOPIC = 500
+MAX_DETAIL = 1000
+
+
+@dataclass(slots=True)
+class DeviceSeen:
+    """What a batch learned about one device (written to its registry row)."""
+
+    received_at: float
+    seq: int | None = None
+    ts: float | None = None
+    latest: dict[str, float] | None = None
+    instance: str | None = None
+    device_class: str | None = None
+    agent_version: str | None = None
+    interval_s: float | None = None
+
+
+@dataclass(slots=True)
+class DeadLetterRow:
+    received_at: float
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    payload: str
+    payload_size: int
+
+
+@dataclass(slots=True)
+class Batch:
+    messages: Sequence[Inbound]
+    points: list[Point] = field(default_factory=list)
+    transitions: list[tuple[Transition, tuple[tuple[float, float], ...]]] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    seen: dict[str, DeviceSeen] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # devices whose rule state changed
+    events: list[DeviceEvent] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def truncate_payload(payload: bytes, limit: int) -> str:
+    """Readable text of at most `limit` bytes of the payload (invalid bytes as \\x escapes)."""
+    return payload[:limit].decode("utf-8", errors="backslashreplace")
+
+
+class Pipeline:
+    def __init__(
+        self, decoder: Decoder, engine: RuleEngine, tracker: DeviceTracker, *, topic_prefix: str,
+        payload_limit: int = 2048,
+    ) -> None:
+        self._decoder = decoder
+        self._engine = engine
+        self._tracker = tracker
+        self._prefix = topic_prefix.strip("/") + "/"
+        self._payload_limit = payload_limit
+        self._recent: dict[str, deque[Sample]] = {}
+
+    def process(self, messages: Sequence[Inbound], now: float | None = None) -> Batch:
+        """Decode and evaluate `messages`; with `now`, also declare silent devices offline."""
+        batch = Batch(messages)
+        decode = self._decoder.decode
+        for message in messages:
+            decoded = decode(message.topic, message.payload, message.received_at)
+            if isinstance(decoded, Telemetry):
+                self._telemetry(batch, decoded, message.received_at)
+            elif isinstance(decoded, Status):
+                self._status(batch, decoded, message.received_at)
+            elif isinstance(decoded, Ignored):
+                batch.outcomes["ignored"] += 1
+            else:
+                self._reject(batch, message, decoded)
+        if now is not None:
+            batch.events.extend(self._tracker.silent(now))
+        return batch
+
+    def _telemetry(self, batch: Batch, decoded: Telemetry, received_at: float) -> None:
+        feed, fresh = self._engine.feed, False
+        for sample in decoded.samples:
+            device_id = sample.device_id
+            batch.points.append(Point(device_id, sample.seq, sample.ts, received_at, sample.metrics))
+            result = feed(sample)
+            if result.duplicate:
+                continue
+            fresh = True
+            batch.touched.add(device_id)
+            recent = self._recent.get(device_id)
+            if recent is None:
+                recent = self._recent[device_id] = deque(maxlen=RECENT_SAMPLES)
+            recent.append(sample)
+            for transition in result.transitions:
+                batch.transitions.append((transition, _context(recent, transition.metric)))
+            seen = batch.seen.get(device_id)
+            if seen is None:
+                seen = batch.seen[device_id] = DeviceSeen(received_at)
+            seen.received_at = received_at
+            seen.seq, seen.ts = sample.seq, sample.ts
+            seen.latest = {k: v for k, v in sample.metrics.items() if v is not None}
+            seen.instance = sample.instance or seen.instance
+            seen.device_class = sample.device_class or seen.device_class
+            seen.agent_version = decoded.agent_version or seen.agent_version
+            if decoded.interval_s is not None:
+                seen.interval_s = decoded.interval_s
+                self._tracker.set_interval(device_id, decoded.interval_s)
+            event = self._tracker.telemetry(device_id, received_at)
+            if event is not None:
+                batch.events.append(event)
+        batch.outcomes["processed" if fresh else "duplicate"] += 1
+
+    def _status(self, batch: Batch, status: Status, received_at: float) -> None:
+        batch.outcomes["processed"] += 1
+        device_id = status.device_id
+        if status.interval_s is not None:
+            self._tracker.set_interval(device_id, status.interval_s)
+        event = self._tracker.status(device_id, status.online, received_at)
+        if event is not None:
+            batch.events.append(event)
+        if status.online or status.agent_version or status.interval_s:
+            seen = batch.seen.get(device_id)
+            if seen is None:
+                seen = batch.seen[device_id] = DeviceSeen(received_at)
+            seen.agent_version = status.agent_version or seen.agent_version
+            seen.interval_s = status.interval_s or seen.interval_s
+
+    def _reject(self, batch: Batch, message: Inbound, rejected: Rejected) -> None:
+        batch.outcomes["rejected"] += 1
+        batch.reasons[rejected.reason] += 1
+        topic = message.topic if message.topic is not None else "(invalid UTF-8 topic)"
+        batch.dead_letters.append(
+            DeadLetterRow(
+                message.received_at, topic[:MAX_TOPIC], self._device_of(message.topic), rejected.reason,
+                rejected.detail[:MAX_DETAIL], truncate_payload(message.payload, self._payload_limit),
+                len(message.payload),
+            )
+        )
+
+    def _device_of(self, topic: str | None) -> str | None:
+        if topic is None or not topic.startswith(self._prefix):
+            return None
+        device_id = topic[len(self._prefix) :].partition("/")[0]
+        return device_id if DEVICE_ID_PATTERN.fullmatch(device_id) else None
+
+
+def _context(recent: deque[Sample], metric: str) -> tuple[tuple[float, float], ...]:
+    """(ts, value) of the device's recent samples that carry the metric, oldest first."""
+    return tuple((s.ts, v) for s in recent if (v := s.metrics.get(metric)) is not None)
