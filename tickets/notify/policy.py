@@ -14,6 +14,7 @@ from tickets.notify.message import Notification
 from tickets.notify.result import Channel, DeliveryResult
 
 Clock = Callable[[], float]
+_EPSILON = 1e-9  # float slack: a bucket refilled to 0.9999999999 token counts as one
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,9 @@ class RateLimiter:
         now = self._clock()
         key = (channel, address)
         tokens = self._tokens(key, limit, now)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
+        if tokens < 1.0 - _EPSILON:  # a refusal changes nothing, so refusals cannot add rounding drift
             return False
-        self._buckets[key] = (tokens - 1.0, now)
+        self._buckets[key] = (max(0.0, tokens - 1.0), now)
         if len(self._buckets) > self.max_tracked:
             self._forget_full(now)
         return True
@@ -125,7 +125,7 @@ class RateLimiter:
         if limit is None:
             return now
         missing = 1.0 - self._tokens((channel, address), limit, now)
-        return now if missing <= 0 else now + missing * 60.0 / limit.per_minute
+        return now if missing <= _EPSILON else now + missing * 60.0 / limit.per_minute
 
     def _forget_full(self, now: float) -> None:
         for key in list(self._buckets):
