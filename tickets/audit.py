@@ -1,0 +1,64 @@
+"""The audit trail: every change as (field, old value, new value, who, when, why), append-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tickets.models import AuditEntry, Ticket
+
+
+def jsonable(value: Any) -> Any:
+    """A value as it is stored in the audit row's JSON columns."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def record(
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    field: str | None = None,
+    old: Any = None,
+    new: Any = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        at=at, entity="ticket", entity_id=str(ticket.id), ticket_id=ticket.id, actor=actor,
+        action=action, field=field, old_value=jsonable(old), new_value=jsonable(new), reason=reason,
+    )
+    session.add(entry)
+    return entry
+
+
+def change(
+    session: Session,
+    ticket: Ticket,
+    field: str,
+    new: Any,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Set `ticket.<field>` and record the change; nothing is recorded when the value is the same."""
+    old = getattr(ticket, field)
+    if old == new:
+        return False
+    setattr(ticket, field, new)
+    record(session, ticket, actor=actor, action=action, at=at, field=field, old=old, new=new, reason=reason)
+    return True

@@ -1,0 +1,143 @@
+"""What every ticket operation shares: the policy, the time source, links, and clock bookkeeping.
+
+`Context` is built once by `TicketService`; the operations in `opening`, `actions` and `firing`
+take it as their first argument. Clocks created or moved in a transaction are remembered here and
+handed to the scheduler by `TicketService.after_commit`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tickets import audit, sla
+from tickets.clock import Clock
+from tickets.errors import TicketNotFound
+from tickets.models import Clock as ClockRow
+from tickets.models import Customer, Ticket
+from tickets.notify.message import iso
+from tickets.policy import ESCALATION, SlaPolicy
+
+SURVEY_PATH = "/survey/{token}"
+
+
+@dataclass
+class Context:
+    policy: SlaPolicy
+    clock: Clock
+    public_url: str = "http://localhost:8080"
+    _touched: set[int] = field(default_factory=set)
+    _pending: list[ClockRow] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def touch(self, clock: ClockRow) -> None:
+        """Remember a clock whose next instant changed, to be scheduled after the commit."""
+        with self._lock:
+            self._pending.append(clock)
+
+    def take_touched(self) -> list[tuple[int, datetime | None]]:
+        """The (clock id, next instant) pairs touched since the last call."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        out: dict[int, datetime | None] = {}
+        for clock in pending:
+            if clock.id is not None:
+                out[clock.id] = clock.next_fire_at
+        return list(out.items())
+
+    def ticket_link(self, ticket_id: int) -> str:
+        return f"{self.public_url.rstrip('/')}/tickets/{ticket_id}"
+
+    def survey_link(self, token: str) -> str:
+        return self.public_url.rstrip("/") + SURVEY_PATH.format(token=token)
+
+
+def load(session: Session, ticket_id: int) -> Ticket:
+    """The ticket, locked for update (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    ticket = session.scalars(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).one_or_none()
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    return ticket
+
+
+def find_open(session: Session, open_key: str) -> Ticket | None:
+    return session.scalars(select(Ticket).where(Ticket.open_key == open_key).with_for_update()).one_or_none()
+
+
+def add_clock(ctx: Context, session: Session, ticket: Ticket, name: str, duration: timedelta, at: datetime) -> ClockRow:
+    warnings = name != ESCALATION
+    plan = sla.plan(
+        name, at, duration,
+        ctx.policy.warn_fractions if warnings else (),
+        ctx.policy.warn_before if warnings else None,
+    )
+    clock = ClockRow(
+        ticket_id=ticket.id, name=name, started_at=at, original_due_at=plan.due_at, due_at=plan.due_at,
+        warn_at=sla.encode(plan.warn_at), warnings_sent=0,
+        next_fire_at=sla.next_fire(plan.warn_at, 0, plan.due_at),
+    )
+    ticket.clocks.append(clock)
+    session.add(clock)
+    ctx.touch(clock)
+    return clock
+
+
+def clock_named(ticket: Ticket, name: str) -> ClockRow | None:
+    return next((c for c in ticket.clocks if c.name == name), None)
+
+
+def running(clock: ClockRow | None) -> bool:
+    return clock is not None and clock.stopped_at is None and clock.breached_at is None
+
+
+def stop_clocks(
+    ctx: Context, session: Session, ticket: Ticket, names: tuple[str, ...] | None, *,
+    actor: str, at: datetime, reason: str,
+) -> list[str]:
+    """Stop the named clocks (all when `names` is None) that still run; returns their names."""
+    stopped = []
+    for clock in ticket.clocks:
+        if (names is None or clock.name in names) and clock.stopped_at is None:
+            clock.stopped_at = at
+            if clock.next_fire_at is not None:
+                clock.next_fire_at = None
+                ctx.touch(clock)
+            audit.record(session, ticket, actor=actor, action="clock_stopped", at=at,
+                         field=f"clocks.{clock.name}.stopped_at", new=at, reason=reason)
+            stopped.append(clock.name)
+    return stopped
+
+
+def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    """What notifications about this ticket say (the notify renderers' facts)."""
+    details = ticket.details or {}
+    customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    out: dict[str, Any] = {
+        "ticket_id": ticket.id,
+        "device_id": ticket.device_id,
+        "kind": ticket.kind,
+        "level": ticket.level,
+        "severity": ticket.severity,
+        "metric": ticket.metric,
+        "value": details.get("value"),
+        "threshold": details.get("threshold"),
+        "status": ticket.status,
+        "opened_at": iso(ticket.opened_at),
+        "assignee": ticket.assignee,
+        "customer": customer.name if customer else None,
+        "clocks": [
+            {"name": c.name, "due_at": iso(c.due_at), "stopped_at": iso(c.stopped_at) if c.stopped_at else None}
+            for c in ticket.clocks if c.name != ESCALATION
+        ],
+        "links": {"ticket": ctx.ticket_link(ticket.id)},
+    }
+    out.update(extra)
+    return {k: v for k, v in out.items() if v is not None}

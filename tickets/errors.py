@@ -1,0 +1,29 @@
+"""The ticket domain's errors, one tree: callers catch `TicketError` or a precise subclass."""
+
+from __future__ import annotations
+
+
+class TicketError(Exception):
+    """Base of every ticket-domain error; the message is safe to show to the user."""
+
+
+class TicketNotFound(TicketError):
+    def __init__(self, ticket_id: int | None, message: str | None = None) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(message or f"ticket {ticket_id} does not exist")
+
+
+class IllegalTransition(TicketError):
+    """The action is not allowed in the ticket's current state; nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class InvalidInput(TicketError):
+    """A value given to an action is wrong (e.g. a rating of 7); the message names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"{field}: {reason}")

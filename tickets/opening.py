@@ -1,0 +1,245 @@
+"""Tickets from alerts: open on raised, upgrade on escalated, note and tell on cleared; offline too.
+
+Exactly one ticket is open per (device, metric or kind): `Ticket.open_key` is UNIQUE, so when two
+collectors race, the loser's insert fails inside a savepoint and it attaches to the winner's
+ticket instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import rules
+from tickets import audit, outbox, sla
+from tickets.core import Context, add_clock, clock_named, facts, find_open, running
+from tickets.models import Contact, ContactRole, Device, Ticket, TicketKind, TicketNote, TicketStatus
+from tickets.notify.message import iso
+from tickets.policy import ESCALATION, RESOLUTION
+
+logger = logging.getLogger(__name__)
+
+COLLECTOR = "collector"
+OPENED_EVENTS = ("ticket_opened", "ticket_escalated", "ticket_dispatched")
+MAX_RECENT = 20
+
+
+def open_key(device_id: str, metric_or_kind: str) -> str:
+    return f"{device_id}/{metric_or_kind}"
+
+
+def on_transition(
+    ctx: Context, session: Session, t: rules.Transition, recent: Sequence[tuple[float, float]] = ()
+) -> Ticket | None:
+    key = open_key(t.device_id, t.metric)
+    at = ctx.now()
+    if t.event == rules.Event.CLEARED:
+        ticket = find_open(session, key)
+        if ticket is not None:
+            _cleared(ctx, session, ticket, t, at)
+        return ticket
+    details = _details(t, recent)
+    red = t.severity == rules.Severity.RED
+    kind = TicketKind.ON_SITE if red else TicketKind.PRE_MAINTENANCE
+    ticket, created = open_ticket(
+        ctx, session, device_id=t.device_id, kind=kind.value, key=key, metric=t.metric,
+        severity=t.severity.value, title=_title(t), description=_description(t, recent), details=details, at=at,
+    )
+    if not created:
+        if red and ticket.level != "red":
+            escalate(ctx, session, ticket, t, details, at)
+        else:
+            note = f"{t.severity.value} alert {t.event.value} again at value {t.value:g} (seq {t.seq})"
+            add_note(session, ticket, COLLECTOR, note, at)
+    return ticket
+
+
+def on_device_offline(ctx: Context, session: Session, device_id: str, since: datetime) -> Ticket | None:
+    at = ctx.now()
+    ticket, _ = open_ticket(
+        ctx, session, device_id=device_id, kind=TicketKind.OFFLINE.value, key=open_key(device_id, "offline"),
+        metric=None, severity=None, title=f"{device_id} is offline",
+        description=f"Device {device_id} stopped reporting; last heard from at {iso(since)}.",
+        details={"last_seen": iso(since)}, at=at, extra_facts={"last_seen": iso(since)},
+    )
+    return ticket
+
+
+def on_device_online(ctx: Context, session: Session, device_id: str, at: datetime) -> Ticket | None:
+    ticket = find_open(session, open_key(device_id, "offline"))
+    if ticket is None:
+        return None
+    now = ctx.now()
+    add_note(session, ticket, COLLECTOR, f"device back online at {iso(at)}", now)
+    _tell_recovery(ctx, session, ticket, now, f"online.{int(at.timestamp())}",
+                   metric="connectivity", severity="offline", cleared_at=iso(at))
+    return ticket
+
+
+def open_ticket(
+    ctx: Context, session: Session, *, device_id: str | None, kind: str, key: str, metric: str | None,
+    severity: str | None, title: str, description: str, details: dict[str, Any], at: datetime,
+    actor: str = COLLECTOR, level: str | None = None, follow_up_of: int | None = None,
+    customer_id: int | None = None, extra_facts: dict[str, Any] | None = None,
+) -> tuple[Ticket, bool]:
+    """The open ticket for `key`, opened now (True) or the one already open (False)."""
+    existing = find_open(session, key)
+    if existing is not None:
+        return existing, False
+    device = session.get(Device, device_id) if device_id else None
+    if device_id and device is None:
+        # The collector normally registers devices first; a ticket never waits for that.
+        device = Device(id=device_id, first_seen_at=at)
+        session.add(device)
+    level = level or ctx.policy.level_of(kind)
+    if customer_id is None and device is not None:
+        customer_id = device.customer_id
+    ticket = Ticket(
+        device_id=device_id, metric=metric, severity=severity, kind=kind, level=level,
+        priority=ctx.policy.priority_of(level), status=TicketStatus.RECEIVED.value, open_key=key,
+        customer_id=customer_id, title=title, description=description, details=details,
+        contact_name=_first_contact(session, customer_id), engineer_level=ctx.policy.group_of(level),
+        opened_at=at, committed_at=at + ctx.policy.resolution[level], follow_up_of_id=follow_up_of,
+        escalated=False, escalation_step=0, updated_at=at,
+    )
+    try:
+        with session.begin_nested():
+            session.add(ticket)
+            session.flush()
+    except IntegrityError:
+        winner = find_open(session, key)
+        if winner is None:
+            raise
+        logger.info("ticket for %s opened concurrently by another process: attached to %s", key, winner.id)
+        return winner, False
+    audit.record(session, ticket, actor=actor, action="opened", at=at, field="status", new=ticket.status,
+                 reason=f"{kind} ticket opened (level {level})")
+    for name, duration in ctx.policy.clocks_for(kind, level):
+        add_clock(ctx, session, ticket, name, duration, at)
+    add_clock(ctx, session, ticket, ESCALATION, ctx.policy.escalation_every, at)
+    _announce(ctx, session, ticket, at, extra_facts or {})
+    return ticket, True
+
+
+def _announce(ctx: Context, session: Session, ticket: Ticket, at: datetime, extra: dict[str, Any]) -> None:
+    group = ticket.engineer_level
+    told = facts(ctx, session, ticket, group=group, **extra)
+    outbox.enqueue(session, ticket, "ticket_dispatched", told, outbox.staff_group(session, group),
+                   key=f"dispatched.{group}", at=at)
+    if ticket.level in ctx.policy.customer_levels:
+        outbox.enqueue(session, ticket, "ticket_opened", told, outbox.customer_contacts(session, ticket.customer_id),
+                       key="opened", at=at)
+
+
+def escalate(
+    ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, details: dict[str, Any], at: datetime
+) -> None:
+    """Upgrade an open ticket to red / on-site: stricter clocks, audit, contacts told."""
+    previous = ticket.severity or ticket.level
+    why = f"{t.metric} reached {t.value:g} (red above {t.red_level:g})"
+    for field, new in (("kind", TicketKind.ON_SITE.value), ("level", "red"), ("severity", "red"),
+                       ("priority", min(ticket.priority, ctx.policy.priority_of("red"))),
+                       ("engineer_level", ctx.policy.group_of("red")), ("escalated", True)):
+        audit.change(session, ticket, field, new, actor=COLLECTOR, action="escalated", at=at, reason=why)
+    ticket.details = {**(ticket.details or {}), **details, "escalated_from": previous}
+    for name, duration in ctx.policy.clocks_for(ticket.kind, ticket.level):
+        _tighten(ctx, session, ticket, name, duration, at, why)
+    if ticket.acknowledged_at is None:
+        # The escalation chain starts again from the red level's first group.
+        ticket.escalation_step = 0
+        _tighten(ctx, session, ticket, ESCALATION, ctx.policy.escalation_every, at, why)
+    resolution = clock_named(ticket, RESOLUTION)
+    if resolution is not None and ticket.committed_at is not None and resolution.due_at < ticket.committed_at:
+        audit.change(session, ticket, "committed_at", resolution.due_at, actor=COLLECTOR, action="escalated", at=at)
+    told = facts(ctx, session, ticket, previous_severity=previous, group=ticket.engineer_level)
+    recipients = outbox.staff_group(session, ticket.engineer_level)
+    if ticket.level in ctx.policy.customer_levels:
+        recipients += outbox.customer_contacts(session, ticket.customer_id)
+    outbox.enqueue(session, ticket, "ticket_escalated", told, recipients, key="escalated", at=at)
+
+
+def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration: Any, at: datetime, why: str) -> None:
+    clock = clock_named(ticket, name)
+    if clock is None:
+        add_clock(ctx, session, ticket, name, duration, at)
+        audit.record(session, ticket, actor=COLLECTOR, action="clock_added", at=at, field=f"clocks.{name}", reason=why)
+        return
+    if not running(clock):
+        return  # a clock already stopped (e.g. first response given) keeps its record
+    warnings = name != ESCALATION
+    current = sla.ClockPlan(name, clock.started_at, clock.due_at, tuple(sla.decode(clock.warn_at)))
+    stricter = sla.tightened(current, at, duration, ctx.policy.warn_fractions if warnings else (),
+                             ctx.policy.warn_before if warnings else None)
+    if stricter is None:
+        return
+    audit.record(session, ticket, actor=COLLECTOR, action="clock_tightened", at=at, field=f"clocks.{name}.due_at",
+                 old=clock.due_at, new=stricter.due_at, reason=why)
+    clock.due_at = stricter.due_at
+    clock.warn_at = sla.encode(stricter.warn_at)
+    clock.warnings_sent = 0
+    clock.next_fire_at = sla.next_fire(stricter.warn_at, 0, stricter.due_at)
+    ctx.touch(clock)
+
+
+def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime) -> None:
+    add_note(session, ticket, COLLECTOR,
+             f"{t.severity.value} alert on {t.metric} cleared at value {t.value:g} (seq {t.seq})", at)
+    cleared_at = iso(datetime.fromtimestamp(t.ts, UTC))
+    ticket.details = {**(ticket.details or {}), "cleared_at": cleared_at}
+    _tell_recovery(ctx, session, ticket, at, f"cleared.{t.seq}", metric=t.metric, severity=t.severity.value,
+                   value=t.value, threshold=t.threshold, cleared_at=cleared_at)
+
+
+def _tell_recovery(ctx: Context, session: Session, ticket: Ticket, at: datetime, key: str, **extra: Any) -> None:
+    """Recovery goes to everyone who was told the ticket opened or escalated."""
+    recipients = outbox.previous_recipients(session, ticket.id, OPENED_EVENTS)
+    outbox.enqueue(session, ticket, "alert_cleared", facts(ctx, session, ticket, **extra), recipients, key=key, at=at)
+
+
+def add_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime) -> TicketNote:
+    note = TicketNote(ticket_id=ticket.id, at=at, author=author, text=text)
+    session.add(note)
+    audit.record(session, ticket, actor=author, action="note", at=at, field="notes", new=text)
+    return note
+
+
+def _first_contact(session: Session, customer_id: int | None) -> str | None:
+    if customer_id is None:
+        return None
+    return session.scalars(
+        select(Contact.name)
+        .where(Contact.customer_id == customer_id, Contact.role == ContactRole.OPS.value, Contact.active.is_(True))
+        .order_by(Contact.id)
+    ).first()
+
+
+def _title(t: rules.Transition) -> str:
+    label = "on-site service" if t.severity == rules.Severity.RED else "pre-maintenance"
+    return f"{t.device_id}: {t.metric} {t.value:g} over threshold {t.threshold:g} ({label})"
+
+
+def _details(t: rules.Transition, recent: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    return {
+        "metric": t.metric, "value": t.value, "threshold": t.threshold, "red_level": t.red_level,
+        "severity": t.severity.value, "event": t.event.value, "seq": t.seq, "ts": t.ts,
+        "recent": [[ts, value] for ts, value in list(recent)[-MAX_RECENT:]],
+    }
+
+
+def _description(t: rules.Transition, recent: Sequence[tuple[float, float]]) -> str:
+    when = iso(datetime.fromtimestamp(t.ts, UTC))
+    if t.severity == rules.Severity.RED:
+        rule = f"more than 50 % over its threshold {t.threshold:g} (red above {t.red_level:g})"
+    else:
+        rule = f"over its threshold {t.threshold:g} on consecutive samples"
+    lines = [f"{t.metric} on {t.device_id} was {t.value:g} at {when} (seq {t.seq}): {rule}."]
+    if recent:
+        shown = ", ".join(f"{iso(datetime.fromtimestamp(ts, UTC))} {v:g}" for ts, v in list(recent)[-MAX_RECENT:])
+        lines.append(f"Recent samples: {shown}.")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""The transactional outbox: notifications written in the same transaction as the ticket change.
+
+Each row is rendered when it is written (the message tells what was true at that moment) and
+carries a unique idempotency key, so writing the same event twice stores one row and receivers
+can drop a repeated delivery. The delivery worker (`tickets.delivery`) sends the rows later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tickets.models import (
+    Contact,
+    ContactRole,
+    OutboxMessage,
+    OutboxStatus,
+    StaffGroup,
+    StaffMember,
+    Ticket,
+)
+from tickets.notify.message import Notification, NotificationError, notification
+
+logger = logging.getLogger(__name__)
+
+CONTACT, GROUP, MEMBER = "contact", "staff_group", "staff_member"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    kind: str  # contact | staff_group | staff_member
+    id: int
+    name: str
+    channel: str
+    address: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.kind[0]}{self.id}"
+
+
+def customer_contacts(session: Session, customer_id: int | None, role: str = ContactRole.OPS) -> list[Recipient]:
+    if customer_id is None:
+        return []
+    rows = session.scalars(
+        select(Contact)
+        .where(Contact.customer_id == customer_id, Contact.role == str(role), Contact.active.is_(True))
+        .order_by(Contact.id)
+    )
+    return [Recipient(CONTACT, c.id, c.name, c.channel, c.address) for c in rows]
+
+
+def staff_group(session: Session, level: str | None) -> list[Recipient]:
+    """The group's own channel (a group chat robot or a mailing list), when it has one."""
+    if level is None:
+        return []
+    group = session.scalars(select(StaffGroup).where(StaffGroup.level == level)).one_or_none()
+    if group is None or not group.channel or not group.address:
+        return []
+    return [Recipient(GROUP, group.id, group.name, group.channel, group.address)]
+
+
+def staff_member(session: Session, name: str | None) -> list[Recipient]:
+    if not name:
+        return []
+    member = session.scalars(select(StaffMember).where(StaffMember.name == name)).one_or_none()
+    if member is None or not member.active or not member.channel or not member.address:
+        return []
+    return [Recipient(MEMBER, member.id, member.name, member.channel, member.address)]
+
+
+def secret_of(session: Session, kind: str, recipient_id: int | None) -> str | None:
+    """The recipient's current signing secret (never stored in the outbox row)."""
+    if recipient_id is None:
+        return None
+    model: Any = {CONTACT: Contact, GROUP: StaffGroup, MEMBER: StaffMember}.get(kind)
+    row = session.get(model, recipient_id) if model is not None else None
+    return getattr(row, "secret", None)
+
+
+def enqueue(
+    session: Session,
+    ticket: Ticket,
+    event: str,
+    facts: Mapping[str, Any],
+    recipients: Iterable[Recipient],
+    *,
+    key: str,
+    at: datetime,
+) -> list[OutboxMessage]:
+    """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped."""
+    unique: dict[tuple[str, str], Recipient] = {}
+    for r in recipients:
+        unique.setdefault((r.channel, r.address), r)
+    if not unique:
+        return []
+    keys = {f"t{ticket.id}.{key}.{r.tag}": r for r in unique.values()}
+    present = set(session.scalars(select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(keys))))
+    rows = []
+    for idem, r in keys.items():
+        if idem in present:
+            continue
+        row = OutboxMessage(
+            idempotency_key=idem, ticket_id=ticket.id, event=event, recipient_kind=r.kind,
+            recipient_id=r.id, recipient_name=r.name, channel=r.channel, address=r.address,
+            created_at=at, next_attempt_at=at,
+        )
+        try:
+            row.payload = notification(
+                event, facts, idempotency_key=idem, channel=r.channel, address=r.address, created_at=at
+            ).to_dict()
+        except NotificationError as exc:
+            # Kept as a failed row so the delivery log shows what could not be sent and why.
+            logger.warning("ticket %s: cannot render %s for %s: %s", ticket.id, event, r.tag, exc)
+            row.payload = {"event": event, "facts": _plain(facts)}
+            row.status, row.last_error = OutboxStatus.FAILED.value, f"cannot render: {exc}"
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def enqueue_message(
+    session: Session, ticket: Ticket, message: Notification, recipient: Recipient, *, at: datetime
+) -> OutboxMessage | None:
+    """A message built by the caller (for events the standard texts do not cover)."""
+    exists = session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == message.idempotency_key)
+    ).first()
+    if exists is not None:
+        return None
+    row = OutboxMessage(
+        idempotency_key=message.idempotency_key, ticket_id=ticket.id, event=message.event,
+        recipient_kind=recipient.kind, recipient_id=recipient.id, recipient_name=recipient.name,
+        channel=recipient.channel, address=recipient.address, payload=message.to_dict(),
+        created_at=at, next_attempt_at=at,
+    )
+    session.add(row)
+    return row
+
+
+def previous_recipients(session: Session, ticket_id: int, events: Sequence[str]) -> list[Recipient]:
+    """Everyone an earlier message of these events went to (recovery tells the same people)."""
+    rows = session.execute(
+        select(
+            OutboxMessage.recipient_kind, OutboxMessage.recipient_id, OutboxMessage.recipient_name,
+            OutboxMessage.channel, OutboxMessage.address,
+        )
+        .where(OutboxMessage.ticket_id == ticket_id, OutboxMessage.event.in_(events))
+        .order_by(OutboxMessage.id)
+    )
+    return [Recipient(kind, rid or 0, name or "", channel, address) for kind, rid, name, channel, address in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,153 @@
+"""`TicketService`: the one entry point of the ticket domain for the collector and the server.
+
+Every method works inside the caller's session and transaction and never commits: the caller
+commits its batch, then calls `after_commit()` so that new or moved clocks reach the scheduler
+(and the delivery worker wakes up for the new outbox rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+import rules
+from tickets import actions, firing, opening
+from tickets.clock import Clock, SystemClock
+from tickets.core import Context
+from tickets.errors import TicketNotFound
+from tickets.models import Ticket
+from tickets.policy import SlaPolicy
+
+logger = logging.getLogger(__name__)
+
+
+class ClockSink(Protocol):
+    """Where clocks go to be scheduled (tickets.scheduler.ClockScheduler)."""
+
+    def schedule(self, clock_id: int, at: datetime | None) -> None: ...
+
+
+class TicketService:
+    def __init__(
+        self,
+        policy: SlaPolicy | None = None,
+        clock: Clock | None = None,
+        *,
+        public_url: str = "http://localhost:8080",
+        scheduler: ClockSink | None = None,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url)
+        self._scheduler = scheduler
+        self._on_outbox = on_outbox
+
+    @property
+    def policy(self) -> SlaPolicy:
+        return self.ctx.policy
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    def use_scheduler(self, scheduler: ClockSink | None) -> None:
+        self._scheduler = scheduler
+
+    def use_outbox_wakeup(self, wake: Callable[[], None] | None) -> None:
+        self._on_outbox = wake
+
+    # ------------------------------------------------------------ the collector's seam
+
+    def on_transition(
+        self, session: Session, transition: rules.Transition, recent: Sequence[tuple[float, float]] = ()
+    ) -> Ticket | None:
+        """raised orange → pre-maintenance ticket (yellow); raised red → on-site ticket (red) with the
+        customer's ops contacts told at once; escalated → the open ticket upgraded to red; cleared →
+        a note and a recovery message to the same recipients. Does not commit."""
+        return opening.on_transition(self.ctx, session, transition, recent)
+
+    def on_device_offline(self, session: Session, device_id: str, since: datetime) -> Ticket | None:
+        return opening.on_device_offline(self.ctx, session, device_id, since)
+
+    def on_device_online(self, session: Session, device_id: str, at: datetime) -> Ticket | None:
+        return opening.on_device_online(self.ctx, session, device_id, at)
+
+    def after_commit(self) -> None:
+        """Hand the clocks created or moved by the committed transaction to the scheduler."""
+        touched = self.ctx.take_touched()
+        if self._scheduler is not None:
+            for clock_id, at in touched:
+                self._scheduler.schedule(clock_id, at)
+        if self._on_outbox is not None:
+            self._on_outbox()
+
+    def after_rollback(self) -> None:
+        """Forget the clocks of a transaction that was rolled back."""
+        self.ctx.take_touched()
+
+    # ------------------------------------------------------------ the scheduler's entry
+
+    def fire_clock(self, session: Session, clock_id: int) -> datetime | None:
+        """Warn / breach / escalate what is due on the clock; returns its next instant."""
+        return firing.fire(self.ctx, session, clock_id)
+
+    # ------------------------------------------------------------ lifecycle, for the server
+
+    def acknowledge(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+                    assignee: str | None = None) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "acknowledge", actor, note, assignee)
+
+    def dispatch(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+                 assignee: str | None = None) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "dispatch", actor, note, assignee)
+
+    def start(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+              assignee: str | None = None) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "start", actor, note, assignee)
+
+    def check_in(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+                 assignee: str | None = None) -> Ticket:
+        """The engineer is on site: stops the on-site clock."""
+        return actions.act(self.ctx, session, ticket_id, "check_in", actor, note, assignee)
+
+    def resolve(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+                assignee: str | None = None) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "resolve", actor, note, assignee)
+
+    def close(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+              assignee: str | None = None) -> Ticket:
+        """Closes a resolved ticket and asks the customer's ops contacts for a rating."""
+        return actions.act(self.ctx, session, ticket_id, "close", actor, note, assignee)
+
+    def cancel(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
+               assignee: str | None = None) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "cancel", actor, note, assignee)
+
+    def perform(self, session: Session, ticket_id: int, action: str, actor: str, note: str | None = None,
+                assignee: str | None = None) -> Ticket:
+        """Any lifecycle action by name (acknowledge, dispatch, start, check_in, resolve, close, cancel)."""
+        return actions.act(self.ctx, session, ticket_id, action, actor, note, assignee)
+
+    def add_note(self, session: Session, ticket_id: int, actor: str, note: str) -> Ticket:
+        return actions.note(self.ctx, session, ticket_id, actor, note)
+
+    def update(self, session: Session, ticket_id: int, actor: str, fields: Mapping[str, Any],
+               reason: str | None = None) -> Ticket:
+        """Edit title, description, first judgement, contact person or assignee (audited)."""
+        return actions.update(self.ctx, session, ticket_id, actor, fields, reason)
+
+    def attach_rca(self, session: Session, ticket_id: int, actor: str, report: Mapping[str, Any]) -> Ticket:
+        return actions.attach_rca(self.ctx, session, ticket_id, actor, report)
+
+    def rate(self, session: Session, ticket_id: int, actor: str, rating: Any, comment: str | None = None) -> Ticket:
+        return actions.rate(self.ctx, session, ticket_id, actor, rating, comment)
+
+    def rate_by_token(self, session: Session, token: str, rating: Any, comment: str | None = None) -> Ticket:
+        """The survey link's answer: the token (from the link) identifies the ticket."""
+        ticket_id = actions.ticket_for_survey(session, token)
+        if ticket_id is None:
+            raise TicketNotFound(None, "this survey link is unknown or no longer valid")
+        return actions.rate(self.ctx, session, ticket_id, "customer (survey link)", rating, comment)
