@@ -1,0 +1,50 @@
+"""The server's one seam to the ticket domain's write side: lifecycle actions, notes, RCA, ratings.
+
+Everything goes through `tickets.service.TicketService`, which works inside our session and never
+commits; the route commits, then `after_commit` hands moved SLA clocks on (the scheduler itself runs
+in the collector, which picks up clocks another process changed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tickets.models import TicketNote
+from tickets.service import TicketService
+
+ACTIONS = ("acknowledge", "dispatch", "start", "check_in", "resolve", "close", "cancel")
+
+
+class TicketActions:
+    def __init__(self, service: TicketService) -> None:
+        self.service = service
+
+    def act(self, session: Session, action: str, ticket_id: int, *, actor: str, note: str | None,
+            assignee: str | None) -> None:
+        self.service.perform(session, ticket_id, action, actor, note, assignee)
+
+    def add_note(self, session: Session, ticket_id: int, *, actor: str, text: str) -> TicketNote:
+        self.service.add_note(session, ticket_id, actor, text)
+        session.flush()
+        note = session.scalars(
+            select(TicketNote).where(TicketNote.ticket_id == ticket_id).order_by(TicketNote.id.desc()).limit(1)
+        ).one()
+        return note
+
+    def attach_rca(self, session: Session, ticket_id: int, *, actor: str, report: dict[str, Any]) -> None:
+        self.service.attach_rca(session, ticket_id, actor, report)
+
+    def rate(self, session: Session, ticket_id: int, *, actor: str, rating: int, comment: str | None) -> None:
+        self.service.rate(session, ticket_id, actor, rating, comment)
+
+    def rate_by_token(self, session: Session, token: str, *, rating: int, comment: str | None) -> int:
+        return self.service.rate_by_token(session, token, rating, comment).id
+
+    def after_commit(self) -> None:
+        self.service.after_commit()
+
+    def after_rollback(self) -> None:
+        self.service.after_rollback()

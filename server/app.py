@@ -1,0 +1,147 @@
+"""`create_app`: the FastAPI application, assembled from parts passed in (no module globals).
+
+Tests and `edgewatch demo` host it in-process with their own session factory, clock and ticket
+service; `edgewatch server` builds the real parts in `server.cli`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edgewatch import __version__
+from server import errors, openapi
+from server.actions import TicketActions
+from server.context import AppContext
+from server.metrics import ServerMetrics
+from server.policy import PUBLIC, RULES
+from server.routes import admin, devices, tickets, ui
+from server.security import SessionSigner, hash_token
+from server.settings import ServerSettings
+from server.telemetry import NoTelemetry, SqliteTelemetry, TelemetryReader
+from tickets.clock import Clock, SystemClock
+from tickets.models import ApiToken, TokenRole
+from tickets.service import TicketService
+
+logger = logging.getLogger(__name__)
+
+# The dashboard loads nothing from other hosts; the policy makes the browser enforce it.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class RouteWithoutRule(RuntimeError):
+    """An API route has no access rule in server.policy."""
+
+
+def session_key(settings: ServerSettings) -> bytes:
+    """The key signing session cookies: configured, or random and kept in the data dir (mode 0600)."""
+    if settings.session_secret:
+        return settings.session_secret.encode()
+    path = Path(settings.data_dir) / "session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def ensure_admin_token(sessions: sessionmaker[Session], token: str, now: datetime) -> None:
+    """Store the bootstrap admin token's hash once (never the token itself, never logged)."""
+    digest = hash_token(token)
+    with sessions() as session:
+        if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest)) is None:
+            session.add(ApiToken(token_hash=digest, role=TokenRole.ADMIN.value, name="bootstrap admin",
+                                 created_at=now))
+            session.commit()
+            logger.info("bootstrap admin token registered")
+
+
+def check_rules(app: FastAPI) -> None:
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.name not in RULES and route.name not in PUBLIC:
+            raise RouteWithoutRule(f"route {route.name!r} ({route.path}) has no access rule in server/policy.py")
+
+
+def create_app(
+    settings: ServerSettings,
+    session_factory: sessionmaker[Session],
+    *,
+    clock: Clock | None = None,
+    service: TicketService | None = None,
+    telemetry: TelemetryReader | None = None,
+) -> FastAPI:
+    clock = clock or SystemClock()
+    if telemetry is None:
+        path = settings.telemetry_path
+        telemetry = SqliteTelemetry(path) if path is not None else NoTelemetry()
+    metrics = ServerMetrics()
+    ctx = AppContext(
+        settings=settings,
+        sessions=session_factory,
+        signer=SessionSigner(session_key(settings), settings.session_max_age_s),
+        clock=clock,
+        metrics=metrics,
+        telemetry=telemetry,
+    )
+    if settings.admin_token:
+        ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))
+
+    app = FastAPI(
+        title="edgewatch",
+        version=__version__,
+        description="Device health, maintenance tickets with SLA clocks, and the service-efficiency board. "
+        "Send `Authorization: Bearer <token>`; times are ISO 8601 in UTC; lists are paged with `cursor`/`next`.",
+    )
+    app.state.ctx = ctx
+    app.state.actions = TicketActions(service or TicketService(clock=clock))
+
+    for router in (tickets.router, devices.router, admin.router):
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(ui.api)
+    app.include_router(ui.pages)
+    app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
+    check_rules(app)
+
+    errors.install(app)
+    openapi.install(app, __version__)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.middleware("http")(metrics.middleware)
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"], allow_credentials=False,
+        )
+    return app

@@ -1,0 +1,100 @@
+"""Authentication (bearer token or session cookie) and the per-route role check.
+
+Every API route depends on `authorized`, which finds the caller, then looks the route's name up
+in `server.policy.RULES`: 401 without valid credentials, 403 for a role that may not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.context import AppContext
+from server.policy import RULES
+from server.security import hash_token
+from tickets.models import ApiToken, TokenRole
+
+SESSION_COOKIE = "ew_session"
+CSRF_COOKIE = "ew_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    role: TokenRole
+    customer_id: int | None
+    name: str | None
+
+    @property
+    def actor(self) -> str:
+        """How the caller appears in audit trails."""
+        return self.name or f"{self.role.value} token {self.token_id}"
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role is TokenRole.CUSTOMER
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    with context(request).sessions() as session:
+        yield session
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _principal(token: ApiToken) -> Principal:
+    return Principal(token.id, TokenRole(token.role), token.customer_id, token.name)
+
+
+def authenticate(request: Request, session: Session) -> Principal:
+    """The caller, from `Authorization: Bearer` or else the session cookie (with its CSRF check)."""
+    ctx = context(request)
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise _unauthorized("the Authorization header must be 'Bearer <token>'")
+        token = session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip()), ApiToken.revoked_at.is_(None))
+        )
+        if token is None:
+            raise _unauthorized("the API token is unknown or revoked")
+        return _principal(token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is None:
+        raise _unauthorized("no credentials: send 'Authorization: Bearer <token>' or log in")
+    token_id = ctx.signer.verify(cookie, ctx.clock.now().timestamp())
+    found = session.get(ApiToken, token_id) if token_id is not None else None
+    if found is None or found.revoked_at is not None:
+        raise _unauthorized("the session has expired or its token was revoked; log in again")
+    if request.method not in SAFE_METHODS and not ctx.signer.csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
+        # 403, not 401: the session is fine, the request may have been forged by another site.
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (needed with a session cookie)")
+    return _principal(found)
+
+
+def authorized(request: Request, session: Annotated[Session, Depends(db_session)]) -> Principal:
+    """The caller, if the route's rule lets its role in."""
+    who = authenticate(request, session)
+    route = request.scope.get("route")
+    name = getattr(route, "name", None)
+    allowed = RULES.get(name or "")
+    if allowed is None:  # create_app refuses such routes; this guards against a bypass anyway
+        raise HTTPException(403, "this endpoint has no access rule")
+    if who.role not in allowed:
+        raise HTTPException(403, f"the role {who.role.value!r} may not do this")
+    return who

@@ -1,0 +1,51 @@
+"""`edgewatch server`: the REST API and dashboard under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from edgewatch.config import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgewatch server", description="REST API and web dashboard")
+    parser.add_argument("--config", help="TOML settings file ([server] section; the environment wins)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default EDGEWATCH_HTTP_PORT or 8080)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(list(argv or []))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import load_settings
+    from tickets import db
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"edgewatch server: {exc}", file=sys.stderr)
+        return 2
+    url = settings.database_url or db.default_database_url(settings.data_dir)
+    try:
+        engine = db.create_engine_for(url)
+        db.migrate(engine)
+    except db.DatabaseError as exc:
+        print(f"edgewatch server: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings, db.session_factory(engine))
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_level=args.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+    )
+    engine.dispose()
+    return 0

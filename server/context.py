@@ -1,0 +1,26 @@
+"""What the request handlers share, built once by `create_app` and kept on `app.state.ctx`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.security import SessionSigner
+from server.settings import ServerSettings
+from tickets.clock import Clock
+
+if TYPE_CHECKING:
+    from server.metrics import ServerMetrics
+    from server.telemetry import TelemetryReader
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: ServerSettings
+    sessions: sessionmaker[Session]
+    signer: SessionSigner
+    clock: Clock
+    metrics: ServerMetrics
+    telemetry: TelemetryReader

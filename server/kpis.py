@@ -1,0 +1,204 @@
+"""The service-efficiency board: daily KPIs computed in the database.
+
+Tickets are counted in the cohort of the UTC day they were opened: that day's first-response
+percentiles, MTTA (acknowledged - opened), MTTR (resolved - opened), resolution rate (resolved /
+opened, cancelled tickets left out), satisfaction (mean rating, 5 = 100) and SLA attainment per
+clock (met / settled, where a clock is settled once stopped or breached). The backlog is the number
+of tickets still open (not resolved, closed or cancelled) at the end of each day.
+
+Aggregation happens in SQL so a board over 100 000 tickets ships a few dozen rows, not the tickets.
+PostgreSQL computes the percentiles too (`percentile_cont`); SQLite has no such function, so there
+the first-response durations of the window are fetched and ranked here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from tickets.models import Clock, Ticket
+
+
+@dataclass(frozen=True)
+class KpiFilter:
+    start: date
+    end: date  # inclusive
+    customer_id: int | None = None
+    level: str | None = None
+
+
+@dataclass
+class Cohort:
+    opened: int = 0
+    cancelled: int = 0
+    acknowledged: int = 0
+    mtta_s: float | None = None
+    resolved: int = 0
+    mttr_s: float | None = None
+    ratings: int = 0
+    mean_rating: float | None = None
+    p50_s: float | None = None
+    p90_s: float | None = None
+    sla: dict[str, tuple[int, int]] = field(default_factory=dict)  # clock -> (settled, met)
+    backlog: int = 0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (what PostgreSQL's percentile_cont computes)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class _Sql:
+    """The few expressions that differ between PostgreSQL and SQLite."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+
+    def day(self, column: Any) -> ColumnElement[str]:
+        if self.postgres:
+            return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+        return func.strftime("%Y-%m-%d", column)
+
+    def seconds(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        if self.postgres:
+            return func.extract("epoch", later - earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _bounds(f: KpiFilter) -> tuple[datetime, datetime]:
+    return (
+        datetime.combine(f.start, time(), tzinfo=UTC),
+        datetime.combine(f.end + timedelta(days=1), time(), tzinfo=UTC),
+    )
+
+
+def _scope(f: KpiFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if f.customer_id is not None:
+        conditions.append(Ticket.customer_id == f.customer_id)
+    if f.level is not None:
+        conditions.append(Ticket.level == f.level)
+    return conditions
+
+
+def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], Cohort]:
+    """One Cohort per day of the window (oldest first) and one for the whole window."""
+    sql = _Sql(session.get_bind().dialect.name)
+    start, end = _bounds(f)
+    in_window = and_(Ticket.opened_at >= start, Ticket.opened_at < end, *_scope(f))
+    day = sql.day(Ticket.opened_at).label("day")
+    ack_s = sql.seconds(Ticket.acknowledged_at, Ticket.opened_at)
+    res_s = sql.seconds(Ticket.resolved_at, Ticket.opened_at)
+    not_cancelled = Ticket.cancelled_at.is_(None)
+
+    measures: list[Any] = [
+        func.count(),
+        func.count(Ticket.cancelled_at),
+        func.count(Ticket.acknowledged_at),
+        func.avg(ack_s),
+        func.count(case((and_(Ticket.resolved_at.is_not(None), not_cancelled), 1))),
+        func.avg(res_s),
+        func.count(Ticket.rating),
+        func.avg(Ticket.rating),
+    ]
+    if sql.postgres:
+        measures += [func.percentile_cont(0.5).within_group(ack_s), func.percentile_cont(0.9).within_group(ack_s)]
+
+    days: dict[str, Cohort] = defaultdict(Cohort)
+    total = Cohort()
+    for row in session.execute(select(day, *measures).where(in_window).group_by(day)):
+        days[row[0]] = _cohort(row[1:])
+    total_row = session.execute(select(*measures).where(in_window)).one()
+    total = _cohort(total_row)
+
+    if not sql.postgres:
+        durations: dict[str, list[float]] = defaultdict(list)
+        for d, seconds in session.execute(select(day, ack_s).where(in_window, Ticket.acknowledged_at.is_not(None))):
+            durations[d].append(float(seconds))
+        for d, values in durations.items():
+            days[d].p50_s, days[d].p90_s = percentile(values, 0.5), percentile(values, 0.9)
+        everything = [v for values in durations.values() for v in values]
+        total.p50_s, total.p90_s = percentile(everything, 0.5), percentile(everything, 0.9)
+
+    settled = case((Clock.stopped_at.is_not(None) | Clock.breached_at.is_not(None), 1))
+    met = case((and_(Clock.stopped_at.is_not(None), Clock.breached_at.is_(None)), 1))
+    clock_rows = session.execute(
+        select(day, Clock.name, func.count(settled), func.count(met))
+        .join(Ticket, Clock.ticket_id == Ticket.id)
+        .where(in_window)
+        .group_by(day, Clock.name)
+    )
+    for d, name, n_settled, n_met in clock_rows:
+        days[d].sla[name] = (n_settled, n_met)
+        old = total.sla.get(name, (0, 0))
+        total.sla[name] = (old[0] + n_settled, old[1] + n_met)
+
+    _backlog(session, sql, f, start, end, days)
+    ordered = []
+    for offset in range((f.end - f.start).days + 1):
+        key = (f.start + timedelta(days=offset)).isoformat()
+        ordered.append((key, days.get(key) or Cohort()))
+    _carry_backlog(ordered, days)
+    total.backlog = ordered[-1][1].backlog if ordered else 0
+    return ordered, total
+
+
+def _cohort(row: Sequence[Any]) -> Cohort:
+    cohort = Cohort(
+        opened=int(row[0]),
+        cancelled=int(row[1]),
+        acknowledged=int(row[2]),
+        mtta_s=_float(row[3]),
+        resolved=int(row[4]),
+        mttr_s=_float(row[5]),
+        ratings=int(row[6]),
+        mean_rating=_float(row[7]),
+    )
+    if len(row) > 8:
+        cohort.p50_s, cohort.p90_s = _float(row[8]), _float(row[9])
+    return cohort
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _backlog(
+    session: Session, sql: _Sql, f: KpiFilter, start: datetime, end: datetime, days: dict[str, Cohort]
+) -> None:
+    """Open at the start of the window, plus opened minus finished day by day."""
+    done_at = func.coalesce(Ticket.resolved_at, Ticket.cancelled_at, Ticket.closed_at)
+    scope = _scope(f)
+    base = session.scalar(
+        select(func.count()).where(Ticket.opened_at < start, (done_at.is_(None)) | (done_at >= start), *scope)
+    )
+    done_day = sql.day(done_at).label("done_day")
+    finished = dict(
+        session.execute(
+            select(done_day, func.count())
+            .where(done_at >= start, done_at < end, *scope)
+            .group_by(done_day)
+        ).tuples().all()
+    )
+    days["__base__"].backlog = int(base or 0)
+    for d, count in finished.items():
+        days[d].backlog -= int(count)  # corrected to a running total by _carry_backlog
+
+
+def _carry_backlog(ordered: list[tuple[str, Cohort]], days: dict[str, Cohort]) -> None:
+    running = days["__base__"].backlog
+    for _key, cohort in ordered:
+        running += cohort.opened + cohort.backlog  # cohort.backlog holds minus the tickets finished that day
+        cohort.backlog = running

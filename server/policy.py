@@ -1,0 +1,52 @@
+"""Who may call what: one rule per API route, keyed by the route's name.
+
+`create_app` refuses to start when an API route has no rule here, and the role-matrix test calls
+every route with every role, so a new endpoint cannot slip in unguarded.
+Customers see only their own devices, tickets and notifications: the routes they may call narrow
+every query to their customer (see `server/scope.py`).
+"""
+
+from __future__ import annotations
+
+from tickets.models import TokenRole
+
+ADMIN = frozenset({TokenRole.ADMIN})
+MANAGERS = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR})
+STAFF = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR, TokenRole.ENGINEER})
+EVERYONE = frozenset(TokenRole)
+
+RULES: dict[str, frozenset[TokenRole]] = {
+    "whoami": EVERYONE,
+    # devices and alerts
+    "list_devices": EVERYONE,
+    "get_device": EVERYONE,
+    "device_history": EVERYONE,
+    "update_device": MANAGERS,
+    "list_alerts": EVERYONE,
+    # tickets
+    "list_tickets": EVERYONE,
+    "get_ticket": EVERYONE,
+    "ticket_action": STAFF,
+    "add_note": EVERYONE,  # a customer may write on its own tickets
+    "attach_rca": STAFF,
+    "rate_ticket": EVERYONE,  # satisfaction is the customer's to give (staff may record it for them)
+    "list_notifications": EVERYONE,
+    # thresholds
+    "get_thresholds": STAFF,
+    "put_thresholds": MANAGERS,
+    # customers, contacts, tokens
+    "list_customers": EVERYONE,
+    "create_customer": MANAGERS,
+    "list_contacts": EVERYONE,
+    "create_contact": MANAGERS,
+    "list_tokens": ADMIN,
+    "create_token": ADMIN,
+    "revoke_token": ADMIN,
+    # operations and the efficiency board
+    "list_dead_letters": STAFF,
+    "get_kpis": STAFF,
+}
+
+# Routes anyone may call: they check their own credentials (login, the survey link's token) or
+# show nothing private (health, Prometheus metrics, the dashboard's static shell).
+PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page"})

@@ -1,0 +1,283 @@
+"""Read-side queries of the API (SQLAlchemy selects over `tickets.models`), with keyset pagination.
+
+Lists are paged by a cursor holding the sort key of the last row, so page 1 000 costs what page 1
+costs. Customers are narrowed to their own rows by the caller passing `customer_id`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from rules import RuleEngine, SnapshotError
+from tickets.models import (
+    OPEN_STATUSES,
+    AuditEntry,
+    Contact,
+    DeadLetter,
+    Device,
+    OutboxMessage,
+    RuleState,
+    Ticket,
+    TicketNote,
+)
+
+
+class BadCursor(ValueError):
+    """A `cursor` that this API did not hand out (or that belongs to another sort)."""
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("wrong shape")
+        out: list[Any] = []
+        for value, kind in zip(values, kinds, strict=True):
+            if kind is datetime:
+                parsed = datetime.fromisoformat(value)
+                if parsed.tzinfo is None:
+                    raise ValueError("naive time")
+                out.append(parsed)
+            elif (kind is int and isinstance(value, int) and not isinstance(value, bool)) or (
+                kind is str and isinstance(value, str)
+            ):
+                out.append(value)
+            else:
+                raise ValueError("wrong type")
+        return out
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadCursor("cursor: not a cursor handed out by this list; start again without it") from None
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    device_id: str | None = None
+    statuses: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    customer_id: int | None = None
+    scope_customer_id: int | None = None  # set for customer callers: never widened by other filters
+    open_only: bool = False
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.device_id is not None:
+            conditions.append(Ticket.device_id == self.device_id)
+        if self.statuses:
+            conditions.append(Ticket.status.in_(self.statuses))
+        if self.open_only:
+            conditions.append(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+        if self.severities:
+            conditions.append(Ticket.severity.in_(self.severities))
+        if self.levels:
+            conditions.append(Ticket.level.in_(self.levels))
+        if self.kinds:
+            conditions.append(Ticket.kind.in_(self.kinds))
+        if self.customer_id is not None:
+            conditions.append(Ticket.customer_id == self.customer_id)
+        if self.scope_customer_id is not None:
+            conditions.append(Ticket.customer_id == self.scope_customer_id)
+        if self.opened_after is not None:
+            conditions.append(Ticket.opened_at >= self.opened_after)
+        if self.opened_before is not None:
+            conditions.append(Ticket.opened_at < self.opened_before)
+        return conditions
+
+
+# sort name -> (columns, descending, cursor value types)
+TICKET_SORTS: dict[str, tuple[tuple[Any, ...], bool, tuple[type, ...]]] = {
+    "newest": ((Ticket.opened_at, Ticket.id), True, (datetime, int)),
+    "urgent": ((Ticket.priority, Ticket.opened_at, Ticket.id), False, (int, datetime, int)),
+}
+
+
+def list_tickets(
+    session: Session, where: TicketFilter, *, sort: str, limit: int, cursor: str | None
+) -> tuple[list[Ticket], str | None]:
+    columns, descending, kinds = TICKET_SORTS[sort]
+    query = select(Ticket).where(*where.where()).options(selectinload(Ticket.clocks))
+    if cursor:
+        after = decode_cursor(cursor, kinds)
+        key = tuple_(*columns)
+        query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
+    query = query.order_by(*(c.desc() if descending else c.asc() for c in columns)).limit(limit + 1)
+    rows = list(session.scalars(query))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor([getattr(last, c.key) for c in columns])
+
+
+def ticket_for(session: Session, ticket_id: int, scope_customer_id: int | None) -> Ticket | None:
+    """The ticket, or None when it does not exist or the customer may not see it (indistinguishable)."""
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.clocks))
+    ).one_or_none()
+    if ticket is None or (scope_customer_id is not None and ticket.customer_id != scope_customer_id):
+        return None
+    return ticket
+
+
+def audit_of(session: Session, ticket_id: int) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.ticket_id == ticket_id).order_by(AuditEntry.id)))
+
+
+def notes_of(session: Session, ticket_id: int) -> list[TicketNote]:
+    return list(session.scalars(select(TicketNote).where(TicketNote.ticket_id == ticket_id).order_by(TicketNote.id)))
+
+
+def _customer_notifications(query: Select[OutboxMessage], customer_id: int) -> Select[OutboxMessage]:
+    own_contacts = select(Contact.id).where(Contact.customer_id == customer_id)
+    return query.where(OutboxMessage.recipient_kind == "contact", OutboxMessage.recipient_id.in_(own_contacts))
+
+
+def notifications(
+    session: Session,
+    *,
+    ticket_id: int | None = None,
+    status: str | None = None,
+    scope_customer_id: int | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[OutboxMessage], str | None]:
+    query = select(OutboxMessage).options(selectinload(OutboxMessage.attempt_log))
+    if ticket_id is not None:
+        query = query.where(OutboxMessage.ticket_id == ticket_id)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    if scope_customer_id is not None:
+        query = _customer_notifications(query, scope_customer_id)
+    return _page_by_id(session, query, OutboxMessage.id, limit, cursor)
+
+
+def _page_by_id(
+    session: Session, query: Any, id_column: Any, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    if cursor:
+        (after,) = decode_cursor(cursor, (int,))
+        query = query.where(id_column < after)
+    rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1].id])
+
+
+def dead_letters(
+    session: Session, *, device_id: str | None, reason: str | None, limit: int, cursor: str | None
+) -> tuple[list[DeadLetter], str | None]:
+    query = select(DeadLetter)
+    if device_id is not None:
+        query = query.where(DeadLetter.device_id == device_id)
+    if reason is not None:
+        query = query.where(DeadLetter.reason == reason)
+    return _page_by_id(session, query, DeadLetter.id, limit, cursor)
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    device: Device
+    health: str
+    open_tickets: int
+
+
+def active_alerts(session: Session, device_ids: Sequence[str] | None = None) -> dict[tuple[str, str], str]:
+    """(device, metric) -> severity of every active alert, from the collector's rule-engine snapshots."""
+    query = select(RuleState)
+    if device_ids is not None:
+        query = query.where(RuleState.device_id.in_(device_ids))
+    engine = RuleEngine()
+    for row in session.scalars(query):
+        try:
+            engine.restore_device(row.device_id, row.state)
+        except SnapshotError:
+            continue  # a snapshot of another engine version: no alert shown rather than a failed page
+    return {key: severity.value for key, severity in engine.active_alerts().items()}
+
+
+def health_of(device: Device, severities: Sequence[str]) -> str:
+    if device.state == "offline":
+        return "offline"
+    if "red" in severities:
+        return "red"
+    if "orange" in severities:
+        return "orange"
+    return "green" if device.state == "online" else "unknown"
+
+
+def device_views(session: Session, devices: Sequence[Device]) -> list[DeviceView]:
+    ids = [d.id for d in devices]
+    alerts = active_alerts(session, ids)
+    counts = dict(
+        session.execute(
+            select(Ticket.device_id, func.count())
+            .where(Ticket.device_id.in_(ids), Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+            .group_by(Ticket.device_id)
+        ).tuples().all()
+    )
+    by_device: dict[str, list[str]] = {}
+    for (device_id, _metric), severity in alerts.items():
+        by_device.setdefault(device_id, []).append(severity)
+    return [DeviceView(d, health_of(d, by_device.get(d.id, [])), counts.get(d.id, 0)) for d in devices]
+
+
+def list_devices(
+    session: Session,
+    *,
+    customer_id: int | None,
+    scope_customer_id: int | None,
+    device_class: str | None,
+    state: str | None,
+    prefix: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Device], str | None]:
+    query = select(Device)
+    if customer_id is not None:
+        query = query.where(Device.customer_id == customer_id)
+    if scope_customer_id is not None:
+        query = query.where(Device.customer_id == scope_customer_id)
+    if device_class is not None:
+        query = query.where(Device.device_class == device_class)
+    if state is not None:
+        query = query.where(Device.state == state)
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Device.id.like(escaped + "%", escape="\\"))
+    if cursor:
+        (after,) = decode_cursor(cursor, (str,))
+        query = query.where(Device.id > after)
+    rows = list(session.scalars(query.order_by(Device.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1].id])
+
+
+def device_for(session: Session, device_id: str, scope_customer_id: int | None) -> Device | None:
+    device = session.get(Device, device_id)
+    if device is None or (scope_customer_id is not None and device.customer_id != scope_customer_id):
+        return None
+    return device

@@ -1,0 +1,247 @@
+"""Thresholds, customers and contacts, API tokens, dead letters, and the efficiency board's KPIs."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rules import ThresholdError
+from server import audit, kpis, queries, thresholds
+from server.auth import Principal, authorized, context, db_session
+from server.schemas import (
+    ContactIn,
+    ContactOut,
+    CustomerIn,
+    CustomerOut,
+    DayKpis,
+    DeadLetterOut,
+    DeviceId,
+    ErrorOut,
+    KpisOut,
+    NewTokenOut,
+    Page,
+    SlaAttainment,
+    ThresholdsIn,
+    ThresholdsOut,
+    TokenIn,
+    TokenOut,
+    WhoAmI,
+)
+from server.security import hash_token, new_token
+from tickets.models import ApiToken, Contact, Customer
+
+router = APIRouter()
+Who = Annotated[Principal, Depends(authorized)]
+Db = Annotated[Session, Depends(db_session)]
+MAX_KPI_DAYS = 366
+
+
+@router.get("/me", name="whoami", response_model=WhoAmI, tags=["auth"])
+def whoami(who: Who) -> WhoAmI:
+    return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name)
+
+
+# --- thresholds ------------------------------------------------------------------------------
+
+
+def _thresholds_out(doc: thresholds.Document) -> ThresholdsOut:
+    return ThresholdsOut(version=doc.version, document=doc.value, updated_at=doc.updated_at, updated_by=doc.updated_by)
+
+
+@router.get("/thresholds", name="get_thresholds", response_model=ThresholdsOut, tags=["thresholds"])
+def get_thresholds(who: Who, session: Db) -> ThresholdsOut:
+    """The fleet-wide thresholds document (class defaults, per-device overrides) and its version."""
+    return _thresholds_out(thresholds.load(session))
+
+
+@router.put("/thresholds", name="put_thresholds", response_model=ThresholdsOut, tags=["thresholds"],
+            responses={409: {"model": ErrorOut, "description": "changed by someone else since `version`"},
+                       422: {"model": ErrorOut, "description": "a bad setting: `key` and the reason"}})
+def put_thresholds(body: ThresholdsIn, request: Request, who: Who, session: Db) -> ThresholdsOut:
+    """Replace the document; validated like a thresholds file. A running collector applies it without restart."""
+    now = context(request).clock.now()
+    before = thresholds.load(session)
+    try:
+        doc = thresholds.save(session, body.document, expected_version=body.version, actor=who.actor, now=now)
+    except ThresholdError as exc:
+        session.rollback()
+        raise HTTPException(422, f"{exc.key}: {exc.reason}", headers={"X-Error-Key": exc.key}) from None
+    except thresholds.VersionConflict as exc:
+        session.rollback()
+        raise HTTPException(409, str(exc)) from None
+    audit.record(session, entity="settings", entity_id="thresholds", actor=who.actor, action="update",
+                 field="document", old=before.value, new=doc.value, at=now, reason=f"version {doc.version}")
+    session.commit()
+    return _thresholds_out(doc)
+
+
+# --- customers and contacts ------------------------------------------------------------------
+
+
+@router.get("/customers", name="list_customers", response_model=Page[CustomerOut], tags=["customers"])
+def list_customers(who: Who, session: Db) -> Page[CustomerOut]:
+    query = select(Customer).order_by(Customer.name)
+    if who.is_customer:
+        query = query.where(Customer.id == who.customer_id)
+    return Page[CustomerOut](items=[CustomerOut.model_validate(c) for c in session.scalars(query)], next=None)
+
+
+@router.post("/customers", name="create_customer", response_model=CustomerOut, status_code=201, tags=["customers"],
+             responses={409: {"model": ErrorOut, "description": "the name is taken"}})
+def create_customer(body: CustomerIn, request: Request, who: Who, session: Db) -> CustomerOut:
+    customer = Customer(name=body.name, created_at=context(request).clock.now())
+    session.add(customer)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise HTTPException(409, f"a customer named {body.name!r} exists already") from None
+    audit.record(session, entity="customer", entity_id=str(customer.id), actor=who.actor, action="create",
+                 field="name", new=customer.name, at=customer.created_at)
+    session.commit()
+    return CustomerOut.model_validate(customer)
+
+
+def _customer(session: Session, customer_id: int, who: Principal) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None or (who.is_customer and customer.id != who.customer_id):
+        raise HTTPException(404, f"customer {customer_id} does not exist")
+    return customer
+
+
+def _contact_out(c: Contact) -> ContactOut:
+    return ContactOut(id=c.id, customer_id=c.customer_id, name=c.name, channel=c.channel, address=c.address,
+                      role=c.role, active=c.active, has_secret=bool(c.secret))
+
+
+@router.get("/customers/{customer_id}/contacts", name="list_contacts", response_model=Page[ContactOut],
+            tags=["customers"])
+def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
+    """A customer's contacts (signing secrets are never returned)."""
+    customer = _customer(session, customer_id, who)
+    return Page[ContactOut](items=[_contact_out(c) for c in customer.contacts], next=None)
+
+
+@router.post("/customers/{customer_id}/contacts", name="create_contact", response_model=ContactOut, status_code=201,
+             tags=["customers"])
+def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who, session: Db) -> ContactOut:
+    customer = _customer(session, customer_id, who)
+    address = body.address
+    if body.channel == "email":
+        if "@" not in address or address.startswith("@") or address.endswith("@") or " " in address:
+            raise HTTPException(422, f"address: {address!r} is not an e-mail address")
+    elif not address.startswith(("https://", "http://")):
+        raise HTTPException(422, f"address: a {body.channel} contact needs an http(s):// URL")
+    now = context(request).clock.now()
+    contact = Contact(customer_id=customer.id, name=body.name, channel=body.channel, address=address,
+                      secret=body.secret, role=body.role, active=True, created_at=now)
+    session.add(contact)
+    session.flush()
+    audit.record(session, entity="contact", entity_id=str(contact.id), actor=who.actor, action="create",
+                 new={"customer_id": customer.id, "name": body.name, "channel": body.channel}, at=now)
+    session.commit()
+    return _contact_out(contact)
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+@router.get("/tokens", name="list_tokens", response_model=Page[TokenOut], tags=["auth"])
+def list_tokens(who: Who, session: Db) -> Page[TokenOut]:
+    rows = session.scalars(select(ApiToken).order_by(ApiToken.id))
+    return Page[TokenOut](items=[TokenOut.model_validate(t) for t in rows], next=None)
+
+
+@router.post("/tokens", name="create_token", response_model=NewTokenOut, status_code=201, tags=["auth"])
+def create_token(body: TokenIn, request: Request, who: Who, session: Db) -> NewTokenOut:
+    """A new API token; the token itself is in this answer only (the server keeps its SHA-256)."""
+    if body.role == "customer":
+        if body.customer_id is None:
+            raise HTTPException(422, "customer_id: a customer token needs the customer it belongs to")
+        if session.get(Customer, body.customer_id) is None:
+            raise HTTPException(422, f"customer_id: customer {body.customer_id} does not exist")
+    elif body.customer_id is not None:
+        raise HTTPException(422, f"customer_id: only customer tokens belong to a customer, not {body.role} tokens")
+    now = context(request).clock.now()
+    secret = new_token()
+    token = ApiToken(token_hash=hash_token(secret), role=body.role, customer_id=body.customer_id, name=body.name,
+                     created_at=now)
+    session.add(token)
+    session.flush()
+    audit.record(session, entity="token", entity_id=str(token.id), actor=who.actor, action="create",
+                 new={"role": body.role, "customer_id": body.customer_id, "name": body.name}, at=now)
+    session.commit()
+    return NewTokenOut(token=secret, **TokenOut.model_validate(token).model_dump())
+
+
+@router.delete("/tokens/{token_id}", name="revoke_token", response_model=TokenOut, tags=["auth"])
+def revoke_token(token_id: int, request: Request, who: Who, session: Db) -> TokenOut:
+    """Revoke a token at once; sessions opened with it end too."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise HTTPException(404, f"token {token_id} does not exist")
+    if token.revoked_at is None:
+        token.revoked_at = context(request).clock.now()
+        audit.record(session, entity="token", entity_id=str(token.id), actor=who.actor, action="revoke",
+                     at=token.revoked_at)
+        session.commit()
+    return TokenOut.model_validate(token)
+
+
+# --- dead letters and KPIs -------------------------------------------------------------------
+
+
+@router.get("/dead-letters", name="list_dead_letters", response_model=Page[DeadLetterOut], tags=["operations"])
+def list_dead_letters(
+    who: Who,
+    session: Db,
+    device_id: DeviceId | None = None,
+    reason: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[DeadLetterOut]:
+    """Messages the collector rejected, newest first, with the reason (payloads are kept truncated)."""
+    try:
+        rows, nxt = queries.dead_letters(session, device_id=device_id, reason=reason, limit=limit, cursor=cursor)
+    except queries.BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Page[DeadLetterOut](items=[DeadLetterOut.model_validate(r) for r in rows], next=nxt)
+
+
+def _day(key: str, c: kpis.Cohort) -> DayKpis:
+    eligible = c.opened - c.cancelled
+    return DayKpis(
+        day=key, opened=c.opened, first_response_p50_s=c.p50_s, first_response_p90_s=c.p90_s,
+        mtta_s=c.mtta_s, mttr_s=c.mttr_s, resolved=c.resolved,
+        resolution_rate=c.resolved / eligible if eligible > 0 else None,
+        ratings=c.ratings, satisfaction=c.mean_rating * 20 if c.mean_rating is not None else None,
+        sla=[SlaAttainment(clock=name, settled=s, met=m, rate=m / s if s else None)
+             for name, (s, m) in sorted(c.sla.items())],
+        backlog=c.backlog,
+    )
+
+
+@router.get("/kpis", name="get_kpis", response_model=KpisOut, tags=["efficiency board"])
+def get_kpis(
+    request: Request,
+    who: Who,
+    session: Db,
+    start: date | None = None,
+    end: date | None = None,
+    customer_id: int | None = None,
+    level: Literal["red", "yellow", "blue"] | None = None,
+) -> KpisOut:
+    """Daily service-efficiency figures (UTC days; default: the last 14 days including today)."""
+    today = context(request).clock.now().date()
+    end = end or today
+    start = start or end - timedelta(days=13)
+    if start > end or (end - start).days >= MAX_KPI_DAYS:
+        raise HTTPException(422, f"start must not be after end, and the window at most {MAX_KPI_DAYS} days")
+    days, total = kpis.compute(session, kpis.KpiFilter(start, end, customer_id, level))
+    return KpisOut(start=start.isoformat(), end=end.isoformat(), days=[_day(k, c) for k, c in days],
+                   totals=_day(f"{start.isoformat()}/{end.isoformat()}", total))

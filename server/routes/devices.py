@@ -1,0 +1,191 @@
+"""The device registry: fleet health, latest values, history with threshold lines, and per-device settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rules import METRICS, ThresholdError
+from server import audit, queries, thresholds
+from server.auth import Principal, authorized, context, db_session
+from server.schemas import (
+    AlertOut,
+    DeviceId,
+    DeviceIn,
+    DeviceOut,
+    HistoryOut,
+    HistoryPoint,
+    MetricHistory,
+    Page,
+    ThresholdLine,
+)
+from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
+
+router = APIRouter(tags=["devices"])
+Who = Annotated[Principal, Depends(authorized)]
+Db = Annotated[Session, Depends(db_session)]
+CORE = ("cpu_percent", "mem_percent", "latency_ms")
+MAX_HISTORY = timedelta(days=92)
+
+
+def _scope(who: Principal) -> int | None:
+    return who.customer_id if who.is_customer else None
+
+
+def _out(view: queries.DeviceView) -> DeviceOut:
+    d = view.device
+    return DeviceOut(
+        id=d.id, device_class=d.device_class, customer_id=d.customer_id, state=d.state,  # type: ignore[arg-type]
+        health=view.health,  # type: ignore[arg-type]
+        first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
+        agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
+        latest=d.latest, thresholds=d.thresholds, open_tickets=view.open_tickets,
+    )
+
+
+@router.get("/devices", name="list_devices", response_model=Page[DeviceOut])
+def list_devices(
+    who: Who,
+    session: Db,
+    customer_id: int | None = None,
+    device_class: Literal["gateway", "router"] | None = None,
+    state: Literal["online", "offline", "unknown"] | None = None,
+    prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[DeviceOut]:
+    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen)."""
+    try:
+        rows, nxt = queries.list_devices(
+            session, customer_id=customer_id, scope_customer_id=_scope(who), device_class=device_class,
+            state=state, prefix=prefix, limit=limit, cursor=cursor,
+        )
+    except queries.BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Page[DeviceOut](items=[_out(v) for v in queries.device_views(session, rows)], next=nxt)
+
+
+def _device(session: Session, device_id: str, who: Principal) -> Device:
+    device = queries.device_for(session, device_id, _scope(who))
+    if device is None:
+        raise HTTPException(404, f"device {device_id!r} is not registered")
+    return device
+
+
+@router.get("/devices/{device_id}", name="get_device", response_model=DeviceOut,
+            responses={404: {"description": "no such device (or not yours)"}})
+def get_device(device_id: DeviceId, who: Who, session: Db) -> DeviceOut:
+    return _out(queries.device_views(session, [_device(session, device_id, who)])[0])
+
+
+@router.get("/devices/{device_id}/history", name="device_history", response_model=HistoryOut,
+            responses={404: {"description": "no such device (or not yours)"}})
+def device_history(
+    device_id: DeviceId,
+    request: Request,
+    who: Who,
+    session: Db,
+    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query()] = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    points: Annotated[int, Query(ge=10, le=2000)] = 300,
+) -> HistoryOut:
+    """Each metric's values over time (bucket means) with its threshold, red and clear levels."""
+    ctx = context(request)
+    device = _device(session, device_id, who)
+    end = end or ctx.clock.now()
+    start = start or end - timedelta(hours=6)
+    for name, moment in (("start", start), ("end", end)):
+        if moment.tzinfo is None:
+            raise HTTPException(422, f"{name}: give a time zone, e.g. 2026-01-05T09:00:00Z")
+    if not start < end or end - start > MAX_HISTORY:
+        raise HTTPException(422, f"start must be before end, and the span at most {MAX_HISTORY.days} days")
+    names = list(dict.fromkeys(metric or [*CORE, *(k for k in (device.latest or {}) if k not in CORE)]))
+    rules_doc = thresholds.load(session)
+    try:
+        resolved = rules_doc.thresholds()
+    except ThresholdError:
+        resolved = None  # a broken stored document must not hide the charts
+    series = ctx.telemetry.history(device.id, names, start.timestamp(), end.timestamp(), points)
+    out = []
+    for s in series:
+        rule = resolved.rule_for(device.id, device.device_class, s.metric) if resolved else None
+        line = ThresholdLine(threshold=rule.threshold, red_level=rule.red_level, clear_level=rule.clear_level) \
+            if rule else None
+        info = METRICS.get(s.metric)
+        out.append(MetricHistory(metric=s.metric, unit=info.unit if info else "",
+                                 points=[HistoryPoint(ts=t, value=v) for t, v in s.points], threshold=line))
+    return HistoryOut(device_id=device.id, start=start, end=end, available=ctx.telemetry.available, metrics=out)
+
+
+@router.put("/devices/{device_id}", name="update_device", response_model=DeviceOut,
+            responses={404: {"description": "no such device"}, 422: {"description": "a bad threshold: key and reason"}})
+def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Who, session: Db) -> DeviceOut:
+    """Set any of customer, class and threshold overrides; a running collector applies them without restart.
+
+    A device not seen yet is registered, so it can be set up before its agent first reports.
+    `thresholds: null` removes the device's overrides.
+    """
+    ctx = context(request)
+    now = ctx.clock.now()
+    given = body.model_fields_set
+    device = session.get(Device, device_id)
+    if device is None:
+        device = Device(id=device_id, state="unknown")
+        session.add(device)
+    if "customer_id" in given and body.customer_id is not None and session.get(Customer, body.customer_id) is None:
+        raise HTTPException(422, f"customer_id: customer {body.customer_id} does not exist")
+    before: dict[str, Any] = {
+        "customer_id": device.customer_id, "device_class": device.device_class, "thresholds": device.thresholds,
+    }
+    after = dict(before)
+    for key in ("customer_id", "device_class", "thresholds"):
+        if key in given:
+            after[key] = getattr(body, key)
+    if after["thresholds"] != before["thresholds"] or after["device_class"] != before["device_class"]:
+        doc = thresholds.load(session)
+        value = thresholds.with_device(doc.value, device_id, after["thresholds"], after["device_class"])
+        try:
+            thresholds.save(session, value, expected_version=None, actor=who.actor, now=now)
+        except ThresholdError as exc:
+            session.rollback()
+            key = exc.key.removeprefix(f"devices.{device_id}.")
+            raise HTTPException(422, f"thresholds.{key}: {exc.reason}", headers={"X-Error-Key": key}) from None
+    for key, value in after.items():
+        if before[key] != value:
+            setattr(device, key, value)
+            audit.record(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
+                         field=key, old=before[key], new=value, at=now)
+    session.commit()
+    return _out(queries.device_views(session, [device])[0])
+
+
+@router.get("/alerts", name="list_alerts", response_model=Page[AlertOut], tags=["alerts"])
+def list_alerts(
+    who: Who,
+    session: Db,
+    severity: Literal["orange", "red"] | None = None,
+    device_id: DeviceId | None = None,
+) -> Page[AlertOut]:
+    """Active alerts (the rule engine's state), worst first, each with its open ticket when there is one."""
+    alerts = queries.active_alerts(session, [device_id] if device_id else None)
+    ids = sorted({d for d, _ in alerts})
+    devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+    open_keys = {f"{d}/{m}" for d, m in alerts}
+    tickets = dict(session.execute(
+        select(Ticket.open_key, Ticket.id).where(Ticket.open_key.in_(open_keys),
+                                                 Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+    ).tuples().all())
+    scope = _scope(who)
+    items = []
+    for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != "red", kv[0])):
+        customer = devices[dev].customer_id if dev in devices else None
+        if (severity and sev != severity) or (scope is not None and customer != scope):
+            continue
+        items.append(AlertOut(device_id=dev, metric=metric, severity=sev,  # type: ignore[arg-type]
+                              customer_id=customer, ticket_id=tickets.get(f"{dev}/{metric}")))
+    return Page[AlertOut](items=items, next=None)

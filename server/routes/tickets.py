@@ -1,0 +1,212 @@
+"""Tickets: the queue, a ticket's detail, and every lifecycle action (through the ticket service)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal, NoReturn
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy.orm import Session
+
+from server import queries
+from server.actions import ACTIONS, TicketActions
+from server.auth import Principal, authorized, context, db_session
+from server.context import AppContext
+from server.schemas import (
+    ActionIn,
+    AuditOut,
+    DeviceId,
+    NoteIn,
+    NoteOut,
+    NotificationOut,
+    Page,
+    RatingIn,
+    RcaIn,
+    TicketDetail,
+    TicketOut,
+)
+from tickets.errors import IllegalTransition, InvalidInput, TicketError, TicketNotFound
+
+router = APIRouter(tags=["tickets"])
+
+Status = Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
+Who = Annotated[Principal, Depends(authorized)]
+Db = Annotated[Session, Depends(db_session)]
+
+
+def _scope(who: Principal) -> int | None:
+    return who.customer_id if who.is_customer else None
+
+
+@router.get("/tickets", name="list_tickets", response_model=Page[TicketOut])
+def list_tickets(
+    who: Who,
+    session: Db,
+    device_id: DeviceId | None = None,
+    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
+    severity: Annotated[list[Literal["orange", "red"]] | None, Query()] = None,
+    level: Annotated[list[Literal["red", "yellow", "blue"]] | None, Query()] = None,
+    kind: Annotated[list[Annotated[str, Query(max_length=32)]] | None, Query()] = None,
+    customer_id: int | None = None,
+    open: Annotated[bool, Query(description="only received, dispatched or in progress")] = False,
+    opened_after: datetime | None = None,
+    opened_before: datetime | None = None,
+    sort: Annotated[Literal["newest", "urgent"], Query(description="newest first, or priority then age")] = "newest",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[TicketOut]:
+    for name, moment in (("opened_after", opened_after), ("opened_before", opened_before)):
+        if moment is not None and moment.tzinfo is None:
+            raise HTTPException(422, f"{name}: give a time zone, e.g. 2026-01-05T09:00:00Z")
+    where = queries.TicketFilter(
+        device_id=device_id,
+        statuses=tuple(status or ()),
+        severities=tuple(severity or ()),
+        levels=tuple(level or ()),
+        kinds=tuple(kind or ()),
+        customer_id=customer_id,
+        scope_customer_id=_scope(who),
+        open_only=open,
+        opened_after=opened_after,
+        opened_before=opened_before,
+    )
+    try:
+        rows, next_cursor = queries.list_tickets(session, where, sort=sort, limit=limit, cursor=cursor)
+    except queries.BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Page[TicketOut](items=[TicketOut.model_validate(t) for t in rows], next=next_cursor)
+
+
+def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
+    ticket = queries.ticket_for(session, ticket_id, _scope(who))
+    if ticket is None:
+        raise HTTPException(404, f"ticket {ticket_id} does not exist")
+    sent, _ = queries.notifications(session, ticket_id=ticket_id, scope_customer_id=_scope(who), limit=500)
+    base = TicketOut.model_validate(ticket).model_dump()
+    return TicketDetail(
+        **base,
+        description=ticket.description,
+        details=ticket.details,
+        first_judgement=ticket.first_judgement,
+        contact_name=ticket.contact_name,
+        rca=ticket.rca,
+        rca_at=ticket.rca_at,
+        rating_comment=ticket.rating_comment,
+        rated_at=ticket.rated_at,
+        follow_up_of_id=ticket.follow_up_of_id,
+        audit=[AuditOut.model_validate(a) for a in queries.audit_of(session, ticket_id)],
+        notes=[NoteOut.model_validate(n) for n in queries.notes_of(session, ticket_id)],
+        notifications=[NotificationOut.model_validate(n) for n in sent],
+    )
+
+
+@router.get("/tickets/{ticket_id}", name="get_ticket", response_model=TicketDetail,
+            responses={404: {"description": "no such ticket (or not yours)"}})
+def get_ticket(ticket_id: int, who: Who, session: Db) -> TicketDetail:
+    """A ticket with its audit trail, notes, SLA clocks and notification delivery log."""
+    return _detail(session, ticket_id, who)
+
+
+def _run(request: Request, session: Session, who: Principal, ticket_id: int, action: str,
+         call: Callable[[TicketActions], Any]) -> None:
+    ctx = context(request)
+    if queries.ticket_for(session, ticket_id, _scope(who)) is None:
+        raise HTTPException(404, f"ticket {ticket_id} does not exist")
+    session.rollback()  # the service opens its own transaction on this session
+    actions: TicketActions = request.app.state.actions
+    try:
+        call(actions)
+        session.commit()
+    except TicketError as exc:
+        session.rollback()
+        actions.after_rollback()
+        _refused(ctx, action, exc)
+    actions.after_commit()
+    ctx.metrics.ticket_actions.labels(action, "ok").inc()
+    session.expire_all()
+
+
+def _refused(ctx: AppContext, action: str, exc: TicketError) -> NoReturn:
+    if isinstance(exc, TicketNotFound):
+        ctx.metrics.ticket_actions.labels(action, "not_found").inc()
+        raise HTTPException(404, str(exc))
+    if isinstance(exc, IllegalTransition):
+        ctx.metrics.ticket_actions.labels(action, "illegal").inc()
+        raise HTTPException(409, exc.reason)
+    if isinstance(exc, InvalidInput):
+        ctx.metrics.ticket_actions.labels(action, "invalid").inc()
+        raise HTTPException(422, str(exc))
+    ctx.metrics.ticket_actions.labels(action, "refused").inc()
+    raise HTTPException(409, str(exc))
+
+
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such ticket"},
+    409: {"description": "the action is not allowed in the ticket's status; the reason says why"},
+}
+
+
+def _action_route(action: str) -> Callable[..., TicketOut]:
+    def handler(ticket_id: int, request: Request, who: Who, session: Db, body: ActionIn | None = None) -> TicketOut:
+        given = body or ActionIn()
+        _run(request, session, who, ticket_id, action,
+             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note, assignee=given.assignee))
+        ticket = queries.ticket_for(session, ticket_id, None)
+        assert ticket is not None
+        return TicketOut.model_validate(ticket)
+
+    handler.__doc__ = f"`{action}` the ticket; optional note and assignee. An illegal transition is a 409."
+    return handler
+
+
+for _action in ACTIONS:
+    router.add_api_route(
+        f"/tickets/{{ticket_id}}/{_action}", _action_route(_action), methods=["POST"], name="ticket_action",
+        operation_id=f"ticket_{_action}", response_model=TicketOut, responses=ACTION_RESPONSES,
+    )
+
+
+@router.post("/tickets/{ticket_id}/notes", name="add_note", response_model=NoteOut, status_code=201,
+             responses=ACTION_RESPONSES)
+def add_note(ticket_id: int, body: NoteIn, request: Request, who: Who, session: Db) -> NoteOut:
+    result: list[Any] = []
+    _run(request, session, who, ticket_id, "note",
+         lambda svc: result.append(svc.add_note(session, ticket_id, actor=who.actor, text=body.text)))
+    return NoteOut.model_validate(result[0])
+
+
+@router.post("/tickets/{ticket_id}/rca", name="attach_rca", response_model=TicketDetail, responses=ACTION_RESPONSES)
+def attach_rca(ticket_id: int, body: RcaIn, request: Request, who: Who, session: Db) -> TicketDetail:
+    """Attach the root-cause analysis report (symptom, investigation, responsibility, actions)."""
+    _run(request, session, who, ticket_id, "rca",
+         lambda svc: svc.attach_rca(session, ticket_id, actor=who.actor, report=body.model_dump(exclude_none=True)))
+    return _detail(session, ticket_id, who)
+
+
+@router.post("/tickets/{ticket_id}/rating", name="rate_ticket", response_model=TicketOut, responses=ACTION_RESPONSES)
+def rate_ticket(ticket_id: int, body: RatingIn, request: Request, who: Who, session: Db) -> TicketOut:
+    """The customer's satisfaction, 1-5, once the ticket is resolved or closed."""
+    _run(request, session, who, ticket_id, "rating",
+         lambda svc: svc.rate(session, ticket_id, actor=who.actor, rating=body.rating, comment=body.comment))
+    ticket = queries.ticket_for(session, ticket_id, None)
+    assert ticket is not None
+    return TicketOut.model_validate(ticket)
+
+
+@router.get("/notifications", name="list_notifications", response_model=Page[NotificationOut], tags=["notifications"])
+def list_notifications(
+    who: Who,
+    session: Db,
+    ticket_id: int | None = None,
+    status: Literal["pending", "delivered", "digested", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[NotificationOut]:
+    """The notification delivery log, newest first; customers see those sent to their own contacts."""
+    try:
+        rows, nxt = queries.notifications(session, ticket_id=ticket_id, status=status,
+                                          scope_customer_id=_scope(who), limit=limit, cursor=cursor)
+    except queries.BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Page[NotificationOut](items=[NotificationOut.model_validate(n) for n in rows], next=nxt)

@@ -1,0 +1,124 @@
+"""Browser login and logout, the satisfaction-survey link, the dashboard shell, /healthz and /metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from server.actions import TicketActions
+from server.auth import CSRF_COOKIE, SESSION_COOKIE, context, db_session
+from server.schemas import ErrorOut, LoginIn, LoginOut, RatingIn
+from server.security import hash_token
+from tickets.errors import TicketError, TicketNotFound
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+api = APIRouter(prefix="/api/v1", tags=["auth"])
+pages = APIRouter()
+Db = Annotated[Session, Depends(db_session)]
+
+
+def _secure(request: Request) -> bool:
+    return context(request).settings.force_secure_cookies or request.url.scheme == "https"
+
+
+@api.post("/auth/login", name="login", response_model=LoginOut,
+          responses={401: {"model": ErrorOut, "description": "unknown or revoked token"}})
+def login(body: LoginIn, request: Request, response: Response, session: Db) -> LoginOut:
+    """Trade an API token for a browser session: an HttpOnly, SameSite=Strict cookie (Secure over HTTPS).
+
+    Unsafe requests made with the cookie must carry the returned `csrf_token` in `X-CSRF-Token`.
+    """
+    from tickets.models import ApiToken
+
+    ctx = context(request)
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(body.token), ApiToken.revoked_at.is_(None))
+    )
+    if token is None:
+        raise HTTPException(401, "the API token is unknown or revoked")
+    cookie = ctx.signer.issue(token.id, ctx.clock.now().timestamp())
+    csrf = ctx.signer.csrf_for(cookie)
+    secure = _secure(request)
+    max_age = ctx.settings.session_max_age_s
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=max_age, httponly=True, samesite="strict", secure=secure,
+                        path="/")
+    # Readable by the dashboard's script, which echoes it in X-CSRF-Token (double submit).
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure,
+                        path="/")
+    return LoginOut(token_id=token.id, role=token.role, customer_id=token.customer_id, name=token.name,
+                    csrf_token=csrf)
+
+
+@api.post("/auth/logout", name="logout", status_code=204, response_class=Response)
+def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(name, path="/", samesite="strict", secure=_secure(request),
+                               httponly=name == SESSION_COOKIE)
+    return response
+
+
+class SurveyOut(BaseModel):
+    ticket_id: int
+
+
+@api.post("/survey/{token}", name="submit_survey", response_model=SurveyOut, tags=["tickets"],
+          responses={404: {"model": ErrorOut, "description": "unknown or used survey link"}})
+def submit_survey(token: str, body: RatingIn, request: Request, session: Db) -> SurveyOut:
+    """The answer to a satisfaction survey link sent after closure (the link's token is the credential)."""
+    actions: TicketActions = request.app.state.actions
+    if len(token) > 200:
+        raise HTTPException(404, "this survey link is unknown or no longer valid")
+    try:
+        ticket_id = actions.rate_by_token(session, token, rating=body.rating, comment=body.comment)
+        session.commit()
+    except TicketNotFound as exc:
+        session.rollback()
+        raise HTTPException(404, str(exc)) from None
+    except TicketError as exc:
+        session.rollback()
+        actions.after_rollback()
+        raise HTTPException(409, str(exc)) from None
+    actions.after_commit()
+    return SurveyOut(ticket_id=ticket_id)
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+@pages.get("/healthz", name="healthz", response_model=Health, tags=["operations"],
+           responses={503: {"model": Health, "description": "the database is not reachable"}})
+def healthz(request: Request, response: Response) -> Health:
+    """200 when the ticket database answers, else 503."""
+    try:
+        with context(request).sessions() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means unhealthy, whatever raised it
+        response.status_code = 503
+        return Health(status="unavailable", database=type(exc).__name__)
+    return Health(status="ok", database="ok")
+
+
+@pages.get("/metrics", name="metrics", response_class=PlainTextResponse, tags=["operations"])
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text exposition: request counts and latency by route, auth failures, ticket actions."""
+    return PlainTextResponse(context(request).metrics.exposition().decode(),
+                             media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@pages.get("/", name="dashboard", include_in_schema=False)
+def dashboard() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/survey/{token}", name="survey_page", include_in_schema=False)
+def survey_page(token: str) -> FileResponse:
+    return FileResponse(STATIC / "survey.html", headers={"Cache-Control": "no-store"})

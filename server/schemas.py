@@ -1,0 +1,336 @@
+"""Request and response bodies of the API (Pydantic v2). Times are ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="a human-readable reason")
+    key: str | None = Field(None, description="the setting or field at fault, when there is one")
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next: str | None = Field(None, description="pass as `cursor` to get the next page; null on the last page")
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+class ClockOut(Out):
+    name: str
+    started_at: datetime
+    due_at: datetime
+    stopped_at: datetime | None
+    breached_at: datetime | None
+    breached: bool
+
+
+class TicketOut(Out):
+    id: int
+    device_id: str | None
+    metric: str | None
+    severity: Literal["orange", "red"] | None
+    kind: str
+    level: Literal["red", "yellow", "blue"]
+    priority: int
+    status: Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
+    customer_id: int | None
+    title: str
+    assignee: str | None
+    engineer_level: str | None
+    escalated: bool
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    dispatched_at: datetime | None
+    started_at: datetime | None
+    on_site_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    committed_at: datetime | None
+    rating: int | None
+    clocks: list[ClockOut]
+
+
+class AuditOut(Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    field: str | None
+    old_value: Any = None
+    new_value: Any = None
+    reason: str | None
+
+
+class NoteOut(Out):
+    id: int
+    ticket_id: int
+    at: datetime
+    author: str
+    text: str
+
+
+class AttemptOut(Out):
+    at: datetime
+    ok: bool
+    detail: str | None
+
+
+class NotificationOut(Out):
+    id: int
+    ticket_id: int | None
+    event: str
+    recipient_kind: str
+    recipient_name: str | None
+    channel: str
+    status: str
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    attempt_log: list[AttemptOut] = []
+
+
+class TicketDetail(TicketOut):
+    description: str
+    details: dict[str, Any] | None
+    first_judgement: str | None
+    contact_name: str | None
+    rca: dict[str, Any] | None
+    rca_at: datetime | None
+    rating_comment: str | None
+    rated_at: datetime | None
+    follow_up_of_id: int | None
+    audit: list[AuditOut]
+    notes: list[NoteOut]
+    notifications: list[NotificationOut]
+
+
+class ActionIn(In):
+    note: LongText | None = None
+    assignee: ShortText | None = None
+
+
+class NoteIn(In):
+    text: LongText
+
+
+class RcaIn(In):
+    symptom: LongText
+    investigation: LongText
+    responsibility: LongText
+    actions: LongText | None = None
+
+
+class RatingIn(In):
+    rating: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
+    comment: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+
+
+# --- devices and alerts ----------------------------------------------------------------------
+
+
+class DeviceOut(Out):
+    id: str
+    device_class: str | None
+    customer_id: int | None
+    state: Literal["online", "offline", "unknown"]
+    health: Literal["green", "orange", "red", "offline", "unknown"] = Field(
+        description="red/orange: the worst active alert; offline: no news; green: reporting, no alert"
+    )
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    offline_since: datetime | None
+    agent_version: str | None
+    interval_s: float | None
+    latest_seq: int | None
+    latest_ts: float | None
+    latest: dict[str, float | None] | None
+    thresholds: dict[str, Any] | None
+    open_tickets: int = 0
+
+
+class DeviceIn(In):
+    customer_id: int | None = None
+    device_class: Literal["gateway", "router"] | None = None
+    thresholds: dict[str, Any] | None = Field(
+        None, description="per-device overrides, the layout of a [devices.ID] table, e.g. {\"cpu_percent\": 70}"
+    )
+
+
+class ThresholdLine(BaseModel):
+    threshold: float
+    red_level: float
+    clear_level: float
+
+
+class HistoryPoint(BaseModel):
+    ts: float = Field(description="Unix seconds (the device's clock)")
+    value: float | None
+
+
+class MetricHistory(BaseModel):
+    metric: str
+    unit: str
+    points: list[HistoryPoint]
+    threshold: ThresholdLine | None
+
+
+class HistoryOut(BaseModel):
+    device_id: str
+    start: datetime
+    end: datetime
+    available: bool = Field(description="false when the server cannot read the telemetry store")
+    metrics: list[MetricHistory]
+
+
+class AlertOut(BaseModel):
+    device_id: str
+    metric: str
+    severity: Literal["orange", "red"]
+    customer_id: int | None
+    ticket_id: int | None
+
+
+# --- thresholds ------------------------------------------------------------------------------
+
+
+class ThresholdsOut(BaseModel):
+    version: int = Field(description="0 until the document is first saved; send it back to guard against lost updates")
+    document: dict[str, Any]
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class ThresholdsIn(In):
+    document: dict[str, Any]
+    version: int | None = Field(None, description="the version you edited; 409 when someone saved since")
+
+
+# --- customers, contacts, tokens -------------------------------------------------------------
+
+
+class CustomerIn(In):
+    name: ShortText
+
+
+class CustomerOut(Out):
+    id: int
+    name: str
+
+
+class ContactIn(In):
+    name: ShortText
+    channel: Literal["email", "webhook", "dingtalk", "wecom", "feishu"]
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    role: Literal["ops", "technical"] = "ops"
+
+
+class ContactOut(Out):
+    id: int
+    customer_id: int
+    name: str
+    channel: str
+    address: str
+    role: str
+    active: bool
+    has_secret: bool
+
+
+class TokenIn(In):
+    role: Literal["admin", "supervisor", "engineer", "customer"]
+    customer_id: int | None = Field(None, description="required for, and only for, the customer role")
+    name: ShortText | None = None
+
+
+class TokenOut(Out):
+    id: int
+    role: str
+    customer_id: int | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="shown once: only its hash is stored")
+
+
+class WhoAmI(BaseModel):
+    token_id: int
+    role: str
+    customer_id: int | None
+    name: str | None
+
+
+class LoginIn(In):
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class LoginOut(WhoAmI):
+    csrf_token: str
+
+
+class DeadLetterOut(Out):
+    id: int
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str | None
+    payload: str | None
+    payload_size: int
+
+
+# --- KPIs ------------------------------------------------------------------------------------
+
+
+class SlaAttainment(BaseModel):
+    clock: str
+    settled: int = Field(description="clocks stopped or breached")
+    met: int
+    rate: float | None
+
+
+class DayKpis(BaseModel):
+    day: str = Field(description="UTC date, YYYY-MM-DD; tickets are counted on the day they were opened")
+    opened: int
+    first_response_p50_s: float | None
+    first_response_p90_s: float | None
+    mtta_s: float | None
+    mttr_s: float | None
+    resolved: int
+    resolution_rate: float | None
+    ratings: int
+    satisfaction: float | None = Field(description="mean rating scaled to 0-100 (5 = 100)")
+    sla: list[SlaAttainment]
+    backlog: int = Field(description="tickets still open at the end of the day")
+
+
+class KpisOut(BaseModel):
+    start: str
+    end: str
+    days: list[DayKpis]
+    totals: DayKpis
