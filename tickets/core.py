@@ -31,22 +31,24 @@ class Context:
     policy: SlaPolicy
     clock: Clock
     public_url: str = "http://localhost:8080"
-    _touched: set[int] = field(default_factory=set)
-    _pending: list[ClockRow] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Per thread: each thread runs its own transaction and then its own after_commit, so one
+    # thread never hands over clocks of another thread's transaction that is not committed yet.
+    _local: threading.local = field(default_factory=threading.local)
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def touch(self, clock: ClockRow) -> None:
         """Remember a clock whose next instant changed, to be scheduled after the commit."""
-        with self._lock:
-            self._pending.append(clock)
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = []
+        pending.append(clock)
 
     def take_touched(self) -> list[tuple[int, datetime | None]]:
-        """The (clock id, next instant) pairs touched since the last call."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+        """The (clock id, next instant) pairs this thread touched since its last call."""
+        pending = getattr(self._local, "pending", None) or []
+        self._local.pending = []
         out: dict[int, datetime | None] = {}
         for clock in pending:
             if clock.id is not None:

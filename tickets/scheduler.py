@@ -1,0 +1,188 @@
+"""`ClockScheduler`: SLA clocks fire at their exact instant (APScheduler jobs, not a poll).
+
+One job per clock, at the clock's next instant (a warning or the due time), kept in a persistent
+job store in the ticket database. When a job fires it re-reads the clock row, does what is due
+(`TicketService.fire_clock`), and schedules the clock's next instant. The database stays the
+truth: `resync()` at start schedules every clock that still has something to do, and missed
+instants fire at once; a reconciliation pass every few seconds schedules clocks that another
+process (the server, a second collector) created or moved, as a safety net only — the process
+that changed a clock schedules it itself through `TicketService.after_commit`.
+
+The scheduler runs inside the long-running central process (the collector, or `edgewatch demo`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tickets.models import Clock as ClockRow
+from tickets.service import TicketService
+
+logger = logging.getLogger(__name__)
+
+JOB_TABLE = "scheduler_jobs"
+RETRY_AFTER = timedelta(seconds=5)
+
+# APScheduler keeps a job as a textual reference to a module-level function plus its arguments,
+# so a job loaded from the store after a restart finds its live scheduler here, by name.
+_RUNNING: dict[str, ClockScheduler] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def fire_clock_job(scheduler_name: str, clock_id: int) -> None:
+    """The job function stored in the job store."""
+    with _RUNNING_LOCK:
+        scheduler = _RUNNING.get(scheduler_name)
+    if scheduler is None:
+        logger.warning("clock %s: no running scheduler %r in this process; job skipped", clock_id, scheduler_name)
+        return
+    scheduler.fire(clock_id)
+
+
+class ClockScheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        service: TicketService,
+        *,
+        name: str = "edgewatch",
+        reconcile_every: float = 5.0,
+        threads: int = 4,
+        persistent: bool = True,
+    ) -> None:
+        self.name = name
+        self._sessions = sessions
+        self._service = service
+        self._reconcile_every = reconcile_every
+        store: Any = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE) if persistent else MemoryJobStore()
+        self._aps = BackgroundScheduler(
+            jobstores={"default": store, "local": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(threads)},
+            # Never drop a late job: a deadline missed while down must still fire, once.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._scheduled: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+        # (due instant, fired instant) of recent firings: the benchmark and /metrics read lateness.
+        self.firings: deque[tuple[datetime, datetime]] = deque(maxlen=100_000)
+        self.errors = 0
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> None:
+        with _RUNNING_LOCK:
+            if self.name in _RUNNING:
+                raise RuntimeError(f"a clock scheduler named {self.name!r} already runs in this process")
+            _RUNNING[self.name] = self
+        self._aps.start()
+        self._service.use_scheduler(self)
+        self.resync()
+        self._aps.add_job(self.reconcile, "interval", seconds=self._reconcile_every, jobstore="local",
+                          id="reconcile", replace_existing=True)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._service.use_scheduler(None)
+        with contextlib.suppress(Exception):
+            self._aps.shutdown(wait=wait)
+        with _RUNNING_LOCK:
+            if _RUNNING.get(self.name) is self:
+                del _RUNNING[self.name]
+
+    def __enter__(self) -> ClockScheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------ scheduling
+
+    def schedule(self, clock_id: int, at: datetime | None) -> None:
+        """(Re)schedule the clock's job at `at`; None removes it."""
+        job_id = f"clock-{clock_id}"
+        with self._lock:
+            if at is None:
+                self._scheduled.pop(clock_id, None)
+                with contextlib.suppress(JobLookupError):
+                    self._aps.remove_job(job_id)
+                return
+            if self._scheduled.get(clock_id) == at:
+                return
+            self._scheduled[clock_id] = at
+            self._aps.add_job(fire_clock_job, DateTrigger(run_date=at, timezone=UTC), args=[self.name, clock_id],
+                              id=job_id, replace_existing=True)
+
+    def resync(self) -> int:
+        """Schedule every clock with something left to do, from the database; returns how many."""
+        with self._sessions() as session:
+            due = list(session.execute(select(ClockRow.id, ClockRow.next_fire_at)
+                                       .where(ClockRow.next_fire_at.is_not(None))))
+        with self._lock:
+            self._scheduled.clear()
+        for clock_id, at in due:
+            self.schedule(clock_id, at)
+        logger.info("clock scheduler %s: %d clocks scheduled from the database", self.name, len(due))
+        return len(due)
+
+    def reconcile(self) -> int:
+        """Schedule clocks whose next instant differs from what this scheduler holds (set elsewhere)."""
+        with self._sessions() as session:
+            result = session.execute(select(ClockRow.id, ClockRow.next_fire_at)
+                                     .where(ClockRow.next_fire_at.is_not(None)))
+            due = {cid: at for cid, at in result}
+        with self._lock:
+            stale = [(cid, at) for cid, at in due.items() if self._scheduled.get(cid) != at]
+            gone = [cid for cid in self._scheduled if cid not in due]
+        for cid, at in stale:
+            self.schedule(cid, at)
+        for cid in gone:
+            # Stopped elsewhere: the job would find nothing to do; drop it now.
+            self.schedule(cid, None)
+        if stale:
+            logger.info("clock scheduler %s: reconciled %d clocks set by another process", self.name, len(stale))
+        return len(stale)
+
+    # ------------------------------------------------------------ firing
+
+    def fire(self, clock_id: int) -> None:
+        """Run what is due on one clock now (called by its job)."""
+        with self._lock:
+            target = self._scheduled.pop(clock_id, None)
+        started = time.monotonic()
+        try:
+            with self._sessions.begin() as session:
+                following = self._service.fire_clock(session, clock_id)
+        except Exception:
+            self.errors += 1
+            self._service.after_rollback()
+            logger.exception("clock %s: firing failed; trying again in %s", clock_id, RETRY_AFTER)
+            self.schedule(clock_id, datetime.now(UTC) + RETRY_AFTER)
+            return
+        if target is not None:
+            self.firings.append((target, datetime.now(UTC)))
+        self._service.after_commit()
+        if following is not None:
+            self.schedule(clock_id, following)
+        logger.debug("clock %s fired in %.1f ms", clock_id, (time.monotonic() - started) * 1000)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._scheduled)
