@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from edgewatch import __version__
 from server import errors, openapi
@@ -80,9 +81,24 @@ def ensure_admin_token(sessions: sessionmaker[Session], token: str, now: datetim
             logger.info("bootstrap admin token registered")
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of the app, also those inside included routers (kept nested by newer FastAPI)."""
+    found: list[APIRoute] = []
+
+    def walk(routes: Iterable[BaseRoute]) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif hasattr(route, "original_router"):
+                walk(route.original_router.routes)
+
+    walk(app.routes)
+    return found
+
+
 def check_rules(app: FastAPI) -> None:
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.name not in RULES and route.name not in PUBLIC:
+    for route in api_routes(app):
+        if route.name not in RULES and route.name not in PUBLIC:
             raise RouteWithoutRule(f"route {route.name!r} ({route.path}) has no access rule in server/policy.py")
 
 
@@ -119,15 +135,13 @@ def create_app(
     app.state.ctx = ctx
     app.state.actions = TicketActions(service or TicketService(clock=clock))
 
-    for router in (tickets.router, devices.router, admin.router):
-        app.include_router(router, prefix="/api/v1")
-    app.include_router(ui.api)
-    app.include_router(ui.pages)
+    for router in (tickets.router, devices.router, admin.router, ui.api, ui.pages):
+        app.include_router(router)  # each router carries its own prefix
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     check_rules(app)
 
     errors.install(app)
-    openapi.install(app, __version__)
+    openapi.install(app, __version__, api_routes(app))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -190,7 +190,7 @@ def _backlog(
             select(done_day, func.count())
             .where(done_at >= start, done_at < end, *scope)
             .group_by(done_day)
-        ).tuples().all()
+        ).all()
     )
     days["__base__"].backlog = int(base or 0)
     for d, count in finished.items():

@@ -40,7 +40,7 @@ class ServerMetrics:
         response = await call_next(request)
         route = request.scope.get("route")
         # The route's template, not the raw path: ids in paths would explode the label set.
-        label = getattr(route, "path", None) or "(unmatched)"
+        label = getattr(route, "path_format", None) or "(unmatched)"
         self.latency.labels(request.method, label).observe(time.perf_counter() - started)
         self.requests.labels(request.method, label, str(response.status_code)).inc()
         if response.status_code in (401, 403):

@@ -19,7 +19,7 @@ STANDARD = {
 }
 
 
-def install(app: FastAPI, version: str) -> None:
+def install(app: FastAPI, version: str, routes: list[APIRoute]) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
@@ -28,7 +28,7 @@ def install(app: FastAPI, version: str) -> None:
         components["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        secured = {route.path_format: route.name for route in app.routes if isinstance(route, APIRoute)}
+        secured = {route.path_format: route.name for route in routes}
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})

@@ -235,7 +235,7 @@ def device_views(session: Session, devices: Sequence[Device]) -> list[DeviceView
             select(Ticket.device_id, func.count())
             .where(Ticket.device_id.in_(ids), Ticket.status.in_([s.value for s in OPEN_STATUSES]))
             .group_by(Ticket.device_id)
-        ).tuples().all()
+        ).all()
     )
     by_device: dict[str, list[str]] = {}
     for (device_id, _metric), severity in alerts.items():

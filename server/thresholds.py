@@ -1,9 +1,9 @@
 """The fleet-wide thresholds document, edited at run time.
 
 The document lives in the `settings` row `THRESHOLDS_KEY` with a version counter; every save bumps
-the version and a running collector polls it and reloads without a restart. Per-device overrides
-set through `PUT /devices/{id}` are written into the document's `devices.<id>` table (and mirrored
-on the device row for display), so the document stays the one source the rule engine reads.
+the version. Per-device overrides and classes live on the device rows (`PUT /devices/{id}`); the
+collector lays them over the document as `[devices.ID]` tables, polls both, and applies a change
+without a restart. The server validates exactly that merged document before it stores anything.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def save(
 def with_device(
     value: dict[str, Any], device_id: str, table: dict[str, Any] | None, device_class: str | None
 ) -> dict[str, Any]:
-    """A copy of the document whose `devices.<id>` table is exactly these overrides and class."""
+    """A copy of the document with the device's row laid over it, as the collector does."""
     doc = copy.deepcopy(value)
     devices = doc.setdefault("devices", {})
     entry = {k: v for k, v in (table or {}).items() if k != "device_class"}

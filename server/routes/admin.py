@@ -35,7 +35,7 @@ from server.schemas import (
 from server.security import hash_token, new_token
 from tickets.models import ApiToken, Contact, Customer
 
-router = APIRouter()
+router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
 MAX_KPI_DAYS = 366

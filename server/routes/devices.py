@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import METRICS, ThresholdError
+from rules import METRICS, ThresholdError, parse_thresholds
 from server import audit, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
 from server.schemas import (
@@ -25,7 +25,7 @@ from server.schemas import (
 )
 from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
 CORE = ("cpu_percent", "mem_percent", "latency_ms")
@@ -105,9 +105,9 @@ def device_history(
     if not start < end or end - start > MAX_HISTORY:
         raise HTTPException(422, f"start must be before end, and the span at most {MAX_HISTORY.days} days")
     names = list(dict.fromkeys(metric or [*CORE, *(k for k in (device.latest or {}) if k not in CORE)]))
-    rules_doc = thresholds.load(session)
+    doc = thresholds.load(session).value
     try:
-        resolved = rules_doc.thresholds()
+        resolved = parse_thresholds(thresholds.with_device(doc, device.id, device.thresholds, device.device_class))
     except ThresholdError:
         resolved = None  # a broken stored document must not hide the charts
     series = ctx.telemetry.history(device.id, names, start.timestamp(), end.timestamp(), points)
@@ -147,10 +147,10 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
         if key in given:
             after[key] = getattr(body, key)
     if after["thresholds"] != before["thresholds"] or after["device_class"] != before["device_class"]:
-        doc = thresholds.load(session)
-        value = thresholds.with_device(doc.value, device_id, after["thresholds"], after["device_class"])
+        merged = thresholds.with_device(thresholds.load(session).value, device_id, after["thresholds"],
+                                        after["device_class"])
         try:
-            thresholds.save(session, value, expected_version=None, actor=who.actor, now=now)
+            parse_thresholds(merged, thresholds.SOURCE)
         except ThresholdError as exc:
             session.rollback()
             key = exc.key.removeprefix(f"devices.{device_id}.")
@@ -179,7 +179,7 @@ def list_alerts(
     tickets = dict(session.execute(
         select(Ticket.open_key, Ticket.id).where(Ticket.open_key.in_(open_keys),
                                                  Ticket.status.in_([s.value for s in OPEN_STATUSES]))
-    ).tuples().all())
+    ).all())
     scope = _scope(who)
     items = []
     for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != "red", kv[0])):

@@ -28,7 +28,7 @@ from server.schemas import (
 )
 from tickets.errors import IllegalTransition, InvalidInput, TicketError, TicketNotFound
 
-router = APIRouter(tags=["tickets"])
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
 Status = Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
 Who = Annotated[Principal, Depends(authorized)]

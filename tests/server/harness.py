@@ -1,0 +1,105 @@
+"""A server under test: the real app on a real database, tokens of every role, seeding helpers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from rules import Event, Severity, Transition
+from server.app import create_app
+from server.security import hash_token
+from server.settings import ServerSettings
+from tickets.clock import ManualClock
+from tickets.models import ApiToken, Customer, Device, Ticket
+from tickets.service import TicketService
+
+ROLES = ("admin", "supervisor", "engineer", "customer")
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+_seq = itertools.count(1)
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: TestClient
+    sessions: sessionmaker[Session]
+    clock: ManualClock
+    service: TicketService
+    tokens: dict[str, str] = field(default_factory=dict)
+    token_ids: dict[str, int] = field(default_factory=dict)
+    customers: dict[str, int] = field(default_factory=dict)
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def add_token(self, key: str, role: str, customer_id: int | None = None) -> str:
+        secret = f"test-{key}-token-{next(_seq):06d}"
+        with self.sessions() as session:
+            row = ApiToken(token_hash=hash_token(secret), role=role, customer_id=customer_id, name=f"{key} user",
+                           created_at=self.clock.now())
+            session.add(row)
+            session.commit()
+            self.token_ids[key] = row.id
+        self.tokens[key] = secret
+        return secret
+
+    def add_customer(self, name: str) -> int:
+        with self.sessions() as session:
+            customer = Customer(name=name, created_at=self.clock.now())
+            session.add(customer)
+            session.commit()
+            self.customers[name] = customer.id
+            return customer.id
+
+    def add_device(self, device_id: str, customer: str | None, *, state: str = "online",
+                   latest: dict[str, float] | None = None, device_class: str | None = "gateway") -> None:
+        with self.sessions() as session:
+            session.add(Device(
+                id=device_id, customer_id=self.customers[customer] if customer else None, state=state,
+                device_class=device_class, first_seen_at=self.clock.now(), last_seen_at=self.clock.now(),
+                latest=latest or {"cpu_percent": 20.0, "mem_percent": 30.0, "latency_ms": 10.0},
+                interval_s=10.0, latest_seq=1, latest_ts=self.clock.now().timestamp(),
+            ))
+            session.commit()
+
+    def raise_alert(self, device_id: str, metric: str = "cpu_percent", severity: str = "red",
+                    value: float = 95.0, event: str = "raised") -> int:
+        """What the collector does on an alert transition: the ticket service opens the ticket."""
+        transition = Transition(Event(event), Severity(severity), device_id, metric, next(_seq),
+                                self.clock.now().timestamp(), value, 60.0, 90.0)
+        with self.sessions() as session:
+            ticket = self.service.on_transition(session, transition)
+            session.commit()
+            self.service.after_commit()
+            assert ticket is not None
+            return ticket.id
+
+    def ticket(self, ticket_id: int) -> Ticket:
+        with self.sessions() as session:
+            found = session.get(Ticket, ticket_id)
+            assert found is not None
+            return found
+
+
+@contextmanager
+def harness(sessions: sessionmaker[Session], data_dir: Path) -> Iterator[Harness]:
+    clock = ManualClock(START)
+    service = TicketService(clock=clock)
+    settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3")
+    app = create_app(settings, sessions, clock=clock, service=service)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        h = Harness(app, client, sessions, clock, service)
+        acme = h.add_customer("Acme Power")
+        h.add_customer("Beta Water")
+        for role in ROLES:
+            h.add_token(role, role, acme if role == "customer" else None)
+        h.add_token("other_customer", "customer", h.customers["Beta Water"])
+        yield h
