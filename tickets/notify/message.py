@@ -36,7 +36,7 @@ class Notification:
     address: str
     subject: str
     text: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict, hash=False)  # hashable by the other fields
     secret: str | None = field(default=None, repr=False)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
