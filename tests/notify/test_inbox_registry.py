@@ -173,3 +173,8 @@ def test_registry_http_channels_reach_a_receiver(tmp_path: Path) -> None:
         with ChannelRegistry(NotifySettings.load(None, {}, data_dir=tmp_path), http_client=client) as registry:
             assert registry.send(red_notification("webhook", receiver.url(), secret="s")).ok
         assert not client.is_closed  # a client passed in belongs to the caller
+
+
+def test_inbox_refuses_other_channels(tmp_path: Path) -> None:
+    result = InboxChannel(tmp_path / "inbox.jsonl").send(red_notification("email", "a@b.example"))
+    assert not result.ok and not result.retryable and not (tmp_path / "inbox.jsonl").exists()

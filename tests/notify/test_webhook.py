@@ -175,3 +175,11 @@ def test_deliver_with_retries_rides_out_an_outage(http: httpx.Client) -> None:
     assert [a.status_code for a in report.attempts[1:]] == [503, 503, 200]
     assert slept == [5.0, 10.0, 20.0]
     assert len(receiver.requests) == 3
+
+
+def test_misrouted_and_own_client() -> None:
+    channel = WebhookChannel(timeout=2.0)  # builds and owns its client
+    result = channel.send(red_notification("wecom", "http://127.0.0.1:9/x"))
+    assert not result.ok and not result.retryable and "routed to the webhook channel" in result.detail
+    channel.close()
+    assert channel._client.is_closed
