@@ -84,6 +84,7 @@ class ClockScheduler:
         # (due instant, fired instant) of recent firings: the benchmark and /metrics read lateness.
         self.firings: deque[tuple[datetime, datetime]] = deque(maxlen=100_000)
         self.errors = 0
+        self.last_resync = (0, 0)  # (clocks scheduled, jobs written to the store) at the last resync
 
     # ------------------------------------------------------------ life
 
@@ -135,11 +136,30 @@ class ClockScheduler:
         with self._sessions() as session:
             due = list(session.execute(select(ClockRow.id, ClockRow.next_fire_at)
                                        .where(ClockRow.next_fire_at.is_not(None))))
+        # Jobs still in the persistent store from before a restart are kept when they are right:
+        # rewriting tens of thousands of them would make every start slow.
+        stored = {job.id: job.next_run_time for job in self._aps.get_jobs(jobstore="default")}
+        wanted = set()
+        changed = 0
         with self._lock:
             self._scheduled.clear()
         for clock_id, at in due:
+            job_id = f"clock-{clock_id}"
+            wanted.add(job_id)
+            if at is None:
+                continue
+            if stored.get(job_id) == at:
+                with self._lock:
+                    self._scheduled[clock_id] = at
+                continue
             self.schedule(clock_id, at)
-        logger.info("clock scheduler %s: %d clocks scheduled from the database", self.name, len(due))
+            changed += 1
+        for job_id in stored.keys() - wanted:
+            with contextlib.suppress(JobLookupError):
+                self._aps.remove_job(job_id, jobstore="default")
+        self.last_resync = (len(due), changed)
+        logger.info("clock scheduler %s: %d clocks scheduled from the database (%d jobs written)",
+                    self.name, len(due), changed)
         return len(due)
 
     def reconcile(self) -> int:

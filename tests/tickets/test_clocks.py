@@ -207,6 +207,18 @@ def test_clocks_created_by_another_process_are_reconciled(
         assert scheduler.pending() >= 1  # the ticket's other clocks wait for their instants
 
 
+def test_a_restart_keeps_the_stored_jobs_that_are_still_right(
+    engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int]
+) -> None:
+    service = TicketService(SlaPolicy(), SystemClock())
+    with ClockScheduler(engine, sessions, service, reconcile_every=60) as first:
+        _open(sessions, service)
+        service.after_commit()
+        assert first.pending() == 5  # first response, on site, RCA, resolution, escalation
+    with ClockScheduler(engine, sessions, service, reconcile_every=60) as second:
+        assert second.last_resync == (5, 0) and second.pending() == 5
+
+
 @pytest.mark.parametrize("persistent", [True, False])
 def test_scheduler_names_are_unique_per_process(engine: Engine, sessions: sessionmaker[Session],
                                                 persistent: bool) -> None:
