@@ -8,8 +8,11 @@ same code runs on SQLite and PostgreSQL, and several collectors can share one da
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, cast
@@ -21,13 +24,12 @@ from sqlalchemy.orm import Session
 from collector.devices import OFFLINE, ONLINE, DeviceEvent
 from collector.pipeline import Batch
 from rules import Transition
-from tickets.models import DeadLetter, Device, RuleState
+from tickets.models import DeadLetter, Device
 
 logger = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1  # devices.latest_seq is a 32-bit INTEGER on PostgreSQL
 DEVICES = cast(sa.Table, Device.__table__)
-RULE_STATES = cast(sa.Table, RuleState.__table__)
 DEAD_LETTERS = cast(sa.Table, DeadLetter.__table__)
 
 
@@ -44,6 +46,8 @@ class TicketSink(Protocol):
 
     def after_commit(self) -> None: ...
 
+    def after_rollback(self) -> None: ...
+
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
@@ -56,57 +60,85 @@ def _insert(session: Session, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+# The two upserts below run for every device of every batch: they go straight to the driver
+# (executemany) instead of through SQLAlchemy's per-row type processing, which cost more than
+# the rest of the hot path together. Values are pre-encoded the way the ORM types store them.
+DEVICE_UPSERT = """
+INSERT INTO devices (id, state, first_seen_at, last_seen_at, agent_version, interval_s, instance,
+                     latest_seq, latest_ts, latest, device_class, offline_since)
+VALUES (:id, 'online', :at, :at, :agent_version, :interval_s, :instance,
+        :latest_seq, :latest_ts, {latest}, :device_class, NULL)
+ON CONFLICT (id) DO UPDATE SET
+    state = 'online',
+    offline_since = NULL,
+    last_seen_at = excluded.last_seen_at,
+    agent_version = COALESCE(excluded.agent_version, devices.agent_version),
+    interval_s = COALESCE(excluded.interval_s, devices.interval_s),
+    instance = COALESCE(excluded.instance, devices.instance),
+    latest_seq = CASE WHEN excluded.latest_ts IS NULL THEN devices.latest_seq ELSE excluded.latest_seq END,
+    latest_ts = COALESCE(excluded.latest_ts, devices.latest_ts),
+    latest = CASE WHEN excluded.latest_ts IS NULL THEN devices.latest ELSE excluded.latest END,
+    device_class = COALESCE(devices.device_class, excluded.device_class)
+"""
+
+RULE_STATE_UPSERT = """
+INSERT INTO rule_states (device_id, state, updated_at) VALUES (:device_id, {state}, :at)
+ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+"""
+
+
+class _Dialect:
+    """SQL text and value encodings for the driver in use (sqlite3 or psycopg)."""
+
+    def __init__(self, name: str) -> None:
+        self.postgres = name == "postgresql"
+        if self.postgres:
+            self.device_upsert = _pyformat(DEVICE_UPSERT.format(latest="CAST(:latest AS json)"))
+            self.rule_state_upsert = _pyformat(RULE_STATE_UPSERT.format(state="CAST(:state AS json)"))
+        else:
+            self.device_upsert = DEVICE_UPSERT.format(latest=":latest")
+            self.rule_state_upsert = RULE_STATE_UPSERT.format(state=":state")
+
+    def time(self, ts: float) -> Any:
+        at = utc(ts)
+        # SQLite: the text form SQLAlchemy's DateTime type writes (naive, UTC implied).
+        return at if self.postgres else at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _pyformat(sql: str) -> str:
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
+_DIALECTS = {name: _Dialect(name) for name in ("sqlite", "postgresql")}
+
+
+def _dialect(session: Session) -> _Dialect:
+    return _DIALECTS["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+
+
 def upsert_devices(session: Session, batch: Batch) -> None:
-    if not batch.seen:
+    if not batch.registry:
         return
-    table = DEVICES
+    d = _dialect(session)
+    dumps = json.dumps
     rows = []
-    for device_id, seen in sorted(batch.seen.items()):  # sorted: the same lock order in every process
-        at = utc(seen.received_at)
+    for device_id, seen in sorted(batch.registry.items()):  # sorted: the same lock order in every process
         seq = seen.seq if seen.seq is not None and seen.seq <= INT32_MAX else None
         rows.append({
-            "id": device_id, "state": ONLINE, "first_seen_at": at, "last_seen_at": at,
-            "agent_version": seen.agent_version, "interval_s": seen.interval_s, "instance": seen.instance,
-            "latest_seq": seq, "latest_ts": seen.ts, "latest": seen.latest, "device_class": seen.device_class,
-            "offline_since": None,
+            "id": device_id, "at": d.time(seen.received_at), "agent_version": seen.agent_version,
+            "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seq, "latest_ts": seen.ts,
+            "latest": None if seen.latest is None else dumps(seen.latest), "device_class": seen.device_class,
         })
-    stmt = _insert(session, table)
-    ex, cur = stmt.excluded, table.c
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[cur.id],
-        set_={
-            # Status-only rows carry no sample: keep what is stored.
-            "last_seen_at": ex.last_seen_at,
-            "state": ex.state,
-            "offline_since": None,
-            "agent_version": sa.func.coalesce(ex.agent_version, cur.agent_version),
-            "interval_s": sa.func.coalesce(ex.interval_s, cur.interval_s),
-            "instance": sa.func.coalesce(ex.instance, cur.instance),
-            "latest_seq": sa.case((ex.latest_ts.is_(None), cur.latest_seq), else_=ex.latest_seq),
-            "latest_ts": sa.func.coalesce(ex.latest_ts, cur.latest_ts),
-            "latest": sa.case((ex.latest_ts.is_(None), cur.latest), else_=ex.latest),
-            # The class is the server's to set once the device is registered.
-            "device_class": sa.func.coalesce(cur.device_class, ex.device_class),
-        },
-    )
-    session.execute(stmt, rows)
+    session.connection().exec_driver_sql(d.device_upsert, rows)
 
 
-def upsert_rule_states(session: Session, devices: Iterable[str], snapshot: Callable[[str], Any]) -> None:
-    now = datetime.now(UTC)
-    rows = [
-        {"device_id": device_id, "state": state, "updated_at": now}
-        for device_id in sorted(devices)
-        if (state := snapshot(device_id)) is not None
-    ]
-    if not rows:
-        return
-    table = RULE_STATES
-    stmt = _insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.device_id], set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at}
-    )
-    session.execute(stmt, rows)
+def upsert_rule_states(session: Session, states: Mapping[str, Any]) -> None:
+    d = _dialect(session)
+    at = d.time(time.time())
+    dumps = json.dumps
+    rows = [{"device_id": device_id, "state": dumps(states[device_id]), "at": at} for device_id in sorted(states)]
+    if rows:
+        session.connection().exec_driver_sql(d.rule_state_upsert, rows)
 
 
 def insert_dead_letters(session: Session, batch: Batch) -> None:
@@ -138,13 +170,13 @@ def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent
 
 
 def write_batch(
-    session: Session, batch: Batch, service: TicketSink, snapshot: Callable[[str], Any],
+    session: Session, batch: Batch, service: TicketSink,
     on_ticket_error: Callable[[Transition | DeviceEvent, Exception], None],
 ) -> None:
     """Everything of `batch` into `session` (the caller commits). A ticket-service failure on one
     transition rolls back that transition alone (a savepoint) and is reported, not raised."""
     upsert_devices(session, batch)
-    upsert_rule_states(session, batch.touched, snapshot)
+    upsert_rule_states(session, batch.states)
     insert_dead_letters(session, batch)
     for transition, recent in batch.transitions:
         _isolated(session, partial(service.on_transition, session, transition, recent), transition,

@@ -7,9 +7,11 @@ points for the store. Nothing here touches the network or a database.
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Sequence
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.decode import Decoder, Ignored, Rejected, Status, Telemetry
 from collector.devices import DeviceEvent, DeviceTracker
@@ -54,8 +56,10 @@ class Batch:
     points: list[Point] = field(default_factory=list)
     transitions: list[tuple[Transition, tuple[tuple[float, float], ...]]] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
-    seen: dict[str, DeviceSeen] = field(default_factory=dict)
-    touched: set[str] = field(default_factory=set)  # devices whose rule state changed
+    seen: dict[str, DeviceSeen] = field(default_factory=dict)  # every device heard from
+    registry: dict[str, DeviceSeen] = field(default_factory=dict)  # device rows due to be written
+    touched: set[str] = field(default_factory=set)  # devices fed a new sample
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule-state snapshots to write
     events: list[DeviceEvent] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -69,7 +73,8 @@ def truncate_payload(payload: bytes, limit: int) -> str:
 class Pipeline:
     def __init__(
         self, decoder: Decoder, engine: RuleEngine, tracker: DeviceTracker, *, topic_prefix: str,
-        payload_limit: int = 2048,
+        payload_limit: int = 2048, registry: RegistryBuffer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._decoder = decoder
         self._engine = engine
@@ -77,6 +82,9 @@ class Pipeline:
         self._prefix = topic_prefix.strip("/") + "/"
         self._payload_limit = payload_limit
         self._recent: dict[str, deque[Sample]] = {}
+        self._persisted: dict[str, tuple[Any, ...]] = {}
+        self._registry = registry or RegistryBuffer()
+        self._clock = clock
 
     def process(self, messages: Sequence[Inbound], now: float | None = None) -> Batch:
         """Decode and evaluate `messages`; with `now`, also declare silent devices offline."""
@@ -94,7 +102,33 @@ class Pipeline:
                 self._reject(batch, message, decoded)
         if now is not None:
             batch.events.extend(self._tracker.silent(now))
+        self._changed_states(batch)
+        batch.registry = self._registry.take(batch.seen, self._clock() if now is None else now)
         return batch
+
+    def remember_state(self, device_id: str, snapshot: dict[str, Any]) -> None:
+        """A snapshot known to be in the database (restored at start)."""
+        self._persisted[device_id] = _signature(snapshot)
+
+    def _changed_states(self, batch: Batch) -> None:
+        """Snapshots of the devices whose rule state changed beyond the seq.
+
+        A device whose streaks, alerts, instance and class are what the database already holds is
+        not written: should the collector crash before acknowledging, the broker redelivers its
+        samples, and the engine, being deterministic, replays them from the stored state to the
+        same state without a transition (a batch with a transition always writes). This keeps a
+        healthy fleet's batches from rewriting every device's row.
+        """
+        alerted = {t.device_id for t, _ in batch.transitions}
+        snapshot = self._engine.snapshot_device
+        for device_id in batch.touched:
+            state = snapshot(device_id)
+            if state is None:
+                continue
+            signature = _signature(state)
+            if device_id in alerted or self._persisted.get(device_id) != signature:
+                batch.states[device_id] = state
+                self._persisted[device_id] = signature
 
     def _telemetry(self, batch: Batch, decoded: Telemetry, received_at: float) -> None:
         feed, fresh = self._engine.feed, False
@@ -161,6 +195,73 @@ class Pipeline:
             return None
         device_id = topic[len(self._prefix) :].partition("/")[0]
         return device_id if DEVICE_ID_PATTERN.fullmatch(device_id) else None
+
+
+def _signature(snapshot: dict[str, Any]) -> tuple[Any, ...]:
+    return snapshot.get("instance"), snapshot.get("device_class"), snapshot.get("metrics")
+
+
+class RegistryBuffer:
+    """Coalesces device-row updates: a device's row is rewritten at most every `interval_s`.
+
+    A new device, and a change of its agent version, instance, interval or class, is written with
+    the batch that brings it; last-seen time and latest values may lag by up to `interval_s`
+    (liveness itself is tracked in memory by `DeviceTracker`).
+    """
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self._interval = interval_s
+        self._known: dict[str, tuple[Any, ...]] = {}
+        self._pending: OrderedDict[str, tuple[float, DeviceSeen]] = OrderedDict()
+
+    def load(self, device_id: str, identity: tuple[Any, ...]) -> None:
+        self._known[device_id] = identity
+
+    def take(self, seen: dict[str, DeviceSeen], now: float) -> dict[str, DeviceSeen]:
+        due: dict[str, DeviceSeen] = {}
+        pending = self._pending
+        for device_id, update in seen.items():
+            queued = pending.get(device_id)
+            if queued is not None:
+                update = _merge(queued[1], update)
+            identity = (update.agent_version, update.instance, update.interval_s, update.device_class)
+            known = self._known.get(device_id)
+            if known is None or any(new is not None and new != old for new, old in zip(identity, known, strict=True)):
+                self._known[device_id] = tuple(
+                    new if new is not None else old for new, old in zip(identity, known or identity, strict=True)
+                )
+                pending.pop(device_id, None)
+                due[device_id] = update
+            elif queued is not None:
+                pending[device_id] = (queued[0], update)
+            else:
+                pending[device_id] = (now, update)
+        while pending:
+            device_id, (since, update) = next(iter(pending.items()))
+            if now - since < self._interval:
+                break
+            pending.popitem(last=False)
+            due[device_id] = update
+        return due
+
+    def drain(self) -> dict[str, DeviceSeen]:
+        """Everything still pending (at shutdown)."""
+        due = {device_id: update for device_id, (_, update) in self._pending.items()}
+        self._pending.clear()
+        return due
+
+
+def _merge(old: DeviceSeen, new: DeviceSeen) -> DeviceSeen:
+    return DeviceSeen(
+        max(old.received_at, new.received_at),
+        new.seq if new.ts is not None else old.seq,
+        new.ts if new.ts is not None else old.ts,
+        new.latest if new.latest is not None else old.latest,
+        new.instance or old.instance,
+        new.device_class or old.device_class,
+        new.agent_version or old.agent_version,
+        new.interval_s or old.interval_s,
+    )
 
 
 def _context(recent: deque[Sample], metric: str) -> tuple[tuple[float, float], ...]:

@@ -60,6 +60,7 @@ class CollectorSettings:
     offline_intervals: float = 3.0
     offline_check_s: float = 2.0
     dead_letter_payload_bytes: int = 2048
+    registry_flush_s: float = 5.0  # a device's last-seen time and latest values may lag this much
 
 
 def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
@@ -134,4 +135,5 @@ def load_settings(
         offline_intervals=col.float("offline_intervals", 3.0, positive=True),
         offline_check_s=col.float("offline_check_s", 2.0, positive=True),
         dead_letter_payload_bytes=col.int("dead_letter_payload_bytes", 2048, minimum=0),
+        registry_flush_s=col.float("registry_flush_s", 5.0, minimum=0),
     )

@@ -1,0 +1,234 @@
+"""The collector as a component: `Collector(settings).start()` ... `.stop()`.
+
+Threads: paho's network thread (enqueue only), one processing thread (decode -> rules -> one
+database transaction per batch), the store writer (telemetry, then MQTT acknowledgements) and,
+when a port is configured, the Prometheus HTTP server. `edgewatch collector`, the demo and the
+server's tests all host it this way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from collector.decode import Decoder
+from collector.devices import DeviceEvent, DeviceTracker
+from collector.metrics import CollectorMetrics
+from collector.mqtt import Inbound, MqttSource
+from collector.persist import TicketSink, write_batch
+from collector.pipeline import Batch, Pipeline, RegistryBuffer
+from collector.settings import CollectorSettings
+from collector.store import TelemetryStore, open_store
+from collector.thresholds import ThresholdSource
+from collector.writer import StoreWriter
+from rules import RuleEngine, SnapshotError, Transition
+from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+from tickets.models import Device, RuleState
+
+logger = logging.getLogger(__name__)
+
+RETRY_MAX_S = 10.0
+
+
+class Collector:
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        *,
+        db_engine: Engine | None = None,
+        ticket_service: TicketSink | None = None,
+        store: TelemetryStore | None = None,
+        metrics: CollectorMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._own_engine = db_engine is None
+        url = settings.database_url or default_database_url(settings.data_dir)
+        self.db_engine = db_engine or create_engine_for(url)
+        self._sessions: sessionmaker[Session] = session_factory(self.db_engine)
+        self.metrics = metrics or CollectorMetrics()
+        self.rules = RuleEngine()
+        self.tracker = DeviceTracker(settings.default_interval_s, settings.offline_intervals)
+        self.decoder = Decoder(settings.mqtt.topic_prefix, settings.mqtt.telegraf_topics)
+        self.registry = RegistryBuffer(settings.registry_flush_s)
+        self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
+                                 payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
+                                 clock=clock)
+        self.thresholds = ThresholdSource(settings.thresholds_file)
+        self._service = ticket_service
+        tel = settings.telemetry
+        self.writer = StoreWriter(
+            store if store is not None else open_store(tel.store, tel),
+            max_points=tel.buffer_points, flush_points=tel.flush_points, flush_interval_s=tel.flush_interval_s,
+            retry_max_s=tel.retry_max_s, on_written=self.metrics.store_written.inc,
+            on_dropped=self.metrics.store_dropped.inc,
+        )
+        self.metrics.track_store_depth(lambda: self.writer.depth)
+        self.source = MqttSource(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
+        self.metrics.track_input_depth(lambda: self.source.queued)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http: Any = None
+        self.metrics_port: int | None = None
+        self.started = threading.Event()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self, timeout: float | None = 30.0) -> None:
+        """Prepare the database, restore the rule state, connect; with `timeout`, wait until subscribed."""
+        migrate(self.db_engine)
+        if self._service is None:
+            self._service = _default_ticket_service(self.db_engine)
+        self._restore()
+        self.writer.start()
+        if self.settings.metrics_port is not None:
+            self._http, self.metrics_port = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
+        self._thread = threading.Thread(target=self._run, name="edgewatch-collector", daemon=True)
+        self._thread.start()
+        self.source.start(timeout)
+        self.started.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Finish the batch in hand, write and acknowledge what can be, disconnect."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.writer.stop(timeout)
+        self.source.stop()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._own_engine:
+            self.db_engine.dispose()
+
+    def _restore(self) -> None:
+        now = self._clock()
+        restored = 0
+        with self._sessions() as session:
+            for device_id, state in session.execute(sa.select(RuleState.device_id, RuleState.state)):
+                try:
+                    self.rules.restore_device(device_id, state)
+                    self.pipeline.remember_state(device_id, state)
+                    restored += 1
+                except SnapshotError as exc:
+                    logger.error("rule state of %s not restored (%s); it starts afresh", device_id, exc)
+            rows = session.execute(sa.select(Device.id, Device.state, Device.interval_s, Device.agent_version,
+                                             Device.instance, Device.device_class))
+            for device_id, state, interval, version, instance, device_class in rows:
+                self.tracker.load(device_id, state, interval, now)
+                self.registry.load(device_id, (version, instance, interval, device_class))
+            self._poll_thresholds(session)
+        logger.info("restored the rule state of %d devices", restored)
+
+    def _poll_thresholds(self, session: Session) -> None:
+        thresholds = self.thresholds.poll(session)
+        if thresholds is not None:
+            self.rules.set_thresholds(thresholds)
+
+    # -- the processing thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        s = self.settings
+        next_offline = self._clock() + s.offline_check_s
+        next_thresholds = time.monotonic() + s.thresholds_poll_s
+        while not self._stopping.is_set():
+            try:
+                messages = self.source.get_batch(s.batch_size, s.batch_wait_s)
+                now: float | None = None
+                if self._clock() >= next_offline:
+                    now = self._clock()
+                    next_offline = now + s.offline_check_s
+                if time.monotonic() >= next_thresholds:
+                    next_thresholds = time.monotonic() + s.thresholds_poll_s
+                    with self._sessions() as session:
+                        self._poll_thresholds(session)
+                if not messages and now is None:
+                    continue
+                batch = self.pipeline.process(messages, now)
+                if not messages and not batch.events and not batch.registry:
+                    continue
+                if not self._commit(batch):
+                    return  # stopping with the batch uncommitted: it is redelivered
+                self._account(batch)
+                msgs = batch.messages
+                self.writer.submit(batch.points, lambda msgs=msgs: self._ack(msgs))  # type: ignore[misc]
+            except Exception:  # the loop never dies; the next batch gets a fresh start
+                logger.exception("collector loop error")
+                self._stopping.wait(1.0)
+        self._final_flush()
+
+    def _final_flush(self) -> None:
+        """Device rows still coalescing are written before the collector stops."""
+        pending = self.registry.drain()
+        if pending:
+            batch = Batch([], registry=pending)
+            self._commit(batch)
+
+    def _ack(self, messages: Sequence[Inbound]) -> None:
+        self.source.ack(messages)
+
+    def _commit(self, batch: Batch) -> bool:
+        """Write the batch in one transaction, retrying while the database is unavailable."""
+        assert self._service is not None
+        delay = 0.1
+        while True:
+            session = self._sessions()
+            try:
+                write_batch(session, batch, self._service, self._ticket_error)
+                session.commit()
+                break
+            except Exception as exc:
+                session.rollback()
+                self._service.after_rollback()
+                self.metrics.commit_errors.inc()
+                logger.error("committing a batch of %d messages failed (%s); retrying in %.1f s",
+                             len(batch.messages), exc, delay)
+                if self._stopping.wait(delay):
+                    return False
+                delay = min(delay * 2, RETRY_MAX_S)
+            finally:
+                session.close()
+        try:
+            self._service.after_commit()
+        except Exception:
+            logger.exception("ticket service after_commit failed")
+        return True
+
+    def _ticket_error(self, subject: Transition | DeviceEvent, exc: Exception) -> None:
+        self.metrics.ticket_errors.inc()
+        logger.error("ticket service failed on %s: %s", subject, exc, exc_info=exc)
+
+    def _account(self, batch: Batch) -> None:
+        m = self.metrics
+        for outcome, count in batch.outcomes.items():
+            m.messages.labels(outcome).inc(count)
+        for reason, count in batch.reasons.items():
+            m.rejected.labels(reason).inc(count)
+        for transition, _ in batch.transitions:
+            m.alerts.labels(transition.event.value, transition.severity.value).inc()
+            if transition.event.value == "raised":
+                m.alerts_raised.labels(transition.severity.value).inc()
+        for event in batch.events:
+            m.device_state.labels(event.state).inc()
+        if batch.messages:
+            m.batch_size.observe(len(batch.messages))
+            done = time.monotonic()
+            observe = m.latency.observe
+            for message in batch.messages:
+                observe(done - message.received_mono)
+
+
+def _default_ticket_service(engine: Engine) -> TicketSink:
+    from tickets.service import TicketService
+
+    # Clocks of tickets opened here are picked up by the process hosting the ticket runtime.
+    service: TicketSink = TicketService()
+    return service
