@@ -283,6 +283,7 @@ class WhoAmI(BaseModel):
     role: str
     customer_id: int | None
     name: str | None
+    poll_interval_s: float = Field(5.0, description="how often the dashboard refreshes")
 
 
 class LoginIn(In):

@@ -42,8 +42,9 @@ MAX_KPI_DAYS = 366
 
 
 @router.get("/me", name="whoami", response_model=WhoAmI, tags=["auth"])
-def whoami(who: Who) -> WhoAmI:
-    return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name)
+def whoami(request: Request, who: Who) -> WhoAmI:
+    return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
+                  poll_interval_s=context(request).settings.poll_interval_s)
 
 
 # --- thresholds ------------------------------------------------------------------------------

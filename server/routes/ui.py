@@ -52,7 +52,7 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
     response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure,
                         path="/")
     return LoginOut(token_id=token.id, role=token.role, customer_id=token.customer_id, name=token.name,
-                    csrf_token=csrf)
+                    poll_interval_s=ctx.settings.poll_interval_s, csrf_token=csrf)
 
 
 @api.post("/auth/logout", name="logout", status_code=204, response_class=Response)

@@ -17,7 +17,7 @@ from rules import Event, Severity, Transition
 from server.app import create_app
 from server.security import hash_token
 from server.settings import ServerSettings
-from tickets.clock import ManualClock
+from tickets.clock import Clock, ManualClock
 from tickets.models import ApiToken, Customer, Device, Ticket
 from tickets.service import TicketService
 
@@ -31,7 +31,7 @@ class Harness:
     app: FastAPI
     client: TestClient
     sessions: sessionmaker[Session]
-    clock: ManualClock
+    clock: Clock
     service: TicketService
     tokens: dict[str, str] = field(default_factory=dict)
     token_ids: dict[str, int] = field(default_factory=dict)
@@ -90,8 +90,8 @@ class Harness:
 
 
 @contextmanager
-def harness(sessions: sessionmaker[Session], data_dir: Path) -> Iterator[Harness]:
-    clock = ManualClock(START)
+def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None) -> Iterator[Harness]:
+    clock = clock or ManualClock(START)
     service = TicketService(clock=clock)
     settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3")
     app = create_app(settings, sessions, clock=clock, service=service)

@@ -1,0 +1,42 @@
+// The API client: same-origin fetch with the session cookie; unsafe methods echo the CSRF cookie.
+
+export class ApiError extends Error {
+  constructor(status, detail, key) {
+    super(detail);
+    this.status = status;
+    this.key = key;
+  }
+}
+
+function csrfToken() {
+  const match = document.cookie.split("; ").find((c) => c.startsWith("ew_csrf="));
+  return match ? decodeURIComponent(match.slice(8)) : "";
+}
+
+export async function api(path, { method = "GET", body, query } = {}) {
+  let url = "/api/v1" + path;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (v === undefined || v === null || v === "") continue;
+      for (const item of Array.isArray(v) ? v : [v]) params.append(k, item);
+    }
+    const text = params.toString();
+    if (text) url += "?" + text;
+  }
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
+  const response = await fetch(url, { method, headers, credentials: "same-origin",
+                                      body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 204) return null;
+  let data = null;
+  try { data = await response.json(); } catch { data = null; }
+  if (!response.ok) {
+    const detail = data && typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`;
+    const error = new ApiError(response.status, detail, data && data.key);
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("ew-unauthorized"));
+    throw error;
+  }
+  return data;
+}

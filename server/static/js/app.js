@@ -1,0 +1,95 @@
+// The dashboard shell: login, hash routing, polling the current view, ticking countdowns.
+import { api } from "./api.js";
+import { tickAll } from "./countdown.js";
+import { clear, h, toast } from "./dom.js";
+import * as board from "./views/board.js";
+import * as device from "./views/device.js";
+import * as fleet from "./views/fleet.js";
+import * as queue from "./views/queue.js";
+import * as thresholds from "./views/thresholds.js";
+import * as ticket from "./views/ticket.js";
+
+const ROUTES = [
+  [/^#\/fleet$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
+  [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
+];
+const state = { me: null, timer: null, generation: 0 };
+
+function showLogin(show) {
+  document.getElementById("login").hidden = !show;
+  document.getElementById("nav").hidden = show;
+  document.getElementById("view").hidden = show;
+}
+
+async function whoami() {
+  try {
+    state.me = await api("/me");
+    const staff = state.me.role !== "customer";
+    document.querySelectorAll("[data-staff]").forEach((a) => { a.hidden = !staff; });
+    showLogin(false);
+    return true;
+  } catch {
+    state.me = null;
+    showLogin(true);
+    return false;
+  }
+}
+
+async function route() {
+  clearInterval(state.timer);
+  const generation = ++state.generation;
+  if (!state.me && !(await whoami())) return;
+  if (!location.hash || location.hash === "#/") { location.hash = "#/fleet"; return; }
+  const found = ROUTES.find(([re]) => re.test(location.hash));
+  const view = document.getElementById("view");
+  document.querySelectorAll("#nav a").forEach((a) => {
+    a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
+  });
+  if (!found) { clear(view).append(h("p", {}, "No such page.")); return; }
+  const [re, module] = found;
+  const params = location.hash.match(re).slice(1).map(decodeURIComponent);
+  clear(view);
+  const ctx = { me: state.me, stale: () => generation !== state.generation };
+  let refresh = null;
+  try {
+    refresh = await module.render(view, params, ctx);
+  } catch (error) {
+    view.append(h("p", { class: "error" }, error.message));
+    return;
+  }
+  tickAll(view);
+  if (refresh) {
+    state.timer = setInterval(async () => {
+      if (ctx.stale() || document.hidden) return;
+      try { await refresh(); tickAll(view); } catch (error) { if (error.status !== 401) toast(error.message, true); }
+    }, (state.me.poll_interval_s || 5) * 1000);
+  }
+}
+
+function start() {
+  document.getElementById("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = document.getElementById("token");
+    const error = document.getElementById("login-error");
+    error.textContent = "";
+    try {
+      await api("/auth/login", { method: "POST", body: { token: input.value } });
+      input.value = "";
+      state.me = null;
+      await route();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+  document.getElementById("logout").addEventListener("click", async () => {
+    await api("/auth/logout", { method: "POST" }).catch(() => null);
+    state.me = null;
+    showLogin(true);
+  });
+  window.addEventListener("ew-unauthorized", () => { state.me = null; clearInterval(state.timer); showLogin(true); });
+  window.addEventListener("hashchange", route);
+  setInterval(() => tickAll(document.getElementById("view")), 1000);
+  route();
+}
+
+start();

@@ -1,0 +1,50 @@
+// Charts with the vendored uPlot: time series with horizontal threshold lines, and daily KPI bars/lines.
+import uPlot from "../vendor/uPlot.esm.js";
+import { h } from "./dom.js";
+
+const COLOURS = ["#1f6feb", "#8250df", "#1f9d55", "#bf8700", "#d0312d"];
+
+// The box is already in its grid cell, so its own width is the room the chart has.
+function width(box) {
+  return Math.max(240, (box.clientWidth || 600) - 26);
+}
+
+// series: [{label, points: [[unixSeconds, value|null], ...]}]; lines: [{label, value, colour, dash}]
+export function timeChart(container, title, series, lines = [], unit = "") {
+  const box = h("div", { class: "chart card" }, h("h3", {}, title));
+  container.append(box);
+  const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
+  if (!xs.length) {
+    box.append(h("p", { class: "muted" }, "No samples in this period."));
+    return null;
+  }
+  const data = [xs];
+  const opts = { width: width(box), height: 200, series: [{}], scales: { x: { time: true } },
+                 axes: [{}, { label: unit, size: 50 }], legend: { live: false } };
+  series.forEach((s, i) => {
+    const byX = new Map(s.points);
+    data.push(xs.map((x) => (byX.has(x) ? byX.get(x) : null)));
+    opts.series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false });
+  });
+  for (const line of lines) {
+    data.push(xs.map(() => line.value));
+    opts.series.push({ label: line.label, stroke: line.colour, dash: line.dash || [6, 4], width: 1.5, points: { show: false } });
+  }
+  return new uPlot(opts, data, box);
+}
+
+// days: ["2026-01-05", ...]; series: [{label, values: [...]}]
+export function dayChart(container, title, days, series, unit = "") {
+  const box = h("div", { class: "chart card" }, h("h3", {}, title));
+  container.append(box);
+  const xs = days.map((d) => Date.parse(d + "T12:00:00Z") / 1000);
+  const opts = { width: width(box), height: 180, series: [{}], scales: { x: { time: true } },
+                 axes: [{}, { label: unit, size: 50 }], legend: { live: false } };
+  const data = [xs];
+  series.forEach((s, i) => {
+    data.push(s.values);
+    opts.series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2,
+                       fill: i === 0 && s.fill ? COLOURS[0] + "22" : undefined, points: { size: 6 } });
+  });
+  return new uPlot(opts, data, box);
+}

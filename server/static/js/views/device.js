@@ -1,0 +1,85 @@
+// One device: its facts, latest values, and a chart per metric with its threshold, red and clear levels.
+import { api } from "../api.js";
+import { timeChart } from "../charts.js";
+import { ago, clear, fill, h, num, toast, when } from "../dom.js";
+import { ticketRow } from "./queue.js";
+
+const SPANS = { "1 h": 3600, "6 h": 6 * 3600, "24 h": 86400, "7 d": 7 * 86400 };
+
+export async function render(view, [id], ctx) {
+  const manager = ["admin", "supervisor"].includes(ctx.me.role);
+  let span = 6 * 3600;
+  const head = h("div");
+  const charts = h("div", { class: "charts", id: "device-charts" });
+  const tickets = h("ul", { class: "queue" });
+  const picker = h("select", { "aria-label": "Period" },
+    Object.entries(SPANS).map(([label, s]) => h("option", { value: s, selected: s === span }, label)));
+  picker.addEventListener("change", () => { span = Number(picker.value); drawCharts(); });
+  view.append(head, h("div", { class: "toolbar" }, h("label", {}, "Period"), picker), charts,
+    h("h2", {}, "Open tickets"), tickets);
+
+  async function drawHead() {
+    const d = await api(`/devices/${encodeURIComponent(id)}`);
+    const latest = Object.entries(d.latest || {}).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, num(v))));
+    fill(head, 
+      h("h1", {}, d.id, " ", h("span", { class: `pill ${d.health}`, id: "device-health" }, d.health)),
+      h("section", { class: "card" }, h("dl", { class: "facts" },
+        h("dt", {}, "Class"), h("dd", {}, d.device_class || "—"),
+        h("dt", {}, "Customer"), h("dd", {}, d.customer_id ?? "—"),
+        h("dt", {}, "State"), h("dd", {}, d.state),
+        h("dt", {}, "Last seen"), h("dd", {}, `${when(d.last_seen_at)} (${ago(d.last_seen_at)})`),
+        h("dt", {}, "Agent"), h("dd", {}, d.agent_version || "—"),
+        latest.map((el) => [...el.childNodes]),
+        h("dt", {}, "Overrides"), h("dd", {}, d.thresholds ? JSON.stringify(d.thresholds) : "none"))),
+      manager ? overrideForm(d) : null,
+    );
+    const open = await api("/tickets", { query: { device_id: id, open: "true", limit: 50 } });
+    fill(tickets, ...open.items.map(ticketRow));
+    if (!open.items.length) tickets.append(h("li", {}, h("span", { class: "muted" }, "No open tickets.")));
+  }
+
+  function overrideForm(d) {
+    const text = h("input", { value: d.thresholds ? JSON.stringify(d.thresholds) : "",
+                              placeholder: '{"cpu_percent": 50}', "aria-label": "Threshold overrides (JSON)" });
+    const cls = h("select", { "aria-label": "Device class" }, ["", "gateway", "router"].map((c) =>
+      h("option", { value: c, selected: (d.device_class || "") === c }, c || "(none)")));
+    return h("section", { class: "card" }, h("h2", {}, "Per-device settings"),
+      h("form", { onsubmit: async (e) => {
+        e.preventDefault();
+        let thresholds = null;
+        try { thresholds = text.value.trim() ? JSON.parse(text.value) : null; } catch { toast("Overrides must be JSON", true); return; }
+        try {
+          await api(`/devices/${encodeURIComponent(id)}`, { method: "PUT",
+            body: { thresholds, device_class: cls.value || null } });
+          toast("Saved; the collector applies it within seconds");
+          await drawHead(); await drawCharts();
+        } catch (error) { toast(error.message, true); }
+      } }, h("div", { class: "row" }, h("div", {}, h("label", {}, "Class"), cls),
+        h("div", {}, h("label", {}, "Threshold overrides"), text)), h("button", { type: "submit" }, "Save")));
+  }
+
+  async function drawCharts() {
+    const end = new Date();
+    const start = new Date(end.getTime() - span * 1000);
+    const hist = await api(`/devices/${encodeURIComponent(id)}/history`,
+      { query: { start: start.toISOString(), end: end.toISOString(), points: 300 } });
+    clear(charts);
+    if (!hist.available) charts.append(h("p", { class: "muted" }, "History is not available from this telemetry store."));
+    for (const m of hist.metrics) {
+      const lines = m.threshold ? [
+        { label: "threshold", value: m.threshold.threshold, colour: "#e07b00" },
+        { label: "red", value: m.threshold.red_level, colour: "#d0312d" },
+      ] : [];
+      timeChart(charts, m.metric, [{ label: m.metric, points: m.points.map((p) => [p.ts, p.value]) }], lines, m.unit);
+    }
+  }
+
+  await drawHead();
+  await drawCharts();
+  return async () => {
+    const focused = document.activeElement;
+    if (focused && view.contains(focused) && ["INPUT", "TEXTAREA", "SELECT"].includes(focused.tagName)) return;
+    await drawHead();
+    await drawCharts();
+  };
+}

@@ -1,0 +1,147 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright): every view renders with
+data, loads nothing from another host, and works at phone width. Screenshots go to
+docs/screenshots/ when EDGEWATCH_SCREENSHOTS=1, else to the test's temporary directory."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.server import seed
+from tests.server.harness import Harness, harness
+from tests.server.live import CHROMIUM, CHROMIUM_ARGS, serve
+from tickets.clock import SystemClock
+from tickets.db import session_factory
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+pytestmark = [pytest.mark.browser, pytest.mark.postgres,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get("EDGEWATCH_SCREENSHOTS") == "1" else tmp_path
+
+
+@pytest.fixture
+def live(pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Harness, str, dict[str, int]]]:
+    with harness(session_factory(pg_engine), tmp_path, SystemClock()) as h:
+        tickets = seed.fleet(h, tmp_path / "telemetry.sqlite3")
+        seed.history(h)
+        with serve(h.app) as base:
+            yield h, base, tickets
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def login(page, base: str, token: str) -> None:
+    page.goto(base + "/")
+    page.fill("#token", token)
+    page.click("#login-form button")
+    page.wait_for_selector("#nav:not([hidden])", timeout=10_000)
+
+
+def fits(page, view: str, name: str) -> None:
+    """Nothing wider than the screen, also on a phone."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{view} ({name}): the page is {overflow} px wider than the viewport"
+
+
+def test_every_view_renders_with_local_assets_only(live, browser, shots: Path) -> None:
+    h, base, tickets = live
+    for name, viewport in (("desktop", {"width": 1280, "height": 860}), ("phone", {"width": 390, "height": 844})):
+        context = browser.new_context(viewport=viewport, device_scale_factor=1)
+        page = context.new_page()
+        requested: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda r, seen=requested: seen.append(r.url))
+        page.on("pageerror", lambda e, bad=errors: bad.append(str(e)))
+        page.on("console", lambda m, bad=errors: bad.append(m.text) if m.type == "error" else None)
+        login(page, base, h.tokens["supervisor"])
+
+        page.wait_for_selector(".tile.red[data-device='gw-0101']", timeout=10_000)
+        assert page.locator(".tile.offline[data-device='rt-0009']").count() == 1
+        assert page.locator(".tile.orange").count() == 1 and page.locator(".tile.green").count() >= 12
+        page.screenshot(path=str(shots / f"fleet-{name}.png"), full_page=name == "desktop")
+        fits(page, "fleet", name)
+
+        page.goto(base + "/#/queue")
+        page.wait_for_selector(f"li[data-ticket='{tickets['red']}'] .countdown", timeout=10_000)
+        assert "left" in page.text_content(f"li[data-ticket='{tickets['red']}'] .countdown")
+        page.screenshot(path=str(shots / f"queue-{name}.png"))
+        fits(page, "queue", name)
+
+        page.goto(base + f"/#/tickets/{tickets['closed']}")
+        page.wait_for_selector(".timeline li", timeout=10_000)
+        assert page.locator(".timeline li").count() >= 5
+        page.goto(base + f"/#/tickets/{tickets['red']}")
+        page.wait_for_selector("[data-action='acknowledge']", timeout=10_000)
+        page.screenshot(path=str(shots / f"ticket-{name}.png"), full_page=True)
+        fits(page, "ticket", name)
+
+        page.goto(base + "/#/devices/gw-0101")
+        page.wait_for_selector("#device-charts .uplot", timeout=10_000)
+        assert page.locator("#device-charts .uplot").count() == 3
+        page.screenshot(path=str(shots / f"device-{name}.png"), full_page=name == "desktop")
+        fits(page, "device", name)
+
+        page.goto(base + "/#/board")
+        page.wait_for_selector("#kpi-totals table", timeout=10_000)
+        page.wait_for_selector(".charts .uplot", timeout=10_000)
+        page.screenshot(path=str(shots / f"board-{name}.png"), full_page=name == "desktop")
+        fits(page, "board", name)
+
+        page.goto(base + "/#/thresholds")
+        page.wait_for_selector("#thresholds-table", timeout=10_000)
+        page.screenshot(path=str(shots / f"thresholds-{name}.png"), full_page=name == "desktop")
+        fits(page, "thresholds", name)
+
+        context.close()
+        foreign = [u for u in requested if not u.startswith(base) and not u.startswith("data:")]
+        assert foreign == [], foreign
+        # The one expected failure: asking who we are before logging in.
+        assert [e for e in errors if "401" not in e] == [], errors
+
+
+def test_threshold_editor_saves_and_shows_errors(live, browser) -> None:
+    h, base, _ = live
+    page = browser.new_page()
+    login(page, base, h.tokens["admin"])
+    page.goto(base + "/#/thresholds")
+    page.wait_for_selector("#thresholds-table", timeout=10_000)
+    page.fill("input[aria-label='cpu_percent router']", "50")
+    page.dispatch_event("input[aria-label='cpu_percent router']", "change")
+    page.click("#thresholds-save")
+    expect(page.locator("#thresholds-version")).to_have_text(re.compile("^Version 1"), timeout=10_000)
+    assert h.client.get("/api/v1/thresholds", headers=h.auth("admin")).json()["document"] == {
+        "classes": {"router": {"cpu_percent": 50}}}
+    page.fill("input[aria-label='mem_percent default']", "90")
+    page.dispatch_event("input[aria-label='mem_percent default']", "change")
+    page.click("#thresholds-save")
+    expect(page.locator("#thresholds-error")).to_contain_text("metrics.mem_percent", timeout=10_000)
+    page.close()
+
+
+def test_customer_sees_its_own_fleet_only(live, browser) -> None:
+    h, base, _ = live
+    page = browser.new_page()
+    login(page, base, h.tokens["other_customer"])  # Beta Water: rt-0001, rt-0009
+    page.wait_for_selector(".tile", timeout=10_000)
+    assert sorted(page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.device)")) == ["rt-0001", "rt-0009"]
+    assert page.is_hidden("a[data-view='board']")
+    page.close()
