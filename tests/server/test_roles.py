@@ -1,0 +1,117 @@
+"""The role matrix: every route of the app (found by introspection) called by every role.
+
+The expectations are written out here, independently of server/policy.py, so that a new endpoint
+without a row in EXPECTED fails this test, and a change of who may do what shows up in review.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute
+
+from server.app import api_routes, create_app
+from server.settings import ServerSettings
+from tests.server.conftest import new_database
+from tests.server.harness import Harness, harness
+from tests.support import services
+from tickets.db import create_engine_for, session_factory
+
+pytestmark = pytest.mark.postgres
+
+ALL = {"admin", "supervisor", "engineer", "customer"}
+STAFF = {"admin", "supervisor", "engineer"}
+MANAGERS = {"admin", "supervisor"}
+PUBLIC = "public"
+
+EXPECTED: dict[str, set[str] | str] = {
+    "whoami": ALL,
+    "list_devices": ALL, "get_device": ALL, "device_history": ALL, "update_device": MANAGERS, "list_alerts": ALL,
+    "list_tickets": ALL, "get_ticket": ALL, "ticket_action": STAFF, "add_note": ALL, "attach_rca": STAFF,
+    "rate_ticket": ALL, "list_notifications": ALL,
+    "get_thresholds": STAFF, "put_thresholds": MANAGERS,
+    "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,
+    "list_tokens": {"admin"}, "create_token": {"admin"}, "revoke_token": {"admin"},
+    "list_dead_letters": STAFF, "get_kpis": STAFF,
+    "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
+    "dashboard": PUBLIC, "survey_page": PUBLIC,
+}
+
+_unique = itertools.count()
+
+
+def body_for(route: APIRoute) -> dict | None:
+    name = route.name
+    if name == "ticket_action":
+        return {}
+    return {
+        "update_device": {"device_class": "gateway"},
+        "add_note": {"text": "checked remotely"},
+        "attach_rca": {"symptom": "s", "investigation": "i", "responsibility": "r"},
+        "rate_ticket": {"rating": 4},
+        "put_thresholds": {"document": {}},
+        "create_customer": {"name": f"Customer {next(_unique)}"},
+        "create_contact": {"name": "Ops", "channel": "email", "address": "ops@example.com"},
+        "create_token": {"role": "engineer"},
+        "login": {"token": "not-a-token"},
+        "submit_survey": {"rating": 5},
+    }.get(name)
+
+
+def _routes() -> list[tuple[str, APIRoute]]:
+    """(method, route) of every route, read from an app built only for listing them."""
+    engine = create_engine_for("sqlite://")
+    settings = ServerSettings(data_dir=Path("/nonexistent"), session_secret="listing-only", telemetry_path=None)
+    app = create_app(settings, session_factory(engine))
+    found = [(method, route) for route in api_routes(app) for method in sorted(route.methods or ())]
+    engine.dispose()
+    return found
+
+
+ROUTES = _routes()
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server: services.Postgres, server_pg_template: str,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, dict[str, str]]]:
+    engine = new_database(postgres_server, server_pg_template)
+    with harness(session_factory(engine), tmp_path_factory.mktemp("roles")) as h:
+        h.add_device("gw-a", "Acme Power")
+        ticket = h.raise_alert("gw-a")
+        throwaway = h.add_token("throwaway", "engineer")
+        assert throwaway
+        values = {"ticket_id": str(ticket), "device_id": "gw-a", "customer_id": str(h.customers["Acme Power"]),
+                  "token_id": str(h.token_ids["throwaway"]), "token": "no-such-survey-token"}
+        yield h, values
+    engine.dispose()
+
+
+def test_every_route_has_an_expectation() -> None:
+    missing = sorted({route.name for _, route in ROUTES} - set(EXPECTED))
+    assert missing == [], f"routes without a row in the role matrix: {missing}"
+
+
+@pytest.mark.parametrize("role", ["anonymous", *sorted(ALL)])
+@pytest.mark.parametrize(("method", "route"), ROUTES, ids=[f"{m} {r.path}" for m, r in ROUTES])
+def test_role_matrix(world: tuple[Harness, dict[str, str]], method: str, route: APIRoute, role: str) -> None:
+    h, values = world
+    expected = EXPECTED.get(route.name)
+    assert expected is not None, f"{route.name} has no row in EXPECTED"
+    path = route.path_format.format(**{p: values[p] for p in route.param_convertors})
+    headers = h.auth(role) if role != "anonymous" else {}
+    h.client.cookies.clear()
+    answer = h.client.request(method, path, json=body_for(route), headers=headers)
+    assert answer.status_code < 500, answer.text
+    if expected == PUBLIC:
+        assert answer.status_code != 403, answer.text
+    elif role == "anonymous":
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["detail"]
+    elif role in expected:
+        assert answer.status_code not in (401, 403), f"{role} refused: {answer.text}"
+    else:
+        assert answer.status_code == 403, f"{role} let in: {answer.status_code} {answer.text}"
+        assert role in answer.json()["detail"]
