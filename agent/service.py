@@ -145,7 +145,9 @@ class Agent:
         self.connecting_since = now
 
     def after_pump(self, now: float) -> None:
-        """React to what the link reported: accepted, refused, lost, acknowledged."""
+        """React to what the link reported: acknowledged, accepted, refused, lost."""
+        # Acks first: a PUBACK and the connection's end can arrive in the same read.
+        self.remove_acknowledged(self.link.take_acks())
         if self.link.connected and self.connected_since is None:
             self.connected_since = now
             self.connecting_since = None
@@ -163,7 +165,6 @@ class Agent:
             # Everything not acknowledged is still in the spool and is resent from there, in order.
             self.inflight.clear()
             self.sent_upto = 0
-        self.remove_acknowledged(self.link.take_acks())
 
     def remove_acknowledged(self, acks: list[int]) -> None:
         seqs = [seq for mid in acks if (seq := self.inflight.pop(mid, None)) is not None]

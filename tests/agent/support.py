@@ -25,6 +25,7 @@ class Received:
     topic: str
     payload: dict[str, Any]
     retain: bool
+    dup: bool = False  # the broker redelivering to this listener (its leg of QoS 1), not a new publish
 
 
 class Listener:
@@ -33,6 +34,8 @@ class Listener:
 
     def __init__(self, port: int, *, client_id: str = "test-listener", tls: ssl.SSLContext | None = None) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()
+        self.redelivered: list[Received] = []
+        self._seen: set[tuple[str, object]] = set()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         if tls is not None:
             self.client.tls_set_context(tls)
@@ -43,7 +46,15 @@ class Listener:
         self.client.loop_start()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self.messages.put(Received(message.topic, json.loads(message.payload), bool(message.retain)))
+        received = Received(message.topic, json.loads(message.payload), bool(message.retain), bool(message.dup))
+        key = (received.topic, received.payload.get("seq"))
+        if received.dup and key in self._seen:
+            # The broker resends to this listener what it delivered just before a restart but had
+            # not seen acknowledged: a duplicate on the listener's side, not one the agent sent.
+            self.redelivered.append(received)
+            return
+        self._seen.add(key)
+        self.messages.put(received)
 
     def next(self, where: Callable[[Received], bool] = lambda _: True, timeout: float = 15.0) -> Received:
         deadline = time.monotonic() + timeout

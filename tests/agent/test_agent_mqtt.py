@@ -56,12 +56,12 @@ def spool_state(data_dir: Path) -> tuple[int, int]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         waiting = db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
-        next_seq = int(db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0])
+        row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
     except sqlite3.OperationalError:  # created but no tables yet
         return 0, 1
     finally:
         db.close()
-    return waiting, next_seq
+    return waiting, int(row[0]) if row else 1
 
 
 def telemetry_seqs(listener: Listener, up_to: int, timeout: float = 30.0) -> list[dict[str, Any]]:
