@@ -48,7 +48,9 @@ def replay(lines: Iterable[bytes | str], engine: RuleEngine, out: IO[str], err: 
             continue
         try:
             text = line.decode("utf-8") if isinstance(line, bytes) else line
-            sample = parse_sample(json.loads(text.strip()))
+            # Only the line ending: str.strip() would also drop what JSON does not call whitespace
+            # (NBSP, U+2028, ...), and the collector refuses such a payload.
+            sample = parse_sample(json.loads(text.rstrip("\r\n")))
         except UnicodeDecodeError as exc:
             counts["rejected"] += 1
             err.write(f"line {number}: invalid_utf8: {exc}\n")
