@@ -155,22 +155,22 @@ class Pipeline:
             seen.instance = sample.instance or seen.instance
             seen.device_class = sample.device_class or seen.device_class
             seen.agent_version = decoded.agent_version or seen.agent_version
-            if decoded.interval_s is not None:
-                seen.interval_s = decoded.interval_s
-                self._tracker.set_interval(device_id, decoded.interval_s)
             event = self._tracker.telemetry(device_id, received_at)
             if event is not None:
                 batch.events.append(event)
+            if decoded.interval_s is not None:
+                seen.interval_s = decoded.interval_s
+                self._tracker.set_interval(device_id, decoded.interval_s)
         batch.outcomes["processed" if fresh else "duplicate"] += 1
 
     def _status(self, batch: Batch, status: Status, received_at: float) -> None:
         batch.outcomes["processed"] += 1
         device_id = status.device_id
-        if status.interval_s is not None:
-            self._tracker.set_interval(device_id, status.interval_s)
         event = self._tracker.status(device_id, status.online, received_at)
         if event is not None:
             batch.events.append(event)
+        if status.interval_s is not None:
+            self._tracker.set_interval(device_id, status.interval_s)
         if status.online or status.agent_version or status.interval_s:
             seen = batch.seen.get(device_id)
             if seen is None:
