@@ -18,7 +18,16 @@ from collector.app import Collector
 from collector.settings import TelemetrySettings
 from collector.store import read_sqlite_samples
 from tests.collector.helpers import (
-    NOW, dead_letters, device, handled, pub, pub_lines, sample, settings, ticket_rows, wait_for,
+    NOW,
+    dead_letters,
+    device,
+    handled,
+    pub,
+    pub_lines,
+    sample,
+    settings,
+    ticket_rows,
+    wait_for,
 )
 from tests.collector.vm import victoria_metrics
 from tests.support.services import Mosquitto
