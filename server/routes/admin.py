@@ -121,7 +121,7 @@ def _contact_out(c: Contact) -> ContactOut:
 
 
 @router.get("/customers/{customer_id}/contacts", name="list_contacts", response_model=Page[ContactOut],
-            tags=["customers"])
+            tags=["customers"], responses={404: {"description": "no such customer (or not yours)"}})
 def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
     """A customer's contacts (signing secrets are never returned)."""
     customer = _customer(session, customer_id, who)
@@ -129,7 +129,7 @@ def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
 
 
 @router.post("/customers/{customer_id}/contacts", name="create_contact", response_model=ContactOut, status_code=201,
-             tags=["customers"])
+             tags=["customers"], responses={404: {"description": "no such customer"}})
 def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who, session: Db) -> ContactOut:
     customer = _customer(session, customer_id, who)
     address = body.address
@@ -180,7 +180,8 @@ def create_token(body: TokenIn, request: Request, who: Who, session: Db) -> NewT
     return NewTokenOut(token=secret, **TokenOut.model_validate(token).model_dump())
 
 
-@router.delete("/tokens/{token_id}", name="revoke_token", response_model=TokenOut, tags=["auth"])
+@router.delete("/tokens/{token_id}", name="revoke_token", response_model=TokenOut, tags=["auth"],
+               responses={404: {"description": "no such token"}})
 def revoke_token(token_id: int, request: Request, who: Who, session: Db) -> TokenOut:
     """Revoke a token at once; sessions opened with it end too."""
     token = session.get(ApiToken, token_id)

@@ -69,7 +69,8 @@ class SurveyOut(BaseModel):
 
 
 @api.post("/survey/{token}", name="submit_survey", response_model=SurveyOut, tags=["tickets"],
-          responses={404: {"model": ErrorOut, "description": "unknown or used survey link"}})
+          responses={404: {"model": ErrorOut, "description": "unknown or used survey link"},
+                     409: {"model": ErrorOut, "description": "the ticket cannot be rated now"}})
 def submit_survey(token: str, body: RatingIn, request: Request, session: Db) -> SurveyOut:
     """The answer to a satisfaction survey link sent after closure (the link's token is the credential)."""
     actions: TicketActions = request.app.state.actions
