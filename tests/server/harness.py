@@ -90,10 +90,12 @@ class Harness:
 
 
 @contextmanager
-def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None) -> Iterator[Harness]:
+def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None,
+            poll_interval_s: float = 5.0) -> Iterator[Harness]:
     clock = clock or ManualClock(START)
     service = TicketService(clock=clock)
-    settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3")
+    settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3",
+                              poll_interval_s=poll_interval_s)
     app = create_app(settings, sessions, clock=clock, service=service)
     with TestClient(app, raise_server_exceptions=False) as client:
         h = Harness(app, client, sessions, clock, service)

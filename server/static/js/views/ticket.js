@@ -13,10 +13,17 @@ const ACTIONS = {
 const LABELS = { acknowledge: "Acknowledge", dispatch: "Dispatch", start: "Start work", check_in: "Check in on site",
                  resolve: "Resolve", close: "Close", cancel: "Cancel" };
 
+// Audit values are JSON; show times as local times and nothing as a dash.
+function shown(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "string" && /^\d{4}-\d\d-\d\dT/.test(value)) return when(value);
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 function timeline(t) {
   const items = [
     ...t.audit.map((a) => ({ at: a.at, cls: "", text: `${a.actor}: ${a.action}` +
-      (a.field ? ` — ${a.field}: ${JSON.stringify(a.old_value)} → ${JSON.stringify(a.new_value)}` : "") +
+      (a.field ? ` — ${a.field}: ${shown(a.old_value)} → ${shown(a.new_value)}` : "") +
       (a.reason ? ` (${a.reason})` : "") })),
     ...t.notes.map((n) => ({ at: n.at, cls: "note", text: `${n.author} wrote: ${n.text}` })),
     ...t.notifications.map((n) => ({ at: n.created_at, cls: "notify",
