@@ -12,6 +12,7 @@ floats (`1`, `-1.5`, `1e3`), integers `12i`, unsigned integers `12u`, strings `"
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from collector.errors import DecodeError
@@ -20,6 +21,9 @@ FieldValue = float | int | str | bool
 
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
+# ASCII digits only: str.isdigit() also takes "²" and "١", which int() then refuses or reads.
+_INTEGER = re.compile(r"-?[0-9]+")
+_RANGES = {"i": (-(2**63), 2**63 - 1), "u": (0, 2**64 - 1)}  # int64 and uint64, as InfluxDB stores them
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class _Scanner:
                 timestamp = int(rest, 10)
             except ValueError:
                 raise self.fail(f"timestamp must be an integer, got {rest!r}") from None
-            if not rest.lstrip("-").isdigit():
+            if _INTEGER.fullmatch(rest) is None:
                 raise self.fail(f"timestamp must be an integer, got {rest!r}")
             self.pos = len(self.text)
         if self.pos != len(self.text):
@@ -137,8 +141,12 @@ class _Scanner:
             return False
         if raw[-1] in "iu":
             digits = raw[:-1]
-            if not digits.lstrip("-").isdigit() or (raw[-1] == "u" and digits.startswith("-")):
-                raise _Fail(start + 1, f"bad {'integer' if raw[-1] == 'i' else 'unsigned'} value {raw!r}")
+            what = "integer" if raw[-1] == "i" else "unsigned"
+            if _INTEGER.fullmatch(digits) is None or len(digits) > 21 or (raw[-1] == "u" and digits.startswith("-")):
+                raise _Fail(start + 1, f"bad {what} value {raw[:40]!r}")
+            low, high = _RANGES[raw[-1]]
+            if not low <= int(digits) <= high:
+                raise _Fail(start + 1, f"{what} value {raw[:40]!r} is out of range")
             return int(digits)
         try:
             number = float(raw)
