@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from rules import ThresholdError
 from server import audit, kpis, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
+from server.errors import check_date
 from server.schemas import (
     ContactIn,
     ContactOut,
@@ -240,6 +241,8 @@ def get_kpis(
 ) -> KpisOut:
     """Daily service-efficiency figures (UTC days; default: the last 14 days including today)."""
     today = context(request).clock.now().date()
+    check_date("start", start)
+    check_date("end", end)
     end = end or today
     start = start or end - timedelta(days=13)
     if start > end or (end - start).days >= MAX_KPI_DAYS:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from rules import METRICS, ThresholdError, parse_thresholds
 from server import audit, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
+from server.errors import check_time
 from server.schemas import (
     AlertOut,
     DeviceId,
@@ -97,11 +98,8 @@ def device_history(
     """Each metric's values over time (bucket means) with its threshold, red and clear levels."""
     ctx = context(request)
     device = _device(session, device_id, who)
-    end = end or ctx.clock.now()
-    start = start or end - timedelta(hours=6)
-    for name, moment in (("start", start), ("end", end)):
-        if moment.tzinfo is None:
-            raise HTTPException(422, f"{name}: give a time zone, e.g. 2026-01-05T09:00:00Z")
+    end = check_time("end", end) or ctx.clock.now()
+    start = check_time("start", start) or end - timedelta(hours=6)
     if not start < end or end - start > MAX_HISTORY:
         raise HTTPException(422, f"start must be before end, and the span at most {MAX_HISTORY.days} days")
     names = list(dict.fromkeys(metric or [*CORE, *(k for k in (device.latest or {}) if k not in CORE)]))

@@ -13,6 +13,7 @@ from server import queries
 from server.actions import ACTIONS, TicketActions
 from server.auth import Principal, authorized, context, db_session
 from server.context import AppContext
+from server.errors import check_time
 from server.schemas import (
     ActionIn,
     AuditOut,
@@ -56,9 +57,8 @@ def list_tickets(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[TicketOut]:
-    for name, moment in (("opened_after", opened_after), ("opened_before", opened_before)):
-        if moment is not None and moment.tzinfo is None:
-            raise HTTPException(422, f"{name}: give a time zone, e.g. 2026-01-05T09:00:00Z")
+    opened_after = check_time("opened_after", opened_after)
+    opened_before = check_time("opened_before", opened_before)
     where = queries.TicketFilter(
         device_id=device_id,
         statuses=tuple(status or ()),

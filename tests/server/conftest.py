@@ -3,18 +3,15 @@ migrated template (tickets cannot be deleted, so every test starts from an empty
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.server.harness import Harness, harness
+from tests.server.harness import Harness, harness, new_database
 from tests.support import services
 from tickets.db import create_engine_for, migrate, session_factory
-
-_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +24,6 @@ def server_pg_template(postgres_server: services.Postgres) -> Iterator[str]:
     engine.dispose()
     admin.dispose()
     yield "ew_server_template"
-
-
-def new_database(postgres_server: services.Postgres, template: str) -> Engine:
-    name = f"ew_server_{next(_names)}"
-    admin = create_engine_for(postgres_server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {template}")
-    admin.dispose()
-    return create_engine_for(postgres_server.url.rsplit("/", 1)[0] + f"/{name}")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,13 +12,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from rules import Event, Severity, Transition
 from server.app import create_app
 from server.security import hash_token
 from server.settings import ServerSettings
+from tests.support import services
 from tickets.clock import Clock, ManualClock
+from tickets.db import create_engine_for
 from tickets.models import ApiToken, Customer, Device, Ticket
 from tickets.service import TicketService
 
@@ -105,3 +109,13 @@ def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None
             h.add_token(role, role, acme if role == "customer" else None)
         h.add_token("other_customer", "customer", h.customers["Beta Water"])
         yield h
+
+
+def new_database(postgres_server: services.Postgres, template: str) -> Engine:
+    """A fresh database cloned from the migrated template (milliseconds, not a migration run)."""
+    name = f"ew_server_{uuid.uuid4().hex[:12]}"
+    admin = create_engine_for(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {template}")
+    admin.dispose()
+    return create_engine_for(postgres_server.url.rsplit("/", 1)[0] + f"/{name}")

@@ -274,3 +274,18 @@ def test_healthz_metrics_and_headers(api: Harness) -> None:
     # CORS is closed by default: no allow-origin header, even on a preflight.
     pre = c.options("/api/v1/tickets", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in pre.headers
+
+
+def test_extreme_values_are_refused_not_crashed_on(api: Harness) -> None:
+    api.add_device("gw-x", "Acme Power")
+    c, h = api.client, api.auth("admin")
+    for url in ("/api/v1/kpis?end=9999-12-31", "/api/v1/kpis?start=0001-01-01&end=0001-01-02",
+                "/api/v1/tickets?opened_after=9999-12-31T23:59:59-23:59",
+                "/api/v1/devices/gw-x/history?start=0001-01-01T00:00:00%2B05:00",
+                "/api/v1/tickets/99999999999999999999", "/api/v1/tickets?customer_id=99999999999999"):
+        answer = c.get(url, headers=h)
+        assert answer.status_code in (404, 422), (url, answer.status_code, answer.text)
+        assert isinstance(answer.json()["detail"], str)
+    nul = c.post("/api/v1/customers", json={"name": "bad\u0000name"}, headers=h)
+    assert nul.status_code == 422
+    assert c.get("/api/v1/customers", headers=h).status_code == 200  # the session is still usable

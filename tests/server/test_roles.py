@@ -15,8 +15,7 @@ from fastapi.routing import APIRoute
 
 from server.app import api_routes, create_app
 from server.settings import ServerSettings
-from tests.server.conftest import new_database
-from tests.server.harness import Harness, harness
+from tests.server.harness import Harness, harness, new_database
 from tests.support import services
 from tickets.db import create_engine_for, session_factory
 

@@ -19,8 +19,7 @@ from schemathesis.checks import (
 
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.server.conftest import new_database
-from tests.server.harness import Harness, harness
+from tests.server.harness import Harness, harness, new_database
 from tests.support import services
 from tickets.db import create_engine_for, session_factory
 

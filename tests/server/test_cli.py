@@ -1,0 +1,83 @@
+"""`edgewatch server` as an operator runs it, and its settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edgewatch.config import ConfigError
+from server.app import create_app
+from server.settings import load_settings
+from tests.support.services import free_port, wait_for_port
+from tickets.db import create_engine_for, session_factory
+
+TOKEN = "bootstrap-admin-token-for-tests-0123456789"
+
+
+def test_settings_from_file_and_environment(tmp_path: Path) -> None:
+    conf = tmp_path / "edgewatch.toml"
+    conf.write_text('[server]\nport = 9000\ncors_origins = ["https://ops.example"]\npoll_interval_s = 2.5\n'
+                    '[database]\nurl = "sqlite:///x.db"\n')
+    s = load_settings(conf, environ={"EDGEWATCH_HTTP_PORT": "9100", "EDGEWATCH_DATA_DIR": str(tmp_path)})
+    assert (s.port, s.cors_origins, s.poll_interval_s, s.database_url) == (9100, ("https://ops.example",), 2.5,
+                                                                          "sqlite:///x.db")
+    assert s.telemetry_path == tmp_path / "telemetry.sqlite3"
+    assert TOKEN not in repr(load_settings(None, environ={"EDGEWATCH_ADMIN_TOKEN": TOKEN}))
+    with pytest.raises(ConfigError, match=r"EDGEWATCH_ADMIN_TOKEN.*at least 16"):
+        load_settings(None, environ={"EDGEWATCH_ADMIN_TOKEN": "short"})
+    with pytest.raises(ConfigError, match=r"EDGEWATCH_HTTP_PORT.*integer"):
+        load_settings(None, environ={"EDGEWATCH_HTTP_PORT": "eighty"})
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.settings import ServerSettings
+
+    engine = create_engine_for(f"postgresql://nobody@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 2})
+    app = create_app(ServerSettings(data_dir=tmp_path), session_factory(engine))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/healthz")
+        assert answer.status_code == 503 and answer.json()["status"] == "unavailable"
+        api = client.get("/api/v1/tickets", headers={"Authorization": "Bearer whatever"})
+        assert api.status_code == 503 and "not reachable" in api.json()["detail"]
+    engine.dispose()
+
+
+def test_edgewatch_server_serves_with_a_bootstrap_token(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "EDGEWATCH_DATA_DIR": str(tmp_path), "EDGEWATCH_HTTP_PORT": str(port),
+           "EDGEWATCH_ADMIN_TOKEN": TOKEN}
+    log = (tmp_path / "server.log").open("w+")
+    process = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "server"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=30)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+        me = httpx.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert me.json()["role"] == "admin"
+        assert httpx.get(base + "/api/v1/me", timeout=5).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    time.sleep(0.1)
+    log.seek(0)
+    output = log.read()
+    assert TOKEN not in output, "the admin token must never be logged"
+    assert (tmp_path / "edgewatch.db").exists()
+    assert oct((tmp_path / "session.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_bad_settings_exit_with_the_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "EDGEWATCH_DATA_DIR": str(tmp_path), "EDGEWATCH_ADMIN_TOKEN": "s3cr3t"}
+    done = subprocess.run([sys.executable, "-m", "edgewatch.cli", "server"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and "EDGEWATCH_ADMIN_TOKEN" in done.stderr and "s3cr3t" not in done.stderr

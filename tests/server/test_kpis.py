@@ -1,0 +1,90 @@
+"""The efficiency board's figures, checked by hand on a small history, on both database backends
+(PostgreSQL computes percentiles in SQL, SQLite here), plus the percentile rule itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from server.kpis import percentile
+from tests.server.harness import Harness
+from tickets.models import Clock, Ticket
+
+T = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
+S = timedelta(seconds=1)
+
+
+def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: float | None = None,
+        cancelled: float | None = None, rating: int | None = None,
+        first_response: tuple[float | None, float | None] | None = None) -> None:
+    """A ticket with offsets in seconds from its opening; first_response = (stopped, breached)."""
+    status = "cancelled" if cancelled else "resolved" if resolved else "received"
+    with h.sessions() as session:
+        ticket = Ticket(kind="on_site", level="red", severity="red", priority=1, status=status, title="t",
+                        opened_at=opened, updated_at=opened,
+                        acknowledged_at=opened + ack * S if ack is not None else None,
+                        resolved_at=opened + resolved * S if resolved is not None else None,
+                        cancelled_at=opened + cancelled * S if cancelled is not None else None, rating=rating)
+        session.add(ticket)
+        session.flush()
+        if first_response is not None:
+            stopped, breached = first_response
+            session.add(Clock(ticket_id=ticket.id, name="first_response", started_at=opened,
+                              original_due_at=opened + 300 * S, due_at=opened + 300 * S,
+                              stopped_at=opened + stopped * S if stopped is not None else None,
+                              breached_at=opened + breached * S if breached is not None else None))
+        session.commit()
+
+
+@pytest.fixture(params=["sqlite_api", pytest.param("api", marks=pytest.mark.postgres)])
+def board(request: pytest.FixtureRequest) -> Harness:
+    h: Harness = request.getfixturevalue(request.param)
+    add(h, T(2026, 1, 1, 9))  # still open from before the window
+    add(h, T(2026, 1, 3, 10), ack=60, resolved=3600, rating=5, first_response=(60, None))
+    add(h, T(2026, 1, 3, 11), ack=120, resolved=7200, rating=3, first_response=(400, 300))
+    add(h, T(2026, 1, 3, 12), ack=600, first_response=(None, None))
+    add(h, T(2026, 1, 3, 13), cancelled=1800)
+    add(h, T(2026, 1, 4, 8), ack=300, resolved=86400)
+    return h
+
+
+def test_daily_figures(board: Harness) -> None:
+    answer = board.client.get("/api/v1/kpis", params={"start": "2026-01-03", "end": "2026-01-05"},
+                              headers=board.auth("supervisor"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    d1, d2, d3 = body["days"]
+    assert [d["day"] for d in body["days"]] == ["2026-01-03", "2026-01-04", "2026-01-05"]
+    assert (d1["opened"], d1["resolved"]) == (4, 2)
+    assert d1["first_response_p50_s"] == pytest.approx(120)
+    assert d1["first_response_p90_s"] == pytest.approx(504)
+    assert d1["mtta_s"] == pytest.approx(260)
+    assert d1["mttr_s"] == pytest.approx(5400)
+    assert d1["resolution_rate"] == pytest.approx(2 / 3)  # the cancelled ticket does not count
+    assert (d1["ratings"], d1["satisfaction"]) == (2, pytest.approx(80))
+    assert d1["sla"] == [{"clock": "first_response", "settled": 2, "met": 1, "rate": 0.5}]
+    assert [d["backlog"] for d in (d1, d2, d3)] == [2, 3, 2]
+    assert d3["opened"] == 0 and d3["first_response_p50_s"] is None and d3["resolution_rate"] is None
+    totals = body["totals"]
+    assert totals["opened"] == 5 and totals["backlog"] == 2
+    assert totals["first_response_p50_s"] == pytest.approx(210)
+    assert totals["mtta_s"] == pytest.approx(270)
+
+
+def test_filters_and_window_checks(board: Harness) -> None:
+    c, h = board.client, board.auth("supervisor")
+    blue = c.get("/api/v1/kpis", params={"start": "2026-01-03", "end": "2026-01-03", "level": "blue"}, headers=h)
+    assert blue.json()["totals"]["opened"] == 0
+    default = c.get("/api/v1/kpis", headers=h).json()
+    assert len(default["days"]) == 14 and default["end"] == "2026-01-05"
+    too_long = c.get("/api/v1/kpis", params={"start": "2024-01-01", "end": "2026-01-05"}, headers=h)
+    assert too_long.status_code == 422 and "366" in too_long.json()["detail"]
+    assert c.get("/api/v1/kpis", headers=board.auth("customer")).status_code == 403
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([7.0], 0.9) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([10.0, 0.0, 20.0], 0.9) == pytest.approx(18.0)
