@@ -141,26 +141,32 @@ class MqttSource:
 
     # -- the consumer thread -------------------------------------------------------------------
 
-    def get_batch(self, max_items: int, wait_s: float) -> list[Inbound]:
-        """Up to `max_items` messages: waits up to `wait_s` for the first, then as long for more."""
+    def get_batch(self, max_items: int, linger_s: float, idle_s: float = 0.2) -> list[Inbound]:
+        """Up to `max_items` messages: waits up to `idle_s` for the first, takes what is queued, and
+        lingers at most `linger_s` for more. A backlog fills whole batches; a trickle gets small,
+        prompt ones (a red sample is not held back to fill a batch)."""
         try:
-            first = self._queue.get(timeout=wait_s)
+            first = self._queue.get(timeout=idle_s)
         except queue.Empty:
             return []
         batch = [first]
-        deadline = time.monotonic() + wait_s
         get = self._queue.get_nowait
+        deadline = 0.0
         while len(batch) < max_items:
             try:
                 batch.append(get())
+                continue
             except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(self._queue.get(timeout=min(left, 0.005)))
-                except queue.Empty:
-                    continue
+                pass
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + linger_s
+            if now >= deadline:
+                break
+            try:
+                batch.append(self._queue.get(timeout=deadline - now))
+            except queue.Empty:
+                break
         return batch
 
     def ack(self, messages: Iterable[Inbound]) -> int:

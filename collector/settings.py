@@ -54,7 +54,7 @@ class CollectorSettings:
     thresholds_file: Path | None = None
     thresholds_poll_s: float = 5.0
     batch_size: int = 500
-    batch_wait_s: float = 0.05
+    batch_wait_s: float = 0.005  # how long a batch lingers for more messages once one arrived
     queue_size: int = 5_000
     default_interval_s: float = 10.0
     offline_intervals: float = 3.0
@@ -129,7 +129,7 @@ def load_settings(
         thresholds_file=Path(thresholds) if thresholds else None,
         thresholds_poll_s=col.float("thresholds_poll_s", 5.0, positive=True),
         batch_size=col.int("batch_size", 500, minimum=1),
-        batch_wait_s=col.float("batch_wait_s", 0.05, positive=True),
+        batch_wait_s=col.float("batch_wait_s", 0.005, positive=True),
         queue_size=col.int("queue_size", 5_000, minimum=10),
         default_interval_s=col.float("default_interval_s", 10.0, env="AGENT_INTERVAL", positive=True),
         offline_intervals=col.float("offline_intervals", 3.0, positive=True),
