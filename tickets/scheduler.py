@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -43,6 +44,12 @@ RETRY_AFTER = timedelta(seconds=5)
 # so a job loaded from the store after a restart finds its live scheduler here, by name.
 _RUNNING: dict[str, ClockScheduler] = {}
 _RUNNING_LOCK = threading.Lock()
+
+
+def _job_id(clock_id: int, at: datetime) -> str:
+    # One id per (clock, instant): a firing job schedules the clock's next instant while
+    # APScheduler is still removing the finished one, so the two must never share an id.
+    return f"clock-{clock_id}-{round(at.timestamp() * 1_000_000)}"
 
 
 def fire_clock_job(scheduler_name: str, clock_id: int) -> None:
@@ -84,6 +91,8 @@ class ClockScheduler:
         # (due instant, fired instant) of recent firings: the benchmark and /metrics read lateness.
         self.firings: deque[tuple[datetime, datetime]] = deque(maxlen=100_000)
         self.errors = 0
+        self._queue: queue.Queue[tuple[int, datetime | None] | None] = queue.Queue()
+        self._feeder: threading.Thread | None = None
         self.last_resync = (0, 0)  # (clocks scheduled, jobs written to the store) at the last resync
 
     # ------------------------------------------------------------ life
@@ -94,6 +103,8 @@ class ClockScheduler:
                 raise RuntimeError(f"a clock scheduler named {self.name!r} already runs in this process")
             _RUNNING[self.name] = self
         self._aps.start()
+        self._feeder = threading.Thread(target=self._feed, name=f"clock-feeder-{self.name}", daemon=True)
+        self._feeder.start()
         self._service.use_scheduler(self)
         self.resync()
         self._aps.add_job(self.reconcile, "interval", seconds=self._reconcile_every, jobstore="local",
@@ -101,6 +112,10 @@ class ClockScheduler:
 
     def shutdown(self, wait: bool = True) -> None:
         self._service.use_scheduler(None)
+        if self._feeder is not None:
+            self._queue.put(None)  # clocks handed over before this are still written
+            self._feeder.join(timeout=30)
+            self._feeder = None
         with contextlib.suppress(Exception):
             self._aps.shutdown(wait=wait)
         with _RUNNING_LOCK:
@@ -117,19 +132,46 @@ class ClockScheduler:
     # ------------------------------------------------------------ scheduling
 
     def schedule(self, clock_id: int, at: datetime | None) -> None:
+        """Hand over a clock to (re)schedule at `at` (None: remove its job). Returns at once: the
+        job store write happens on the scheduler's feeder thread, never on the caller's."""
+        self._queue.put((clock_id, at))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every handed-over clock is scheduled; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _feed(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._apply(*item)
+            except Exception:
+                logger.exception("scheduling clock %s failed; the reconciliation pass will retry", item)
+            finally:
+                self._queue.task_done()
+
+    def _apply(self, clock_id: int, at: datetime | None) -> None:
         """(Re)schedule the clock's job at `at`; None removes it."""
-        job_id = f"clock-{clock_id}"
         with self._lock:
+            old = self._scheduled.get(clock_id)
+            if old == at:
+                return
+            if old is not None:
+                with contextlib.suppress(JobLookupError):
+                    self._aps.remove_job(_job_id(clock_id, old))
             if at is None:
                 self._scheduled.pop(clock_id, None)
-                with contextlib.suppress(JobLookupError):
-                    self._aps.remove_job(job_id)
-                return
-            if self._scheduled.get(clock_id) == at:
                 return
             self._scheduled[clock_id] = at
             self._aps.add_job(fire_clock_job, DateTrigger(run_date=at, timezone=UTC), args=[self.name, clock_id],
-                              id=job_id, replace_existing=True)
+                              id=_job_id(clock_id, at), replace_existing=True)
 
     def resync(self) -> int:
         """Schedule every clock with something left to do, from the database; returns how many."""
@@ -138,23 +180,23 @@ class ClockScheduler:
                                        .where(ClockRow.next_fire_at.is_not(None))))
         # Jobs still in the persistent store from before a restart are kept when they are right:
         # rewriting tens of thousands of them would make every start slow.
-        stored = {job.id: job.next_run_time for job in self._aps.get_jobs(jobstore="default")}
+        stored = {job.id for job in self._aps.get_jobs(jobstore="default")}
         wanted = set()
         changed = 0
         with self._lock:
             self._scheduled.clear()
         for clock_id, at in due:
-            job_id = f"clock-{clock_id}"
-            wanted.add(job_id)
             if at is None:
                 continue
-            if stored.get(job_id) == at:
+            job_id = _job_id(clock_id, at)
+            wanted.add(job_id)
+            if job_id in stored:
                 with self._lock:
                     self._scheduled[clock_id] = at
                 continue
-            self.schedule(clock_id, at)
+            self._apply(clock_id, at)
             changed += 1
-        for job_id in stored.keys() - wanted:
+        for job_id in stored - wanted:
             with contextlib.suppress(JobLookupError):
                 self._aps.remove_job(job_id, jobstore="default")
         self.last_resync = (len(due), changed)
@@ -172,10 +214,10 @@ class ClockScheduler:
             stale = [(cid, at) for cid, at in due.items() if self._scheduled.get(cid) != at]
             gone = [cid for cid in self._scheduled if cid not in due]
         for cid, at in stale:
-            self.schedule(cid, at)
+            self._apply(cid, at)
         for cid in gone:
             # Stopped elsewhere: the job would find nothing to do; drop it now.
-            self.schedule(cid, None)
+            self._apply(cid, None)
         if stale:
             logger.info("clock scheduler %s: reconciled %d clocks set by another process", self.name, len(stale))
         return len(stale)
@@ -194,13 +236,13 @@ class ClockScheduler:
             self.errors += 1
             self._service.after_rollback()
             logger.exception("clock %s: firing failed; trying again in %s", clock_id, RETRY_AFTER)
-            self.schedule(clock_id, datetime.now(UTC) + RETRY_AFTER)
+            self._apply(clock_id, datetime.now(UTC) + RETRY_AFTER)
             return
         if target is not None:
             self.firings.append((target, datetime.now(UTC)))
         self._service.after_commit()
         if following is not None:
-            self.schedule(clock_id, following)
+            self._apply(clock_id, following)
         logger.debug("clock %s fired in %.1f ms", clock_id, (time.monotonic() - started) * 1000)
 
     def pending(self) -> int:

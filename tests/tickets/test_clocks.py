@@ -214,6 +214,7 @@ def test_a_restart_keeps_the_stored_jobs_that_are_still_right(
     with ClockScheduler(engine, sessions, service, reconcile_every=60) as first:
         _open(sessions, service)
         service.after_commit()
+        assert first.flush()
         assert first.pending() == 5  # first response, on site, RCA, resolution, escalation
     with ClockScheduler(engine, sessions, service, reconcile_every=60) as second:
         assert second.last_resync == (5, 0) and second.pending() == 5
