@@ -1,7 +1,8 @@
 """`edgewatch agent`: measure this device and publish its health over MQTT.
 
 Only the standard library, psutil and paho-mqtt are imported here: the agent's memory is measured
-against node_exporter's.
+against node_exporter's. paho (through `agent.service`) is imported only in `run()`, once
+`agent.lean` has kept the modules it imports but never uses out of memory.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 
 from agent.host import HostProbe
 from agent.latency import LatencyProber
+from agent.lean import defer_import
 from agent.sample import build_sample, encode, latency_metrics
-from agent.service import Agent, StopSignal
 from agent.settings import AgentSettings, load_settings
 from agent.spool import SpoolError, open_spool
 from edgewatch import __version__
@@ -98,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(settings: AgentSettings) -> int:
+    defer_import("urllib.request")
+    from agent.service import Agent, StopSignal
+
     try:
         spool, damaged = open_spool(settings.spool_path, settings.spool_max_samples)
     except (SpoolError, OSError) as exc:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 
 from agent.settings import Target
 
@@ -26,13 +24,15 @@ PING_TIME = re.compile(rb"time[=<]([0-9.]+) ?ms")
 PING_SUMMARY = re.compile(rb"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
 
-@dataclass(slots=True)
 class TargetResult:
     """The probes of one target in one sample."""
 
-    name: str
-    sent: int = 0
-    rtts_ms: list[float] = field(default_factory=list)
+    __slots__ = ("name", "rtts_ms", "sent")
+
+    def __init__(self, name: str, sent: int = 0, rtts_ms: list[float] | None = None) -> None:
+        self.name = name
+        self.sent = sent
+        self.rtts_ms = rtts_ms if rtts_ms is not None else []
 
     @property
     def received(self) -> int:
@@ -156,7 +156,7 @@ class LatencyProber:
         self.timeout = timeout
         self._icmp: IcmpSocket | None = None
         self._icmp_tried = False
-        self._ping = shutil.which("ping")
+        self._ping: str | None = None
         self._warned: set[str] = set()
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
@@ -204,6 +204,10 @@ class LatencyProber:
                 if rtt is not None:
                     result.rtts_ms.append(round(rtt, 3))
             return result
+        if self._ping is None:
+            import shutil  # only where ICMP sockets are not permitted: it pulls in bz2 and lzma
+
+            self._ping = shutil.which("ping") or shutil.which("ping", path="/usr/bin:/bin:/usr/sbin:/sbin")
         if self._ping is None:
             self._warn_once("icmp", "ICMP is not permitted and there is no ping command: %s is not probed",
                             result.name)

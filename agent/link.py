@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -24,8 +24,7 @@ class LinkError(Exception):
     """The broker could not be reached or refused the agent; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     topic: str
     payload: bytes
     retain: bool = False

@@ -11,20 +11,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent.contract import SAMPLE_VERSION, metric_problem
 from agent.latency import TargetResult
-from rules.sample import METRIC_NAME_PATTERN, SampleError, check_metric_value, parse_sample
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_VERSION = 1
-
-
-def telemetry_topic(device_id: str) -> str:
-    return f"edgewatch/v1/{device_id}/telemetry"
-
-
-def status_topic(device_id: str) -> str:
-    return f"edgewatch/v1/{device_id}/status"
 
 
 def latency_metrics(results: Sequence[TargetResult]) -> dict[str, float]:
@@ -43,12 +33,9 @@ def valid_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """The metrics the collector will accept; any other value is left out (and logged), never altered."""
     out: dict[str, float] = {}
     for name, value in metrics.items():
-        try:
-            if METRIC_NAME_PATTERN.fullmatch(name) is None:
-                raise SampleError("bad_metric_name", f"metric name {name!r} is not lower_snake_case")
-            check_metric_value(name, float(value))
-        except (SampleError, TypeError, ValueError) as exc:
-            logger.warning("leaving out a value that cannot be right: %s", exc)
+        problem = metric_problem(name, value)
+        if problem is not None:
+            logger.warning("leaving out a value that cannot be right: %s", problem)
             continue
         out[name] = value
     return out
@@ -83,7 +70,5 @@ def build_sample(
 
 
 def encode(sample: Mapping[str, Any]) -> bytes:
-    """Compact JSON, checked against the contract so that the agent never spools a sample the
-    collector would reject."""
-    parse_sample(sample)
+    """Compact JSON. `allow_nan=False`: a non-finite number is a bug to surface, never to send."""
     return json.dumps(sample, separators=(",", ":"), allow_nan=False).encode()

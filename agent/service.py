@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from agent.contract import status_topic, telemetry_topic
 from agent.host import HostProbe
 from agent.latency import LatencyProber
 from agent.link import BrokerLink, LinkError, Message
 from agent.pacing import Backoff, Schedule, TokenBucket
-from agent.sample import build_sample, encode, latency_metrics, status_topic, telemetry_topic
+from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
 from edgewatch import __version__

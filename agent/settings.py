@@ -1,7 +1,7 @@
 """The agent's settings: `[agent]` and `[mqtt]` of the config file, overridden by `EDGEWATCH_*`.
 
-Built once by `load_settings()` in `main()` and passed down as frozen dataclasses. Every mistake is a
-`ConfigError` naming the file key or environment variable to fix.
+Built once by `load_settings()` in `main()` and passed down as immutable named tuples (lighter to
+import than dataclasses). Every mistake is a `ConfigError` naming the file key or environment variable to fix.
 """
 
 from __future__ import annotations
@@ -9,19 +9,18 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from agent.contract import DEVICE_ID_PATTERN
 from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir
-from rules.sample import DEVICE_ID_PATTERN
 
 DEVICE_CLASSES = ("gateway", "router")
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """A latency target: `tcp` (connect time to host:port) or `icmp` (echo to host)."""
 
     kind: str
@@ -33,8 +32,7 @@ class Target:
         return f"tcp://{_join_host(self.host)}:{self.port}" if self.kind == "tcp" else f"icmp://{self.host}"
 
 
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
+class MqttSettings(NamedTuple):
     host: str
     port: int
     tls: bool
@@ -51,8 +49,7 @@ class MqttSettings:
         return f"{'mqtts' if self.tls else 'mqtt'}://{_join_host(self.host)}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
+class AgentSettings(NamedTuple):
     device_id: str
     interval: float
     data_dir: Path
@@ -78,8 +75,7 @@ def _join_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-@dataclass(frozen=True, slots=True)
-class _Origin:
+class _Origin(NamedTuple):
     """Where a section's values come from, to name the exact key or variable in an error."""
 
     source: str

@@ -16,12 +16,12 @@ fsync policy (WAL journal):
 
 from __future__ import annotations
 
-import secrets
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,8 +38,7 @@ class SpoolError(Exception):
     """The spool file cannot be opened or written; the message names the file."""
 
 
-@dataclass(frozen=True, slots=True)
-class Spooled:
+class Spooled(NamedTuple):
     seq: int
     topic: str
     payload: bytes
@@ -71,7 +70,7 @@ class Spool:
     def _init_instance(self) -> str:
         with self._transaction(full_sync=True):
             self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(8),)
+                "INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (os.urandom(8).hex(),)
             )
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', '1')")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('pending_dropped', '0')")
