@@ -164,6 +164,8 @@ def run(duration: float, interval: float, warmup: float, workdir: Path) -> dict[
                     scrapes += 1
                     time.sleep(max(0.0, start + scrapes * interval - time.monotonic()))
                 samples = counter.count
+                if warm is None:
+                    raise SystemExit("edgewatch bench agent: the run ended before the warm-up did")
                 # Steady state from /proc at both ends (10 ms steps: a minute keeps the error under
                 # 0.2 ms a sample); the whole run's CPU, to the microsecond, from wait4() at exit.
                 steady_agent = ticks_cpu_seconds(agent.proc.pid) - warm[0]
@@ -171,7 +173,6 @@ def run(duration: float, interval: float, warmup: float, workdir: Path) -> dict[
                 agent_end, exporter_end = agent.stop(), exporter.stop()
         finally:
             counter.close()
-    assert warm is not None
     steady_samples = max(1, samples - warm[2])
     steady_scrapes = max(1, scrapes - warm[3])
     return {
