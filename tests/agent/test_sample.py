@@ -41,3 +41,22 @@ def test_no_optional_keys_when_not_needed() -> None:
     sample = build_sample(device_id="r1", seq=1, ts=1.0, metrics={}, instance="i")
     assert set(sample) == {"v", "device_id", "seq", "ts", "metrics", "instance"}
     parse_sample(sample)
+
+
+def test_the_agents_contract_checks_agree_with_the_collectors() -> None:
+    from agent import contract
+    from rules import sample as rules_sample
+
+    assert contract.DEVICE_ID_PATTERN.pattern == rules_sample.DEVICE_ID_PATTERN.pattern
+    assert contract.METRIC_NAME_PATTERN.pattern == rules_sample.METRIC_NAME_PATTERN.pattern
+    assert contract.SAMPLE_VERSION == rules_sample.SAMPLE_VERSION
+    cases = [("cpu_percent", 100.0), ("cpu_percent", 100.5), ("latency_ms", 0.0), ("latency_ms", -0.1),
+             ("temp_c", math.inf), ("temp_c", math.nan), ("load1_per_core", 3.5), ("x" * 64, 1.0), ("x" * 65, 1.0)]
+    for name, value in cases:
+        sample = {"v": 1, "device_id": "d", "seq": 1, "ts": 1.0, "metrics": {name: value}}
+        try:
+            parse_sample(sample)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert accepted == (contract.metric_problem(name, value) is None), (name, value)

@@ -1,0 +1,39 @@
+"""The deferred import keeps a module out of memory until it is used, and then works as usual.
+Run in a child interpreter: the test process has long imported everything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CHECK = """
+import sys
+from agent.lean import defer_import
+defer_import("urllib.request")
+import paho.mqtt.client
+assert "http.client" not in sys.modules and "email" not in sys.modules, "deferred"
+import urllib.request
+assert urllib.request.getproxies() is not None          # first use loads the real module
+assert "http.client" in sys.modules
+assert sys.modules["urllib.request"] is urllib.request and hasattr(urllib.request, "urlopen")
+defer_import("json")                                     # already imported: left alone
+import json
+assert json.dumps([1]) == "[1]"
+print("ok")
+"""
+
+
+def test_deferred_import_loads_on_first_use() -> None:
+    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_the_agent_imports_no_central_side_modules() -> None:
+    code = ("import sys; import agent.cli, agent.service; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "{'collector', 'server', 'tickets', 'rules', 'fastapi', 'sqlalchemy', 'pydantic', 'dataclasses'}]; "
+            "print(bad)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
