@@ -1,0 +1,54 @@
+"""`edgewatch collector` on the command line: settings errors, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.cli import main
+from tests.collector.helpers import pub, sample, wait_for
+from tests.support.services import Mosquitto
+
+
+def test_bad_setting_exits_2_naming_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGEWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("EDGEWATCH_MQTT_URL", "http://nowhere")
+    assert main([]) == 2
+    assert "EDGEWATCH_MQTT_URL" in capsys.readouterr().err
+
+
+def test_bad_thresholds_file_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGEWATCH_DATA_DIR", str(tmp_path))
+    bad = tmp_path / "t.toml"
+    bad.write_text("[metrics.cpu_percent]\nthreshold = -1\n")
+    assert main(["--thresholds", str(bad)]) == 2
+    assert "metrics.cpu_percent" in capsys.readouterr().err
+
+
+@pytest.mark.mosquitto
+def test_runs_and_stops_cleanly_on_sigterm(broker: Mosquitto, tmp_path: Path) -> None:
+    env = {**os.environ, "EDGEWATCH_MQTT_URL": broker.url, "EDGEWATCH_DATA_DIR": str(tmp_path),
+           "EDGEWATCH_MQTT_CLIENT_ID": "cli-test"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "collector"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (tmp_path / "edgewatch.db").exists(), timeout=30)
+        seq = iter(range(1, 10_000))
+
+        def delivered() -> bool:  # publish until the collector, once subscribed, has stored one
+            pub(broker.port, "edgewatch/v1/c-1/telemetry", sample("c-1", next(seq), cpu_percent=5))
+            return (tmp_path / "telemetry.sqlite3").exists()
+
+        wait_for(delivered, timeout=30, what="telemetry written")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()
+    assert b"collector running" in out
