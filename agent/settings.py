@@ -14,9 +14,14 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from agent.contract import DEVICE_ID_PATTERN
-from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir
+from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, read_toml
 
 DEVICE_CLASSES = ("gateway", "router")
+AGENT_KEYS = frozenset({
+    "device_id", "device_class", "interval", "data_dir", "targets", "probe_count", "probe_timeout",
+    "spool_max_samples", "publish_rate", "max_inflight", "reconnect_min", "reconnect_max", "stop_timeout",
+    "log_level",
+})
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -181,6 +186,14 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
     agent = Settings.load(config, "agent", environ=env)
     mqtt = _load_mqtt(Settings.load(config, "mqtt", environ=env), _Origin(source, "mqtt", env))
     origin = _Origin(source, "agent", env)
+    if config is not None:
+        # A misspelt setting would otherwise be ignored without a word. ([mqtt] is shared with the
+        # collector, which has settings of its own there.)
+        section = read_toml(config).get("agent", {})
+        unknown = sorted(set(section) - AGENT_KEYS)
+        if unknown:
+            raise ConfigError(source, f"agent.{unknown[0]}",
+                              f"unknown setting; known: {', '.join(sorted(AGENT_KEYS))}")
 
     device_id = agent.str("device_id", None, env="DEVICE_ID") or socket.gethostname().split(".")[0]
     if DEVICE_ID_PATTERN.fullmatch(device_id) is None:

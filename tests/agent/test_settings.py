@@ -149,3 +149,18 @@ def test_command_reports_bad_config_and_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"{config}: agent.interval: expected a number, got 'often'" in done.stderr
+
+
+def test_unknown_agent_setting_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"agent\.intervall: unknown setting"):
+        load_settings(write(tmp_path, "[agent]\nintervall = 5\n"), environ={})
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "deploy" / "agent" / "agent.toml"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    config = write(tmp_path, example.read_text().replace("/etc/edgewatch/ca.pem", str(ca)))
+    s = load_settings(config, environ={})
+    assert (s.device_id, s.device_class, s.mqtt.tls, s.mqtt.ca_file) == ("gw-0001", "gateway", True, ca)
+    assert [t.name for t in s.targets] == ["tcp://mqtt.example.net:8883", "icmp://192.0.2.1"]
