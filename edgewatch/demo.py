@@ -1,21 +1,356 @@
-"""`edgewatch demo`: edgewatch's main job on embedded defaults.
+"""`edgewatch demo`: a complete local fleet on embedded defaults, in one command.
 
-For now it replays the example fleet history in `examples/` through the rules and prints the
-alert transitions, so that a fresh clone shows the threshold rules at work.
+Starts an MQTT broker (mosquitto when installed, otherwise the embedded Python broker amqtt), the
+collector with the ticket runtime (SLA clocks, notifications), the server with its dashboard, a
+real agent measuring this machine, and a simulated fleet (default 200 gateways and routers of
+three customers) in which one device leaks memory (orange, then red), one has a latency spike
+(red), one is overloaded (orange), one flaps around its threshold and one goes offline.
+Notifications go to a local inbox (a JSON-lines file the dashboard shows). Ctrl-C stops it all.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from edgewatch import rules_cli
+from edgewatch.config import ConfigError, default_data_dir
+from edgewatch.fleet import SimDevice, default_fleet
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+logger = logging.getLogger("edgewatch.demo")
+
+# Every message lands in the one local inbox file; the address says whom it was meant for.
+DEMO_CONTACTS = {
+    "Acme Rail": ("Lena Berg", "ops@acme-rail.example"),
+    "Borealis Water": ("Tomas Lind", "ops@borealis-water.example"),
+    "Cobalt Logistics": ("Mei Chen", "ops@cobalt-logistics.example"),
+}
+STAFF = [
+    ("senior", "Senior engineers"),
+    ("mid", "Mid-level engineers"),
+    ("junior", "Junior engineers"),
+    ("supervisor", "Supervisors"),
+]
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred:
+        with contextlib.suppress(OSError), socket.socket() as sock:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing answers on 127.0.0.1:{port} after {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
+class Broker:
+    """mosquitto as a child process, or amqtt in a thread of this process."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: Any = None
+        self._amqtt: Any = None
+        self.kind = ""
+
+    def start(self) -> None:
+        mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+        if mosquitto:
+            self._start_mosquitto(mosquitto)
+        else:
+            self._start_amqtt()
+        wait_for_port(self.port, 15)
+
+    def _start_mosquitto(self, binary: str) -> None:
+        conf = self.data_dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.data_dir}/\nmax_queued_messages 0\nlog_dest none\n"
+            + ("user root\n" if os.geteuid() == 0 else "")
+        )
+        self._process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.kind = f"mosquitto (pid {self._process.pid})"
+
+    def _start_amqtt(self) -> None:
+        try:
+            import asyncio
+
+            from amqtt.broker import Broker as AmqttBroker  # the embedded fallback
+        except ImportError:
+            raise RuntimeError(
+                "no MQTT broker: install mosquitto (apt-get install mosquitto) or the embedded one (pip install amqtt)"
+            ) from None
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._amqtt = AmqttBroker(config, loop=self._loop)
+            self._loop.run_until_complete(self._amqtt.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="edgewatch-demo-broker", daemon=True)
+        self._thread.start()
+        ready.wait(15)
+        self.kind = "embedded amqtt broker"
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(10)
+            if self._process.poll() is None:
+                self._process.kill()
+        if self._loop is not None:
+            import asyncio
+
+            asyncio.run_coroutine_threadsafe(self._amqtt.shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def seed(sessions: Any, fleet: Sequence[SimDevice]) -> None:
+    """Customers with ops contacts on the local inbox, staff groups, and the fleet's devices."""
+    from sqlalchemy import select
+
+    from tickets.models import Contact, Customer, Device, StaffGroup
+
+    with sessions() as session, session.begin():
+        customers: dict[str, Customer] = {}
+        for name, (contact, address) in DEMO_CONTACTS.items():
+            customer = session.scalar(select(Customer).where(Customer.name == name))
+            if customer is None:
+                customer = Customer(name=name)
+                customer.contacts.append(Contact(name=contact, channel="inbox", address=address))
+                session.add(customer)
+            customers[name] = customer
+        for level, name in STAFF:
+            if session.scalar(select(StaffGroup).where(StaffGroup.level == level)) is None:
+                session.add(StaffGroup(name=name, level=level, channel="inbox", address=f"{level}@staff.example"))
+        session.flush()
+        for device in fleet:
+            if session.get(Device, device.device_id) is None:
+                session.add(
+                    Device(
+                        id=device.device_id, device_class=device.device_class, customer_id=customers[device.customer].id
+                    )
+                )
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, data_dir: Path, token: str) -> None:
+        self.args, self.data_dir, self.token = args, data_dir, token
+        self.stack = contextlib.ExitStack()
+        self.http_port = 0
+        self.broker_port = 0
+        self.fleet = default_fleet(args.devices)
+
+    def start(self) -> None:
+        from collector.app import Collector
+        from collector.settings import load_settings as collector_settings
+        from edgewatch.simulate import FleetPublisher
+        from server.app import create_app
+        from server.settings import load_settings as server_settings
+        from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+        from tickets.runtime import TicketRuntime
+        from tickets.settings import load_ticket_settings
+
+        env = {k: v for k, v in os.environ.items() if k.startswith("EDGEWATCH_")}
+        env["EDGEWATCH_DATA_DIR"] = str(self.data_dir)
+        env["EDGEWATCH_ADMIN_TOKEN"] = self.token
+        inbox = self.data_dir / "inbox.jsonl"
+        env["EDGEWATCH_NOTIFY_INBOX"] = str(inbox)
+
+        self.broker_port = free_port(self.args.mqtt_port)
+        broker = Broker(self.data_dir, self.broker_port)
+        broker.start()
+        self.stack.callback(broker.stop)
+        url = f"mqtt://127.0.0.1:{self.broker_port}"
+        env["EDGEWATCH_MQTT_URL"] = url
+        print(f"  broker     {url}  ({broker.kind})", flush=True)
+
+        engine = create_engine_for(env.get("EDGEWATCH_DATABASE_URL") or default_database_url(self.data_dir))
+        self.stack.callback(engine.dispose)
+        migrate(engine)
+        sessions = session_factory(engine)
+        seed(sessions, self.fleet)
+
+        self.http_port = free_port(int(env.get("EDGEWATCH_HTTP_PORT", "0")) or self.args.http_port)
+        env["EDGEWATCH_HTTP_PORT"] = str(self.http_port)
+        ticket_settings = load_ticket_settings(None, env, data_dir=self.data_dir)
+        ticket_settings = replace(ticket_settings, public_url=f"http://127.0.0.1:{self.http_port}")
+        runtime = TicketRuntime(engine, ticket_settings)
+        runtime.start()
+        self.stack.callback(runtime.stop)
+
+        settings = collector_settings(None, env)
+        settings = replace(settings, default_interval_s=self.args.interval, offline_check_s=1.0, thresholds_poll_s=2.0)
+        collector = Collector(settings, db_engine=engine, ticket_service=runtime.service)
+        collector.start(timeout=30)
+        self.stack.callback(collector.stop)
+        print(f"  collector  subscribed as {settings.mqtt.client_id!r}", flush=True)
+
+        self._start_server(create_app(server_settings(None, env), sessions, service=runtime.service))
+        if not self.args.no_agent:
+            self._start_agent(env)
+        publisher = FleetPublisher(self.fleet, url, client_id="edgewatch-demo-fleet")
+        publisher.start()
+        stop_fleet = threading.Event()
+        thread = threading.Thread(
+            target=self._drive, args=(publisher, stop_fleet), name="edgewatch-demo-fleet", daemon=True
+        )
+        thread.start()
+        self.stack.callback(publisher.stop)
+        self.stack.callback(thread.join, 10)
+        self.stack.callback(stop_fleet.set)
+        print(
+            f"  fleet      {len(self.fleet)} simulated devices, one sample every {self.args.interval:g} s", flush=True
+        )
+
+    def _drive(self, publisher: Any, stop: threading.Event) -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            publisher.step(time.time())
+            next_at += self.args.interval
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _start_server(self, app: Any) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.http_port, log_level="warning", server_header=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="edgewatch-demo-server", daemon=True)
+        thread.start()
+        wait_for_port(self.http_port, 30)
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(10)
+
+        self.stack.callback(stop)
+
+    def _start_agent(self, env: dict[str, str]) -> None:
+        agent_env = {
+            **os.environ,
+            **env,
+            "EDGEWATCH_DATA_DIR": str(self.data_dir / "agent"),
+            "EDGEWATCH_AGENT_INTERVAL": str(max(self.args.interval, 1.0)),
+        }
+        agent_env.setdefault("EDGEWATCH_DEVICE_ID", f"this-{socket.gethostname().split('.')[0]}"[:64])
+        log = (self.data_dir / "agent.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgewatch.cli", "agent"], env=agent_env, stdout=log, stderr=log
+        )
+
+        def stop() -> None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+        self.stack.callback(stop)
+        print(f"  agent      {agent_env['EDGEWATCH_DEVICE_ID']} (this machine, pid {process.pid})", flush=True)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@contextlib.contextmanager
+def running(args: argparse.Namespace, data_dir: Path, token: str) -> Iterator[Demo]:
+    demo = Demo(args, data_dir, token)
+    try:
+        demo.start()
+        yield demo
+    finally:
+        demo.close()
+
+
+def prepare_data_dir(path: Path, keep: bool) -> None:
+    """A fresh demo each run (unless --keep): only the demo's own files are removed."""
+    path.mkdir(parents=True, exist_ok=True)
+    if keep:
+        return
+    for name in (
+        "edgewatch.db",
+        "edgewatch.db-wal",
+        "edgewatch.db-shm",
+        "telemetry.sqlite3",
+        "telemetry.sqlite3-wal",
+        "telemetry.sqlite3-shm",
+        "inbox.jsonl",
+        "mosquitto.db",
+        "agent.log",
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            (path / name).unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    samples = EXAMPLES / "samples.jsonl"
-    print(f"edgewatch demo: replaying {samples} through the default thresholds", file=sys.stderr)
-    return rules_cli.main(["replay", str(samples), "--stats", *(argv or [])])
+    parser = argparse.ArgumentParser(prog="edgewatch demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=200, help="simulated devices (default 200)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    parser.add_argument("--http-port", type=int, default=8080, help="dashboard port if free (EDGEWATCH_HTTP_PORT wins)")
+    parser.add_argument("--mqtt-port", type=int, default=1883, help="broker port if free, else any free port")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--keep", action="store_true", help="keep the previous demo's tickets and telemetry")
+    parser.add_argument("--no-agent", action="store_true", help="do not run an agent for this machine")
+    args = parser.parse_args(argv)
+    if args.devices < 1 or args.interval <= 0:
+        parser.error("--devices must be at least 1 and --interval greater than 0")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    data_dir = Path(os.environ.get("EDGEWATCH_DATA_DIR") or default_data_dir() / "demo").expanduser()
+    token = os.environ.get("EDGEWATCH_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    prepare_data_dir(data_dir, args.keep)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"edgewatch demo — data in {data_dir}", flush=True)
+    try:
+        with running(args, data_dir, token) as demo:
+            print(
+                f"\n  dashboard  http://127.0.0.1:{demo.http_port}/\n"
+                f"  API token  {token}\n"
+                f"  inbox      {data_dir / 'inbox.jsonl'}\n\n"
+                "Watch the fleet grid turn orange and red within a minute; Ctrl-C stops everything.",
+                flush=True,
+            )
+            stop.wait(args.duration)
+    except (ConfigError, RuntimeError, TimeoutError, OSError) as exc:
+        print(f"edgewatch demo: {exc}", file=sys.stderr)
+        return 1
+    print("edgewatch demo: stopped", flush=True)
+    return 0
