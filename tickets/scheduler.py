@@ -1,7 +1,7 @@
 """`ClockScheduler`: SLA clocks fire at their exact instant (APScheduler jobs, not a poll).
 
 One job per clock, at the clock's next instant (a warning or the due time), kept in a persistent
-job store in the ticket database. When a job fires it re-reads the clock row, does what is due
+job store (the ticket database on PostgreSQL, a file next to it on SQLite). When a job fires it re-reads the clock row, does what is due
 (`TicketService.fire_clock`), and schedules the clock's next instant. The database stays the
 truth: `resync()` at start schedules every clock that still has something to do, and missed
 instants fire at once; a reconciliation pass every few seconds schedules clocks that another
@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -30,8 +31,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tickets.db import create_engine_for
 from tickets.models import Clock as ClockRow
 from tickets.service import TicketService
 
@@ -44,6 +47,23 @@ RETRY_AFTER = timedelta(seconds=5)
 # so a job loaded from the store after a restart finds its live scheduler here, by name.
 _RUNNING: dict[str, ClockScheduler] = {}
 _RUNNING_LOCK = threading.Lock()
+
+
+def jobstore_engine(engine: Engine) -> Engine:
+    """Where the job store lives: the ticket database on PostgreSQL; on SQLite a file next to it.
+
+    SQLite lets one writer in at a time. Thousands of job writes (a storm of new tickets) would
+    queue behind the collector's batches on the same file, and those behind them; the job store
+    is only a copy of what the `clocks` table says, so it gets a file of its own.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return engine
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(url):
+        return create_engine_for("sqlite://")
+    path = Path(database)
+    return create_engine_for(f"sqlite:///{path.with_name(path.stem + '-scheduler' + path.suffix)}")
 
 
 def _job_id(clock_id: int, at: datetime) -> str:
@@ -74,11 +94,17 @@ class ClockScheduler:
         threads: int = 4,
         persistent: bool = True,
     ) -> None:
+        """`persistent`: keep the jobs in the database (see `jobstore_engine`), else in memory."""
         self.name = name
+        self._engine = engine
         self._sessions = sessions
         self._service = service
         self._reconcile_every = reconcile_every
-        store: Any = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE) if persistent else MemoryJobStore()
+        self._store_engine: Engine | None = None
+        store: Any = MemoryJobStore()
+        if persistent:
+            self._store_engine = jobstore_engine(engine)
+            store = SQLAlchemyJobStore(engine=self._store_engine, tablename=JOB_TABLE)
         self._aps = BackgroundScheduler(
             jobstores={"default": store, "local": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(threads)},
@@ -118,6 +144,8 @@ class ClockScheduler:
             self._feeder = None
         with contextlib.suppress(Exception):
             self._aps.shutdown(wait=wait)
+        if self._store_engine is not None and self._store_engine is not self._engine:
+            self._store_engine.dispose()
         with _RUNNING_LOCK:
             if _RUNNING.get(self.name) is self:
                 del _RUNNING[self.name]
@@ -152,6 +180,10 @@ class ClockScheduler:
                 if item is None:
                     return
                 self._apply(*item)
+            except OperationalError as exc:  # the database is busy or away: keep the clock, retry
+                logger.warning("scheduling clock %s failed (%s); retrying", item[0] if item else None, exc)
+                self._queue.put(item)
+                time.sleep(0.5)
             except Exception:
                 logger.exception("scheduling clock %s failed; the reconciliation pass will retry", item)
             finally:
