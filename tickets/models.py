@@ -329,9 +329,6 @@ class Clock(Base):
     breached_at: Mapped[datetime | None]
     # The next instant something must happen (a warning or the breach); NULL when nothing is left.
     next_fire_at: Mapped[datetime | None] = mapped_column(index=True)
-    # The instant the hosting scheduler last scheduled; differs from next_fire_at when a clock was
-    # created or moved by another process and still needs scheduling.
-    scheduled_for: Mapped[datetime | None]
 
     ticket: Mapped[Ticket] = relationship(back_populates="clocks")
 

@@ -34,6 +34,16 @@ def test_migrate_is_idempotent_and_reaches_head(engine: Engine) -> None:
             "api_tokens", "settings", "customers", "contacts", "staff_groups", "staff_members"} <= tables
 
 
+def test_migrations_go_down_and_up_again(engine: Engine) -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert "tickets" not in sa.inspect(engine).get_table_names()
+    migrate(engine)
+    assert "scheduled_for" not in {c["name"] for c in sa.inspect(engine).get_columns("clocks")}
+
+
 def test_migrate_accepts_a_url(tmp_path: Path) -> None:
     url = default_database_url(tmp_path / "data")
     assert url == f"sqlite:///{tmp_path / 'data' / 'edgewatch.db'}"
