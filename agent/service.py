@@ -221,8 +221,13 @@ class Agent:
     def step(self, stop: StopSignal) -> None:
         now = self.clock()
         if now >= self.schedule.due:
-            self.take_sample()
-            self.schedule.advance(self.clock())
+            try:
+                self.take_sample()
+            except Exception:  # a probe bug must not stop the agent: this sample is lost, and counted
+                self.unstored += 1
+                logger.exception("could not take a sample")
+            finally:
+                self.schedule.advance(self.clock())
         if self.link.closed and now >= self.connect_at:
             self.try_connect(now)
         self.fill_window(now)
@@ -234,7 +239,15 @@ class Agent:
                     __version__, self.settings.device_id, self.settings.interval, self.settings.mqtt.url,
                     self.spool.path, len(self.spool), self.spool.next_seq)
         while not stop.requested:
-            self.step(stop)
+            try:
+                self.step(stop)
+            except Exception:
+                # Unexpected (a library bug, a broken socket state): start again from a fresh
+                # connection after a backoff delay; the spool holds everything not acknowledged.
+                logger.exception("unexpected error in the agent loop; reconnecting")
+                self.link.close()
+                self.after_pump(self.clock())
+                select.select([stop.fileno()], [], [], 1.0)  # no busy loop if it happens again
         self.shutdown(stop)
         return 0
 
