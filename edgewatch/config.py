@@ -64,6 +64,7 @@ class Settings:
         self._source = source
         self._section = section
         self._environ = os.environ if environ is None else environ
+        self._read: set[builtins.str] = set()
 
     @classmethod
     def load(
@@ -80,7 +81,18 @@ class Settings:
             raise ConfigError(str(path), section, "must be a table ([section])")
         return cls(values, source=str(path), section=section, environ=environ)
 
+    def unread_keys(self) -> builtins.list[builtins.str]:
+        """Keys of the file section that no getter asked for: typos, or settings of another version."""
+        return sorted(set(self._values) - self._read)
+
+    def check_unknown(self) -> None:
+        """Refuse a section with keys this component does not know (call after reading every setting)."""
+        unread = self.unread_keys()
+        if unread:
+            raise ConfigError(self._source, f"{self._section}.{unread[0]}", "unknown setting (a typo?)")
+
     def _raw(self, key: builtins.str, env: builtins.str | None) -> tuple[Any, builtins.str] | None:
+        self._read.add(key)
         if env is not None:
             name = ENV_PREFIX + env
             if name in self._environ and self._environ[name] != "":
