@@ -1,8 +1,9 @@
 """`ClockScheduler`: SLA clocks fire at their exact instant (APScheduler jobs, not a poll).
 
 One job per clock, at the clock's next instant (a warning or the due time), kept in a persistent
-job store (the ticket database on PostgreSQL, a file next to it on SQLite). When a job fires it re-reads the clock row, does what is due
-(`TicketService.fire_clock`), and schedules the clock's next instant. The database stays the
+job store (the ticket database on PostgreSQL, a file next to it on SQLite). When a job fires it
+re-reads the clock row, does what is due (`TicketService.fire_clock`), and schedules the clock's
+next instant. The database stays the
 truth: `resync()` at start schedules every clock that still has something to do, and missed
 instants fire at once; a reconciliation pass every few seconds schedules clocks that another
 process (the server, a second collector) created or moved, as a safety net only — the process
