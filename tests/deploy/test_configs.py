@@ -106,3 +106,12 @@ def test_systemd_units_run_real_commands(unit: Path) -> None:
     argv = shlex.split(exec_start.removeprefix("ExecStart="))
     assert argv[0].endswith("/edgewatch") and argv[1] in COMMANDS
     assert "NoNewPrivileges=yes" in text and "ProtectSystem=strict" in text
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    from edgewatch import config_reference
+
+    expected = config_reference.render(config_reference.collect())
+    assert (ROOT / "docs" / "configuration.md").read_text() == expected, (
+        "regenerate with: python -m edgewatch.config_reference > docs/configuration.md"
+    )

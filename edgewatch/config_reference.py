@@ -1,0 +1,104 @@
+"""Generate docs/configuration.md: every setting of every component, its variable and default.
+
+Run `python -m edgewatch.config_reference > docs/configuration.md`. The reference is read off the
+loaders themselves (each `Settings` getter they call is recorded), so it cannot drift from the
+code; a test regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edgewatch.config import ENV_PREFIX, Settings
+
+GETTERS = ("str", "float", "int", "bool", "list", "path")
+HEADER = """# Configuration reference
+
+Every component reads a TOML settings file (`--config FILE`, or `EDGEWATCH_CONFIG` for the agent)
+and `EDGEWATCH_*` environment variables; **the environment wins**. Each component reads only its
+own sections, so one file can serve the whole central side (see `deploy/central.toml`) and
+another the agent (`deploy/agent/agent.toml`). A wrong value stops the component with an error
+naming the file and key, or the variable, and the reason.
+
+This page is generated from the loaders (`python -m edgewatch.config_reference`); the component
+guides explain the settings: [agent](agent.md), [collector](collector.md),
+[tickets and SLA](tickets.md), [notifications](notifications.md), [server](server.md), and the
+thresholds file in [rules](rules.md).
+"""
+
+Row = tuple[str, str, str, str]  # key, variable, default, type
+
+
+@contextmanager
+def recording() -> Iterator[dict[str, list[Row]]]:
+    """Record every getter call made on any Settings while the block runs, per section."""
+    sections: dict[str, list[Row]] = {}
+    originals = {name: getattr(Settings, name) for name in GETTERS}
+
+    def wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def getter(self: Settings, key: str, *args: Any, **kwargs: Any) -> Any:
+            default = args[0] if args else kwargs.get("default")
+            env = kwargs.get("env")
+            rows = sections.setdefault(self._section, [])
+            if all(row[0] != key for row in rows):
+                rows.append((key, ENV_PREFIX + env if env else "", _show(default), name))
+            return original(self, key, *args, **kwargs)
+
+        return getter
+
+    for name, original in originals.items():
+        setattr(Settings, name, wrap(name, original))
+    try:
+        yield sections
+    finally:
+        for name, original in originals.items():
+            setattr(Settings, name, original)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, Path):
+        return f"`{value}`".replace(str(Path.home()), "~")
+    if isinstance(value, list):
+        return "`" + ", ".join(str(v) for v in value) + "`" if value else "(empty)"
+    return f"`{value}`"
+
+
+def collect() -> dict[str, list[Row]]:
+    import agent.settings
+    import collector.settings
+    import server.settings
+    import tickets.settings
+
+    environ = {"EDGEWATCH_DATA_DIR": "/var/lib/edgewatch", "EDGEWATCH_DEVICE_ID": "this-host"}
+    with recording() as sections:
+        agent.settings.load_settings(None, environ)
+        collector.settings.load_settings(None, environ)
+        server.settings.load_settings(None, environ)
+        tickets.settings.load_ticket_settings(None, environ, data_dir=Path("/var/lib/edgewatch"))
+    return sections
+
+
+def render(sections: dict[str, list[Row]]) -> str:
+    out = [HEADER]
+    for section in sorted(sections):
+        out += [f"\n## `[{section}]`\n", "| key | environment variable | default | type |", "|---|---|---|---|"]
+        out += [f"| `{key}` | {f'`{env}`' if env else ''} | {default} | {kind} |" for key, env, default, kind in
+                sorted(sections[section])]
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    sys.stdout.write(render(collect()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
