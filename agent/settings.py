@@ -195,10 +195,11 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
             raise ConfigError(source, f"agent.{unknown[0]}",
                               f"unknown setting; known: {', '.join(sorted(AGENT_KEYS))}")
 
-    device_id = agent.str("device_id", None, env="DEVICE_ID") or socket.gethostname().split(".")[0]
+    configured = agent.str("device_id", None, env="DEVICE_ID")
+    device_id = configured or socket.gethostname().split(".")[0]
     if DEVICE_ID_PATTERN.fullmatch(device_id) is None:
-        raise origin.error("device_id", "DEVICE_ID",
-                    f"must be 1-64 characters of A-Za-z0-9._-, got {device_id!r}")
+        got = repr(device_id) if configured else f"the host name {device_id!r}; set device_id"
+        raise origin.error("device_id", "DEVICE_ID", f"must be 1-64 characters of A-Za-z0-9._-, got {got}")
     device_class = agent.str("device_class", None, env="DEVICE_CLASS")
     if device_class is not None and device_class not in DEVICE_CLASSES:
         raise origin.error("device_class", "DEVICE_CLASS",
