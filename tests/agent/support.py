@@ -32,13 +32,22 @@ class Listener:
     """A subscriber to `edgewatch/#` with a persistent session, so that nothing published while it
     reconnects (e.g. after a broker restart) is missed."""
 
-    def __init__(self, port: int, *, client_id: str = "test-listener", tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        client_id: str = "test-listener",
+        tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()
         self.redelivered: list[Received] = []
         self._seen: set[tuple[str, object]] = set()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         if tls is not None:
             self.client.tls_set_context(tls)
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, *_: c.subscribe("edgewatch/#", qos=1)
         self.client.on_message = self._on_message

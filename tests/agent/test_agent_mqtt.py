@@ -225,3 +225,26 @@ def test_once_stdout_needs_no_broker(tmp_path: Path) -> None:
     assert sample.device_id == "gw-test" and "cpu_percent" in sample.metrics
     assert sample.metrics["packet_loss_percent"] == 100.0 and "latency_ms" not in sample.metrics
     assert not data.exists(), "troubleshooting leaves no files behind"
+
+
+def test_username_and_password(start_agent: Any, tmp_path: Path) -> None:
+    auth_dir = Path(tempfile.mkdtemp(prefix="ew-auth-"))
+    os.chmod(auth_dir, 0o755)
+    passwords = auth_dir / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "gw-test", "right"], check=True, timeout=30)
+    passwords.chmod(0o644)
+    with services.mosquitto(STAY_ROOT + f"allow_anonymous false\npassword_file {passwords}\n") as auth_broker:
+        listener = Listener(auth_broker.port, auth=("gw-test", "right"))
+        try:
+            secret = tmp_path / "pw"
+            secret.write_text("right\n")
+            agent = start_agent(agent_env(auth_broker.url, tmp_path / "data", mqtt_username="gw-test",
+                                          mqtt_password_file=str(secret)))
+            assert parse_sample(listener.samples(1)[0]).device_id == "gw-test"
+            assert agent.terminate() == 0
+            wrong = start_agent(agent_env(auth_broker.url, tmp_path / "data2", mqtt_username="gw-test",
+                                          mqtt_password="wrong"))
+            wait_until(lambda: "refused the connection" in wrong.output(), what="the refusal to be logged")
+            assert wrong.terminate() == 0
+        finally:
+            listener.close()
