@@ -87,12 +87,17 @@ DEFAULT_PARAMS = AnomalyParams()
 # Scalars of the state, in snapshot order.
 _SCALARS = (
     "n", "med", "mad", "absl", "dmad", "prev", "mid", "scale", "smid", "splain", "sscale",
-    "vol", "rtotal", "rweight", "record", "last",
+    "vol", "rtotal", "rweight", "record", "last", "unusual",
 )
 
 
 class AnomalyDetector:
-    """Feed `update(ts, value)` in time order; get an anomaly score in [0, 1] for each sample."""
+    """Feed `update(ts, value)` in time order; get an anomaly score in [0, 1] for each sample.
+
+    `update` returns the sparse *detection* score (quiet after a detection, as NAB scores it);
+    `unusual` holds the last calibrated score before those guards: how unusual the series is
+    right now, which is what "the anomaly score stays high" is measured on.
+    """
 
     __slots__ = (*_SCALARS, "buffers", "counts", "lmean", "lvar", "lsum", "params", "profile")
 
@@ -107,6 +112,7 @@ class AnomalyDetector:
         self.rweight = 1.0
         self.record = 0.0
         self.last = -(10**9)
+        self.unusual = 0.0
         self.counts = array("d", bytes(8 * params.rarity_bands))
         self.profile = array("d", [math.nan]) * params.season_slots
         self.buffers = array("d", bytes(8 * _VIEWS * params.likelihood_window))
@@ -132,6 +138,7 @@ class AnomalyDetector:
         self.record = max(score, recent * p.record_fade)
         if n < p.warmup:
             return 0.0
+        self.unusual = score
         if score < recent:
             score *= 0.5
         if n - self.last < p.refractory:
