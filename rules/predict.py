@@ -585,7 +585,10 @@ def _trend_warning(
     when = "about now" if eta < 7.5 * MINUTE else f"in about {format_duration(eta)}"
     margin = f" (± {format_duration(spread)})" if spread >= 7.5 * MINUTE else ""
     rise = forecast.rise_per_hour()
-    pace = f"growing {rise:.0f} % per hour" if forecast.log_scale else f"rising {format_value(metric, round(rise, 2))} per hour"
+    if forecast.log_scale:
+        pace = f"growing {rise:.0f} % per hour"
+    else:
+        pace = f"rising {format_value(metric, round(rise, 2))} per hour"
     message = (
         f"{metric} on {device_id} forecast to pass {format_value(metric, threshold)} {when}{margin}; "
         f"now {format_value(metric, round(value, 2))}, {pace}"
