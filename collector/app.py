@@ -22,6 +22,7 @@ from collector.decode import Decoder
 from collector.devices import DeviceEvent, DeviceTracker
 from collector.metrics import CollectorMetrics
 from collector.mqtt import Inbound, MqttSource
+from collector.mqtt_process import ProcessMqttSource
 from collector.persist import TicketSink, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
 from collector.settings import CollectorSettings
@@ -58,7 +59,7 @@ class Collector:
         self.rules = RuleEngine()
         self.tracker = DeviceTracker(settings.default_interval_s, settings.offline_intervals)
         self.decoder = Decoder(settings.mqtt.topic_prefix, settings.mqtt.telegraf_topics)
-        self.registry = RegistryBuffer(settings.registry_flush_s)
+        self.registry = RegistryBuffer(settings.registry_flush_s, max_due=settings.batch_size)
         self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
                                  payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
                                  clock=clock)
@@ -72,7 +73,8 @@ class Collector:
             on_dropped=self.metrics.store_dropped.inc,
         )
         self.metrics.track_store_depth(lambda: self.writer.depth)
-        self.source = MqttSource(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
+        source_class = ProcessMqttSource if settings.mqtt.separate_process else MqttSource
+        self.source = source_class(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
         self.metrics.track_input_depth(lambda: self.source.queued)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +152,7 @@ class Collector:
                     next_thresholds = time.monotonic() + s.thresholds_poll_s
                     with self._sessions() as session:
                         self._poll_thresholds(session)
-                if not messages and now is None:
+                if not messages and now is None and not self.registry.has_due(self._clock()):
                     continue
                 batch = self.pipeline.process(messages, now)
                 if not messages and not batch.events and not batch.registry:

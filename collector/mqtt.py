@@ -171,9 +171,13 @@ class MqttSource:
 
     def ack(self, messages: Iterable[Inbound]) -> int:
         """Acknowledge messages of the current connection; returns how many were sent."""
-        generation, sent, ack = self._generation, 0, self._client.ack
-        for m in messages:
-            if m.qos > 0 and m.generation == generation:
-                ack(m.mid, m.qos)
+        return self.ack_ids((m.mid, m.qos, m.generation) for m in messages)
+
+    def ack_ids(self, ids: Iterable[tuple[int, int, int]]) -> int:
+        """Acknowledge (mid, qos, generation) triples of the current connection."""
+        current, sent, ack = self._generation, 0, self._client.ack
+        for mid, qos, generation in ids:
+            if qos > 0 and generation == current:
+                ack(mid, qos)
                 sent += 1
         return sent

@@ -209,8 +209,11 @@ class RegistryBuffer:
     (liveness itself is tracked in memory by `DeviceTracker`).
     """
 
-    def __init__(self, interval_s: float = 5.0) -> None:
+    def __init__(self, interval_s: float = 5.0, max_due: int = 500) -> None:
         self._interval = interval_s
+        # Rows that fall due together (a whole fleet after a backlog) are spread over batches so
+        # that no single transaction, and no red sample waiting behind it, gets slow.
+        self._max_due = max_due
         self._known: dict[str, tuple[Any, ...]] = {}
         self._pending: OrderedDict[str, tuple[float, DeviceSeen]] = OrderedDict()
 
@@ -236,13 +239,19 @@ class RegistryBuffer:
                 pending[device_id] = (queued[0], update)
             else:
                 pending[device_id] = (now, update)
-        while pending:
+        while pending and len(due) < self._max_due:
             device_id, (since, update) = next(iter(pending.items()))
             if now - since < self._interval:
                 break
             pending.popitem(last=False)
             due[device_id] = update
         return due
+
+    def has_due(self, now: float) -> bool:
+        if not self._pending:
+            return False
+        since, _ = next(iter(self._pending.values()))
+        return now - since >= self._interval
 
     def drain(self) -> dict[str, DeviceSeen]:
         """Everything still pending (at shutdown)."""

@@ -27,6 +27,9 @@ class MqttSettings:
     # How long the broker keeps our session (and queues for it) while we are away.
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
+    # Run the MQTT client in a child process, so that the network work and the processing each
+    # get a core instead of sharing one interpreter lock.
+    separate_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def load_settings(
         telegraf_topics=tuple(mq.list("telegraf_topics", ["telegraf/#"], env="TELEGRAF_TOPICS")),
         session_expiry_s=mq.int("session_expiry_s", 7 * 24 * 3600, minimum=0),
         keepalive_s=mq.int("keepalive_s", 30, minimum=5),
+        separate_process=mq.bool("separate_process", True, env="MQTT_SEPARATE_PROCESS"),
     )
     store = tel.str("store", "sqlite", env="TELEMETRY_STORE") or "sqlite"
     if store not in STORE_KINDS:

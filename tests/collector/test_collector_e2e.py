@@ -140,6 +140,22 @@ def test_persistent_session_delivers_what_was_published_while_stopped(broker: Mo
         second.stop()
 
 
+def test_mqtt_client_in_the_processing_process_works_too(broker: Mosquitto, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    base = settings(tmp_path, broker.port)
+    c = Collector(replace(base, mqtt=replace(base.mqtt, separate_process=False)))
+    c.start(timeout=10)
+    try:
+        pub_lines(broker.port, [(T.format("th-1"), sample("th-1", s, cpu_percent=99)) for s in (1, 2)])
+        pub(broker.port, T.format("th-1"), b"[]")
+        wait_for(lambda: handled(c) >= 3)
+        assert [r["kind"] for r in wait_for(lambda: ticket_rows(c.db_engine))] == ["on_site"]
+        assert c.metrics.value("edgewatch_collector_messages_total", outcome="rejected") == 1
+    finally:
+        c.stop()
+
+
 def test_rule_state_survives_a_restart(broker: Mosquitto, tmp_path: Path) -> None:
     first = Collector(settings(tmp_path, broker.port))
     first.start(timeout=10)

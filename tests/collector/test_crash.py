@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import psutil
 import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
@@ -94,8 +95,13 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(broker: Mosquit
     threading.Thread(target=publish, daemon=True).start()
     try:
         wait_for(lambda: stored(tmp_path) >= len(messages) // 4, timeout=60, what="a quarter stored")
+        children = psutil.Process(first.pid).children(recursive=True)
+        assert children, "the MQTT client runs in a child process"
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        # The orphaned MQTT process notices and goes, leaving the session to the next collector.
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
         killed_at = stored(tmp_path)
         assert killed_at < len(messages), "the kill came too late to test anything"
         second = start(tmp_path, broker)

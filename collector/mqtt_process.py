@@ -1,0 +1,153 @@
+"""The broker client in a child process of its own.
+
+paho's network thread and the processing thread would otherwise share one interpreter lock, and
+the collector would use one core of two. Here the child runs `MqttSource` (the same code) and
+does nothing but MQTT: it forwards received messages to the parent in batches over a pipe and
+sends the PUBACKs the parent asks for. The parent keeps decoding, rules, database and telemetry.
+
+The child stops when told, and also when the parent disappears (the pipe closes), so a killed
+collector never leaves a process holding its persistent session.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from collector.errors import BrokerError
+from collector.mqtt import Inbound, MqttSource
+from collector.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
+
+FORWARD_MAX = 1000  # messages per pipe transfer
+FORWARD_LINGER_S = 0.0005
+CHILD_IDLE_S = 0.002
+
+
+def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int, conn: Connection,
+           log_level: int) -> None:
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[mqtt]: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    source = MqttSource(settings, subscriptions, queue_size)
+    source.start()
+    told_subscribed = False
+    try:
+        while True:
+            batch = source.get_batch(FORWARD_MAX, FORWARD_LINGER_S, CHILD_IDLE_S)
+            if batch:
+                conn.send([(m.topic, m.payload, m.qos, m.mid, m.retain, m.received_at, m.received_mono,
+                            m.generation) for m in batch])
+            if not told_subscribed and source.subscribed.is_set():
+                conn.send("subscribed")
+                told_subscribed = True
+            while conn.poll():
+                command = conn.recv()
+                if command == "stop":
+                    return
+                source.ack_ids(command)
+    except (EOFError, OSError, BrokenPipeError):
+        pass  # the parent is gone: leave everything unacknowledged for the next collector
+    finally:
+        source.stop()
+
+
+class ProcessMqttSource:
+    """Same interface as `MqttSource`, with the MQTT client in a child process."""
+
+    def __init__(self, settings: MqttSettings, subscriptions: Sequence[str], queue_size: int) -> None:
+        self._settings = settings
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+        self._conn, child_conn = ctx.Pipe(duplex=True)
+        self._process = ctx.Process(
+            target=_child, args=(settings, list(subscriptions), queue_size, child_conn,
+                                 logging.getLogger().getEffectiveLevel()),
+            name="edgewatch-collector-mqtt", daemon=True,
+        )
+        self._child_conn = child_conn
+        self._buffer: deque[Inbound] = deque()
+        self._send_lock = threading.Lock()
+        self._closed = False
+        self.subscribed = threading.Event()
+
+    @property
+    def queued(self) -> int:
+        return len(self._buffer)
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start the child; with `timeout`, wait for the subscription (seen by the `get_batch` caller)."""
+        self._process.start()
+        self._child_conn.close()  # the child holds its end; EOF then means the child is gone
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not self.subscribed.wait(0.05):
+            if time.monotonic() > deadline or not self._process.is_alive():
+                self.stop()
+                s = self._settings
+                raise BrokerError(f"no subscription at mqtt://{s.host}:{s.port} within {timeout:g} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the child; anything not acknowledged stays with the broker."""
+        if not self._closed:
+            self._closed = True
+            try:
+                with self._send_lock:
+                    self._conn.send("stop")
+            except (OSError, ValueError):
+                pass
+        if self._process.pid is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        self._conn.close()
+
+    def _receive(self, timeout: float) -> bool:
+        """Take what the child sent within `timeout`; False when nothing came."""
+        try:
+            if not self._conn.poll(timeout):
+                return False
+            while True:
+                item: Any = self._conn.recv()
+                if item == "subscribed":
+                    self.subscribed.set()
+                else:
+                    self._buffer.extend(Inbound(*fields) for fields in item)
+                if not self._conn.poll():
+                    return True
+        except (EOFError, OSError):
+            if not self._closed:
+                logger.error("the MQTT process ended unexpectedly")
+                time.sleep(min(timeout, 0.5))
+            return False
+
+    def get_batch(self, max_items: int, linger_s: float, idle_s: float = 0.2) -> list[Inbound]:
+        """As `MqttSource.get_batch`."""
+        buffer = self._buffer
+        if not buffer and not self._receive(idle_s):
+            return []
+        deadline = time.monotonic() + linger_s
+        while len(buffer) < max_items:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                break
+        count = min(max_items, len(buffer))
+        return [buffer.popleft() for _ in range(count)]
+
+    def ack(self, messages: Iterable[Inbound]) -> int:
+        ids = [(m.mid, m.qos, m.generation) for m in messages if m.qos > 0]
+        if ids and not self._closed:
+            try:
+                with self._send_lock:
+                    self._conn.send(ids)
+            except (OSError, ValueError):
+                return 0
+        return len(ids)
