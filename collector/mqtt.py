@@ -52,12 +52,14 @@ class Inbound:
 class MqttSource:
     """Subscribes with QoS 1 on a persistent session; `get_batch` and `ack` from one consumer thread."""
 
-    def __init__(self, settings: MqttSettings, subscriptions: Sequence[str], queue_size: int) -> None:
+    def __init__(
+        self, settings: MqttSettings, subscriptions: Sequence[str], queue_size: int, generation_base: int = 0
+    ) -> None:
         self._settings = settings
         self._subscriptions = list(subscriptions)
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_size)
         self._receive_maximum = min(queue_size, MAX_RECEIVE_MAXIMUM)
-        self._generation = 0
+        self._generation = generation_base
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self.subscribed = threading.Event()

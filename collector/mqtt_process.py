@@ -30,13 +30,14 @@ logger = logging.getLogger(__name__)
 FORWARD_MAX = 1000  # messages per pipe transfer
 FORWARD_LINGER_S = 0.0005
 CHILD_IDLE_S = 0.002
+GENERATIONS_PER_CHILD = 1_000_000  # connection generations stay unique across restarted children
 
 
 def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int, conn: Connection,
-           log_level: int) -> None:
+           log_level: int, generation_base: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[mqtt]: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    source = MqttSource(settings, subscriptions, queue_size)
+    source = MqttSource(settings, subscriptions, queue_size, generation_base)
     source.start()
     told_subscribed = False
     try:
@@ -64,18 +65,37 @@ class ProcessMqttSource:
 
     def __init__(self, settings: MqttSettings, subscriptions: Sequence[str], queue_size: int) -> None:
         self._settings = settings
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process that has threads
-        self._conn, child_conn = ctx.Pipe(duplex=True)
-        self._process = ctx.Process(
-            target=_child, args=(settings, list(subscriptions), queue_size, child_conn,
-                                 logging.getLogger().getEffectiveLevel()),
-            name="edgewatch-collector-mqtt", daemon=True,
-        )
-        self._child_conn = child_conn
+        self._subscriptions = list(subscriptions)
+        self._queue_size = queue_size
+        self._ctx = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+        self._epoch = 0
         self._buffer: deque[Inbound] = deque()
         self._send_lock = threading.Lock()
         self._closed = False
+        self._dead = False
         self.subscribed = threading.Event()
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._epoch += 1
+        self._conn, child_conn = self._ctx.Pipe(duplex=True)
+        self._child_conn = child_conn
+        self._process = self._ctx.Process(
+            target=_child,
+            args=(self._settings, self._subscriptions, self._queue_size, child_conn,
+                  logging.getLogger().getEffectiveLevel(), self._epoch * GENERATIONS_PER_CHILD),
+            name="edgewatch-collector-mqtt", daemon=True,
+        )
+
+    def _launch(self) -> None:
+        self._process.start()
+        self._child_conn.close()  # the child holds its end; EOF then means the child is gone
+        self._dead = False
+
+    @property
+    def pid(self) -> int | None:
+        """The MQTT child's process id."""
+        return self._process.pid
 
     @property
     def queued(self) -> int:
@@ -83,8 +103,7 @@ class ProcessMqttSource:
 
     def start(self, timeout: float | None = None) -> None:
         """Start the child; with `timeout`, wait for the subscription (seen by the `get_batch` caller)."""
-        self._process.start()
-        self._child_conn.close()  # the child holds its end; EOF then means the child is gone
+        self._launch()
         if timeout is None:
             return
         deadline = time.monotonic() + timeout
@@ -124,14 +143,25 @@ class ProcessMqttSource:
                 if not self._conn.poll():
                     return True
         except (EOFError, OSError):
-            if not self._closed:
-                logger.error("the MQTT process ended unexpectedly")
-                time.sleep(min(timeout, 0.5))
+            if not self._closed and not self._dead:
+                logger.error("the MQTT process ended unexpectedly (exit code %s)", self._process.exitcode)
+                self._dead = True
             return False
+
+    def _restart(self) -> None:
+        """A new child after the previous one died; its unacknowledged messages come again."""
+        self._process.join(5)
+        self._conn.close()
+        time.sleep(1.0)
+        self._spawn()
+        self._launch()
+        logger.warning("MQTT process restarted")
 
     def get_batch(self, max_items: int, linger_s: float, idle_s: float = 0.2) -> list[Inbound]:
         """As `MqttSource.get_batch`."""
         buffer = self._buffer
+        if self._dead and not self._closed and not buffer:
+            self._restart()
         if not buffer and not self._receive(idle_s):
             return []
         deadline = time.monotonic() + linger_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -154,6 +155,17 @@ def test_mqtt_client_in_the_processing_process_works_too(broker: Mosquitto, tmp_
         assert c.metrics.value("edgewatch_collector_messages_total", outcome="rejected") == 1
     finally:
         c.stop()
+
+
+def test_a_killed_mqtt_process_is_restarted(collector: Collector, broker: Mosquitto) -> None:
+    pid = collector.source.pid  # type: ignore[union-attr]
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: collector.source.pid != pid, timeout=20, what="a new MQTT process")  # type: ignore[union-attr]
+    wait_for(lambda: subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t",
+                                     T.format("re-1"), "-m", json.dumps(sample("re-1", 1, cpu_percent=99))],
+                                    check=True, timeout=10) and ticket_rows(collector.db_engine),
+             timeout=20, what="a ticket through the new MQTT process")
 
 
 def test_rule_state_survives_a_restart(broker: Mosquitto, tmp_path: Path) -> None:
