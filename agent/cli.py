@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.once:
         sample = measure_once(settings)
-        encode(sample)  # the same check a published sample gets
+        encode(sample)  # fails, as publishing would, on a value JSON cannot carry
         print(json.dumps(sample, indent=2))
         return 0
     return run(settings)
