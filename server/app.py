@@ -27,6 +27,7 @@ from edgewatch import __version__
 from server import errors, openapi
 from server.actions import TicketActions
 from server.context import AppContext
+from server.kpis import KpiCache
 from server.metrics import ServerMetrics
 from server.policy import PUBLIC, RULES
 from server.routes import admin, devices, tickets, ui
@@ -122,6 +123,7 @@ def create_app(
         clock=clock,
         metrics=metrics,
         telemetry=telemetry,
+        kpi_cache=KpiCache(settings.kpi_cache_s),
     )
     if settings.admin_token:
         ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))

@@ -12,6 +12,7 @@ from server.settings import ServerSettings
 from tickets.clock import Clock
 
 if TYPE_CHECKING:
+    from server.kpis import KpiCache
     from server.metrics import ServerMetrics
     from server.telemetry import TelemetryReader
 
@@ -24,3 +25,4 @@ class AppContext:
     clock: Clock
     metrics: ServerMetrics
     telemetry: TelemetryReader
+    kpi_cache: KpiCache

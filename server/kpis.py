@@ -14,16 +14,20 @@ the first-response durations of the window are fetched and ranked here.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from time import monotonic
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tickets.models import Clock, Ticket
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,12 @@ def _scope(f: KpiFilter) -> list[ColumnElement[bool]]:
 
 
 def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], Cohort]:
-    """One Cohort per day of the window (oldest first) and one for the whole window."""
+    """One Cohort per day of the window (oldest first) and one for the whole window.
+
+    Three passes over the data: tickets by opening day (PostgreSQL adds the window's total row with
+    ROLLUP), clocks by their start (a clock starts when its ticket opens), and tickets by the day
+    they were finished, for the backlog.
+    """
     sql = _Sql(session.get_bind().dialect.name)
     start, end = _bounds(f)
     in_window = and_(Ticket.opened_at >= start, Ticket.opened_at < end, *_scope(f))
@@ -113,17 +122,19 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
         func.count(Ticket.rating),
         func.avg(Ticket.rating),
     ]
+    days: dict[str, Cohort] = defaultdict(Cohort)
     if sql.postgres:
         measures += [func.percentile_cont(0.5).within_group(ack_s), func.percentile_cont(0.9).within_group(ack_s)]
-
-    days: dict[str, Cohort] = defaultdict(Cohort)
-    total = Cohort()
-    for row in session.execute(select(day, *measures).where(in_window).group_by(day)):
-        days[row[0]] = _cohort(row[1:])
-    total_row = session.execute(select(*measures).where(in_window)).one()
-    total = _cohort(total_row)
-
-    if not sql.postgres:
+        total = Cohort()
+        for row in session.execute(select(day, *measures).where(in_window).group_by(func.rollup(day))):
+            if row[0] is None:
+                total = _cohort(row[1:])
+            else:
+                days[row[0]] = _cohort(row[1:])
+    else:
+        for row in session.execute(select(day, *measures).where(in_window).group_by(day)):
+            days[row[0]] = _cohort(row[1:])
+        total = _combined(list(days.values()))
         durations: dict[str, list[float]] = defaultdict(list)
         for d, seconds in session.execute(select(day, ack_s).where(in_window, Ticket.acknowledged_at.is_not(None))):
             durations[d].append(float(seconds))
@@ -132,19 +143,7 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
         everything = [v for values in durations.values() for v in values]
         total.p50_s, total.p90_s = percentile(everything, 0.5), percentile(everything, 0.9)
 
-    settled = case((Clock.stopped_at.is_not(None) | Clock.breached_at.is_not(None), 1))
-    met = case((and_(Clock.stopped_at.is_not(None), Clock.breached_at.is_(None)), 1))
-    clock_rows = session.execute(
-        select(day, Clock.name, func.count(settled), func.count(met))
-        .join(Ticket, Clock.ticket_id == Ticket.id)
-        .where(in_window)
-        .group_by(day, Clock.name)
-    )
-    for d, name, n_settled, n_met in clock_rows:
-        days[d].sla[name] = (n_settled, n_met)
-        old = total.sla.get(name, (0, 0))
-        total.sla[name] = (old[0] + n_settled, old[1] + n_met)
-
+    _sla(session, sql, f, start, end, days, total)
     _backlog(session, sql, f, start, end, days)
     ordered = []
     for offset in range((f.end - f.start).days + 1):
@@ -153,6 +152,41 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
     _carry_backlog(ordered, days)
     total.backlog = ordered[-1][1].backlog if ordered else 0
     return ordered, total
+
+
+def _combined(cohorts: list[Cohort]) -> Cohort:
+    """The window's figures from its days' (SQLite; PostgreSQL's ROLLUP row gives them directly)."""
+
+    def mean(pairs: list[tuple[float | None, int]]) -> float | None:
+        weight = sum(n for m, n in pairs if m is not None)
+        return sum(m * n for m, n in pairs if m is not None) / weight if weight else None
+
+    return Cohort(
+        opened=sum(c.opened for c in cohorts),
+        cancelled=sum(c.cancelled for c in cohorts),
+        acknowledged=sum(c.acknowledged for c in cohorts),
+        mtta_s=mean([(c.mtta_s, c.acknowledged) for c in cohorts]),
+        resolved=sum(c.resolved for c in cohorts),
+        mttr_s=mean([(c.mttr_s, c.resolved) for c in cohorts]),
+        ratings=sum(c.ratings for c in cohorts),
+        mean_rating=mean([(c.mean_rating, c.ratings) for c in cohorts]),
+    )
+
+
+def _sla(session: Session, sql: _Sql, f: KpiFilter, start: datetime, end: datetime, days: dict[str, Cohort],
+         total: Cohort) -> None:
+    settled = case((Clock.stopped_at.is_not(None) | Clock.breached_at.is_not(None), 1))
+    met = case((and_(Clock.stopped_at.is_not(None), Clock.breached_at.is_(None)), 1))
+    day = sql.day(Clock.started_at).label("day")
+    query = select(day, Clock.name, func.count(settled), func.count(met)).where(
+        Clock.started_at >= start, Clock.started_at < end
+    )
+    if _scope(f):  # only then is the ticket needed
+        query = query.join(Ticket, Clock.ticket_id == Ticket.id).where(*_scope(f))
+    for d, name, n_settled, n_met in session.execute(query.group_by(day, Clock.name)):
+        days[d].sla[name] = (n_settled, n_met)
+        old = total.sla.get(name, (0, 0))
+        total.sla[name] = (old[0] + n_settled, old[1] + n_met)
 
 
 def _cohort(row: Sequence[Any]) -> Cohort:
@@ -178,23 +212,22 @@ def _float(value: Any) -> float | None:
 def _backlog(
     session: Session, sql: _Sql, f: KpiFilter, start: datetime, end: datetime, days: dict[str, Cohort]
 ) -> None:
-    """Open at the start of the window, plus opened minus finished day by day."""
+    """Open at the start of the window, plus opened minus finished day by day; one pass."""
     done_at = func.coalesce(Ticket.resolved_at, Ticket.cancelled_at, Ticket.closed_at)
-    scope = _scope(f)
-    base = session.scalar(
-        select(func.count()).where(Ticket.opened_at < start, (done_at.is_(None)) | (done_at >= start), *scope)
+    done_day = case((done_at < end, sql.day(done_at))).label("done_day")
+    before = (Ticket.opened_at < start).label("before")
+    rows = session.execute(
+        select(done_day, before, func.count())
+        .where(Ticket.opened_at < end, done_at.is_(None) | (done_at >= start), *_scope(f))
+        .group_by(done_day, before)
     )
-    done_day = sql.day(done_at).label("done_day")
-    finished = dict(
-        session.execute(
-            select(done_day, func.count())
-            .where(done_at >= start, done_at < end, *scope)
-            .group_by(done_day)
-        ).all()
-    )
-    days["__base__"].backlog = int(base or 0)
-    for d, count in finished.items():
-        days[d].backlog -= int(count)  # corrected to a running total by _carry_backlog
+    base = 0
+    for finished_on, opened_before, count in rows:
+        if opened_before:
+            base += int(count)  # still open when the window starts
+        if finished_on is not None:
+            days[finished_on].backlog -= int(count)  # corrected to a running total by _carry_backlog
+    days["__base__"].backlog = base
 
 
 def _carry_backlog(ordered: list[tuple[str, Cohort]], days: dict[str, Cohort]) -> None:
@@ -202,3 +235,33 @@ def _carry_backlog(ordered: list[tuple[str, Cohort]], days: dict[str, Cohort]) -
     for _key, cohort in ordered:
         running += cohort.opened + cohort.backlog  # cohort.backlog holds minus the tickets finished that day
         cohort.backlog = running
+
+
+class KpiCache:
+    """Recent boards by filter, kept `ttl_s` seconds: the board is a daily figure, and a minute-old
+    answer spares the database three scans per viewer. `ttl_s = 0` turns it off."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 64, clock: Callable[[], float] = monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if self.ttl_s <= 0:
+            return compute()
+        now = self._clock()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and now - found[0] < self.ttl_s:
+                self._entries.move_to_end(key)
+                value: T = found[1]
+                return value
+        value = compute()  # outside the lock: a slow board must not block other viewers' cached ones
+        with self._lock:
+            self._entries[key] = (now, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value

@@ -247,6 +247,11 @@ def get_kpis(
     start = start or end - timedelta(days=13)
     if start > end or (end - start).days >= MAX_KPI_DAYS:
         raise HTTPException(422, f"start must not be after end, and the window at most {MAX_KPI_DAYS} days")
-    days, total = kpis.compute(session, kpis.KpiFilter(start, end, customer_id, level))
-    return KpisOut(start=start.isoformat(), end=end.isoformat(), days=[_day(k, c) for k, c in days],
-                   totals=_day(f"{start.isoformat()}/{end.isoformat()}", total))
+    window = kpis.KpiFilter(start, end, customer_id, level)
+
+    def board() -> KpisOut:
+        days, total = kpis.compute(session, window)
+        return KpisOut(start=start.isoformat(), end=end.isoformat(), days=[_day(k, c) for k, c in days],
+                       totals=_day(f"{start.isoformat()}/{end.isoformat()}", total))
+
+    return context(request).kpi_cache.get_or_compute(window, board)

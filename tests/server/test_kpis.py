@@ -88,3 +88,21 @@ def test_percentile_interpolates_between_closest_ranks() -> None:
     assert percentile([7.0], 0.9) == 7.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile([10.0, 0.0, 20.0], 0.9) == pytest.approx(18.0)
+
+
+def test_cache_serves_a_recent_board_and_expires() -> None:
+    from server.kpis import KpiCache
+
+    now = [0.0]
+    calls: list[int] = []
+    cache = KpiCache(60, max_entries=2, clock=lambda: now[0])
+    compute = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert cache.get_or_compute("a", compute) == 1
+    assert cache.get_or_compute("a", compute) == 1
+    now[0] = 61
+    assert cache.get_or_compute("a", compute) == 2
+    cache.get_or_compute("b", compute)
+    cache.get_or_compute("c", compute)  # evicts "a", the least recently used
+    assert cache.get_or_compute("a", compute) == 5
+    off = KpiCache(0)
+    assert [off.get_or_compute("x", compute) for _ in range(2)] == [6, 7]
