@@ -74,7 +74,11 @@ class Mosquitto:
             "max_inflight_messages 0\n"
             "log_dest stderr\n"
             "log_type error\n"
-            "log_type warning\n" + self.extra_config
+            "log_type warning\n"
+            # Started as root, mosquitto would switch to its own user, which cannot write its
+            # persistence file in this root-owned temporary directory: sessions would not survive.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + self.extra_config
         )
         log = (self.workdir / "mosquitto.log").open("ab")
         self.process = subprocess.Popen([find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
