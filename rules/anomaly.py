@@ -196,7 +196,9 @@ class AnomalyDetector:
         plain = abs(x - self.smid)
         self.smid += 0.05 * (x - self.smid)
         self.splain += rate * (plain - self.splain)
-        season = 0.0
+        # Until the profile is trusted the view repeats the level view, so that its likelihood
+        # statistics are already on the right footing when it takes over.
+        season = level
         if not math.isnan(usual):
             sscale = max(self.sscale, floor)
             resid = abs(x - usual)

@@ -6,7 +6,8 @@ Six running sums are all it keeps. The sums are centred on the latest sample, so
 intercept is the trend's level now.
 
 Samples further than `clip` noise standard deviations from the line are pulled in to that distance
-before they count, so a short burst does not pass for a trend. With `log_scale` the line is fitted
+before they count, so a short burst does not pass for a trend; a run of `_RUN` such samples on the
+same side is a change of level, and is then taken as it comes. With `log_scale` the line is fitted
 to the logarithm of the values: a steady *relative* growth (latency doubling every few hours) is a
 straight line there.
 
@@ -27,6 +28,8 @@ SNAPSHOT_VERSION = 1
 _LN2 = math.log(2.0)
 _SUMS = ("t_ref", "t_first", "s0", "s1", "s2", "sy", "sty", "syy", "w2")
 _SETTLED = 30  # samples before outliers are clipped
+_SUPPORT = 5.0  # ...and only while the fit has this much recent weight (not after a long gap)
+_RUN = 30  # this many outliers in a row on one side are a new level: stop clipping them
 
 
 class ForecastStateError(ValueError):
@@ -64,7 +67,7 @@ class Forecast:
 class TrendForecaster:
     """Feed `update(ts, value)` in time order; ask `forecast(threshold, horizon)` at any time."""
 
-    __slots__ = ("clip", "decorrelation", "half_life", "log_scale", "n", *_SUMS)
+    __slots__ = ("clip", "decorrelation", "half_life", "log_scale", "n", "run", *_SUMS)
 
     def __init__(self, half_life: float = 3 * 3600.0, decorrelation: float = 600.0, *,
                  log_scale: bool = False, clip: float = 3.0) -> None:
@@ -79,6 +82,7 @@ class TrendForecaster:
         self.log_scale = log_scale
         self.clip = float(clip)
         self.n = 0
+        self.run = 0  # consecutive clipped samples: positive above the line, negative below
         self.t_ref = self.t_first = 0.0
         self.s0 = self.s1 = self.s2 = self.sy = self.sty = self.syy = self.w2 = 0.0
 
@@ -106,12 +110,8 @@ class TrendForecaster:
             self.syy *= decay
             self.w2 *= decay * decay
             self.t_ref = ts
-        if self.n >= _SETTLED:
-            fit = self._fit()
-            if fit is not None:
-                level, _, _, _, sigma2, _ = fit
-                reach = self.clip * math.sqrt(sigma2)
-                value = min(max(value, level - reach), level + reach)
+        if self.n >= _SETTLED and self.s0 >= _SUPPORT:
+            value = self._clipped(value)
         self.n += 1
         self.s0 += 1.0
         self.sy += value
@@ -155,6 +155,21 @@ class TrendForecaster:
         return Forecast(shown, slope, level_sd, slope_sd, noise_sd, eta, eta_sd, confidence, independent, span,
                         self.log_scale)
 
+    def _clipped(self, value: float) -> float:
+        fit = self._fit()
+        if fit is None:
+            return value
+        level, _, _, _, sigma2, _ = fit
+        reach = self.clip * math.sqrt(sigma2)
+        if value > level + reach:
+            self.run = self.run + 1 if self.run > 0 else 1
+            return value if self.run > _RUN else level + reach
+        if value < level - reach:
+            self.run = self.run - 1 if self.run < 0 else -1
+            return value if -self.run > _RUN else level - reach
+        self.run = 0
+        return value
+
     def _fit(self) -> tuple[float, float, float, float, float, float] | None:
         """(level now, slope, mean time, spread of times, residual variance, effective samples)."""
         s0 = self.s0
@@ -178,6 +193,7 @@ class TrendForecaster:
             "log_scale": self.log_scale,
             "clip": self.clip,
             "n": self.n,
+            "run": self.run,
             "sums": [getattr(self, name) for name in _SUMS],
         }
 
@@ -190,6 +206,7 @@ class TrendForecaster:
             forecaster = cls(float(data["half_life"]), float(data["decorrelation"]),
                              log_scale=bool(data["log_scale"]), clip=float(data["clip"]))
             forecaster.n = int(data["n"])
+            forecaster.run = int(data["run"])
             sums = [float(v) for v in data["sums"]]
             if len(sums) != len(_SUMS):
                 raise ValueError(f"{len(sums)} sums, expected {len(_SUMS)}")
