@@ -9,13 +9,16 @@ for the write lock up front instead). PostgreSQL is reached through psycopg 3.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -55,16 +58,119 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         return sa.create_engine(parsed, **kwargs)
     database = parsed.database or ""
     in_memory = database in {"", ":memory:"} or "mode=memory" in str(parsed)
+    queue = _WriterQueue() if in_memory else _queue_for(str(Path(database).resolve()))
+    connect_args = {"check_same_thread": False, "factory": _queued_connection_class(queue)}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    kwargs["connect_args"] = connect_args
     if in_memory:
         # One shared connection, or every session would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
-        kwargs.setdefault("connect_args", {"check_same_thread": False})
     else:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False})
     engine = sa.create_engine(parsed, **kwargs)
     _tune_sqlite(engine, wal=not in_memory)
     return engine
+
+
+class _WriterQueue:
+    """First come, first served hand-over of SQLite's single write lock among this process's threads.
+
+    SQLite lets one transaction write at a time and makes the others poll with growing sleeps (up
+    to 100 ms each), in no particular order: a thread committing batch after batch can keep a
+    clock's breach waiting until the busy timeout gives up. Queueing here hands the lock over the
+    moment it is free, in arrival order. Re-entrant per thread (a nested transaction on a second
+    connection then waits on SQLite itself, as it would without the queue).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self, timeout: float) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next
+            self._next += 1
+            deadline = time.monotonic() + timeout
+            while self._serving != ticket or self._owner is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._abandoned.add(ticket)
+                    self._advance()
+                    raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                        f"database is locked: other writers of this process held it for {timeout:g} s"))
+                self._cond.wait(remaining)
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth > 0:
+                return
+            self._owner = None
+            self._serving += 1
+            self._advance()
+            self._cond.notify_all()
+
+    def _advance(self) -> None:
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._cond.notify_all()
+
+
+# One queue per database file for the whole process: the lock it stands for (SQLite's file lock)
+# is process-wide too, whichever engine a component created.
+_QUEUES: dict[str, _WriterQueue] = {}
+_QUEUES_LOCK = threading.Lock()
+
+
+def _queue_for(path: str) -> _WriterQueue:
+    with _QUEUES_LOCK:
+        return _QUEUES.setdefault(path, _WriterQueue())
+
+
+def _queued_connection_class(queue: _WriterQueue) -> type[sqlite3.Connection]:
+    class QueuedConnection(sqlite3.Connection):
+        """Releases its place in the writer queue once COMMIT or ROLLBACK has really happened."""
+
+        holds = False
+
+        def begin_write(self) -> None:
+            queue.acquire(SQLITE_BUSY_TIMEOUT_MS / 1000)
+            self.holds = True
+
+        def release_write(self) -> None:
+            if self.holds:
+                self.holds = False
+                queue.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.release_write()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.release_write()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.release_write()
+
+    return QueuedConnection
 
 
 def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
@@ -84,7 +190,16 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        raw = connection.connection.dbapi_connection
+        queued = hasattr(raw, "begin_write")
+        if queued:
+            raw.begin_write()  # type: ignore[union-attr]
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if queued:
+                raw.release_write()  # type: ignore[union-attr]
+            raise
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -78,9 +78,9 @@ def run(url: str, background: int, probes: int, window: float, threads: int) -> 
     scheduler.start()
     try:
         started = time.perf_counter()
-        for first in range(0, background, 500):
+        for first in range(0, background, 100):  # a collector batch's worth of new tickets
             with sessions.begin() as s:
-                for n in range(first, min(background, first + 500)):
+                for n in range(first, min(background, first + 100)):
                     service.on_transition(s, _transition(f"bg-{n:05d}", rules.Severity.RED, 1))
             service.after_commit()
         if background:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.tickets.conftest import rows
@@ -143,3 +143,52 @@ def test_two_collectors_racing_on_one_device_and_metric_open_one_ticket(
     if engine.dialect.name == "postgresql":
         # B's insert really collided with A's (SQLite's write lock makes B wait before it looks).
         assert "opened concurrently by another process" in caplog.text
+
+
+def test_sqlite_writer_queue_is_first_come_first_served_and_survives_timeouts() -> None:
+    from tickets.db import _WriterQueue
+
+    queue = _WriterQueue()
+    queue.acquire(1)
+    queue.acquire(1)  # re-entrant for the holding thread
+    order: list[str] = []
+    started = {name: threading.Event() for name in "BC"}
+
+    def writer(name: str) -> None:
+        started[name].set()
+        queue.acquire(5)
+        order.append(name)
+        queue.release()
+
+    b = threading.Thread(target=writer, args=("B",))
+    b.start()
+    started["B"].wait(5)
+    threading.Event().wait(0.05)  # B is queued before C
+    c = threading.Thread(target=writer, args=("C",))
+    c.start()
+    started["C"].wait(5)
+    with pytest.raises(OperationalError, match="other writers of this process"):
+        _acquire_elsewhere(queue, timeout=0.05)
+    queue.release()
+    queue.release()
+    b.join(5)
+    c.join(5)
+    assert order == ["B", "C"]
+    queue.acquire(0.1)  # the abandoned place in the queue was skipped
+    queue.release()
+
+
+def _acquire_elsewhere(queue: object, timeout: float) -> None:
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            queue.acquire(timeout)  # type: ignore[attr-defined]
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=attempt)
+    t.start()
+    t.join(5)
+    if errors:
+        raise errors[0]
