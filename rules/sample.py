@@ -17,6 +17,12 @@ DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_METRICS = 256
 MAX_INSTANCE_LENGTH = 128
+MAX_DEVICE_CLASS_LENGTH = 32
+# Stores keep seq as a signed 64-bit integer; a larger one would also make every later sample of the
+# device look like a duplicate.
+MAX_SEQ = 2**63 - 1
+# 9999-12-31T23:59:59Z, the last second a date can be written (tickets and the API show ts as dates).
+MAX_TS = 253_402_300_799.0
 
 
 class SampleError(ValueError):
@@ -38,6 +44,11 @@ def _as_float(value: int | float) -> float:
         return float(value)
     except OverflowError:
         return math.inf
+
+
+def _short_text(value: object, limit: int) -> bool:
+    """Printable (no NUL, no control character, no lone surrogate: databases refuse those) and short."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
 
 
 def check_metric_value(name: str, value: float) -> None:
@@ -63,9 +74,13 @@ def parse_sample(obj: Any) -> Sample:
     seq = obj.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise SampleError("bad_seq", f"seq must be a non-negative integer, got {seq!r}")
+    if seq > MAX_SEQ:
+        raise SampleError("bad_seq", f"seq must be below 2**63 (a 64-bit integer), got {seq!r}")
     ts = obj.get("ts")
     if not _is_number(ts) or not math.isfinite(_as_float(ts)) or ts < 0:
         raise SampleError("bad_ts", f"ts must be finite, non-negative Unix seconds, got {ts!r}")
+    if ts > MAX_TS:
+        raise SampleError("bad_ts", f"ts must be at most {MAX_TS:.0f} (the end of year 9999), got {ts!r}")
     raw_metrics = obj.get("metrics")
     if not isinstance(raw_metrics, dict):
         raise SampleError("bad_metrics", f"metrics must be an object, got {raw_metrics!r}")
@@ -84,9 +99,11 @@ def parse_sample(obj: Any) -> Sample:
         check_metric_value(name, number)
         metrics[name] = number
     instance = obj.get("instance")
-    if instance is not None and (not isinstance(instance, str) or len(instance) > MAX_INSTANCE_LENGTH):
-        raise SampleError("bad_instance", f"instance must be a short string, got {instance!r}")
+    if instance is not None and not _short_text(instance, MAX_INSTANCE_LENGTH):
+        raise SampleError("bad_instance", f"instance must be printable text of at most {MAX_INSTANCE_LENGTH} "
+                          f"characters, got {instance!r:.200}")
     device_class = obj.get("device_class")
-    if device_class is not None and not isinstance(device_class, str):
-        raise SampleError("bad_device_class", f"device_class must be a string, got {device_class!r}")
+    if device_class is not None and not _short_text(device_class, MAX_DEVICE_CLASS_LENGTH):
+        raise SampleError("bad_device_class", f"device_class must be printable text of at most "
+                          f"{MAX_DEVICE_CLASS_LENGTH} characters, got {device_class!r:.200}")
     return Sample(device_id, seq, float(ts), metrics, instance, device_class)
