@@ -1,7 +1,8 @@
 """`edgewatch bench api`: latency of the ticket list and KPI endpoints with 100 000 tickets.
 
 Fills a fresh database (default: SQLite in a temporary directory; `--database-url` for
-PostgreSQL) with a year of tickets for 2 000 devices of 50 customers, each with its SLA clocks,
+PostgreSQL) with a year of tickets for 2 000 devices of 50 customers, each with its SLA clocks
+(old tickets finished but for 0.3 % stragglers, the last two days' tickets mostly open),
 then serves the real app with uvicorn on 127.0.0.1 and times sequential requests over one
 keep-alive connection. The baseline measured in the same run is `GET /healthz` (the framework, one
 database round trip and the loopback), so the ratio shows what each endpoint costs above it.
@@ -25,7 +26,8 @@ from typing import Any
 
 GOAL_P99_MS = 50.0
 END = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-STATUSES = ("closed",) * 14 + ("resolved", "cancelled", "received", "dispatched", "in_progress")
+DONE = ("closed",) * 14 + ("resolved", "cancelled")
+OPEN = ("received", "dispatched", "in_progress")
 
 
 def fill(engine: Any, tickets: int, devices: int, customers: int, seed: int = 11) -> None:
@@ -47,7 +49,9 @@ def fill(engine: Any, tickets: int, devices: int, customers: int, seed: int = 11
     for n in range(1, tickets + 1):
         device = rng.randrange(devices)
         opened = END - timedelta(seconds=span * (1 - n / tickets) + rng.random() * 600)
-        status = rng.choice(STATUSES) if opened < END - timedelta(days=2) else rng.choice(STATUSES[-5:])
+        # Old tickets are finished but for a few stragglers; the last two days hold the live queue.
+        recent = opened >= END - timedelta(days=2)
+        status = rng.choice(DONE + OPEN) if recent or rng.random() < 0.003 else rng.choice(DONE)
         red = rng.random() < 0.2
         ack = opened + timedelta(seconds=rng.uniform(30, 1800)) if status != "received" else None
         done = opened + timedelta(hours=rng.uniform(1, 30)) if status in ("resolved", "closed") else None
@@ -55,7 +59,7 @@ def fill(engine: Any, tickets: int, devices: int, customers: int, seed: int = 11
             "id": n, "device_id": f"gw-{device:05d}", "metric": "cpu_percent", "severity": "red" if red else "orange",
             "kind": "on_site" if red else "pre_maintenance", "level": "red" if red else "yellow",
             "priority": 1 if red else 2, "status": status, "customer_id": device % customers + 1,
-            "open_key": f"gw-{device:05d}/cpu_percent#{n}" if status in STATUSES[-3:] else None,
+            "open_key": f"gw-{device:05d}/cpu_percent#{n}" if status in OPEN else None,
             "title": f"gw-{device:05d}: cpu_percent over threshold", "description": "", "opened_at": opened,
             "acknowledged_at": ack, "resolved_at": done, "closed_at": done if status == "closed" else None,
             "cancelled_at": opened + timedelta(minutes=20) if status == "cancelled" else None,
