@@ -108,8 +108,10 @@ def _optional_version(obj: dict[str, Any]) -> str | None:
     version = obj.get("agent_version", obj.get("version"))
     if version is None:
         return None
-    if not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH:
-        raise DecodeError("bad_agent_version", f"agent_version must be a short string, got {version!r:.80}")
+    # Printable only: PostgreSQL cannot store NUL, UTF-8 cannot carry a lone surrogate, and a value
+    # the database refuses would fail the whole batch on every retry.
+    if not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH or not version.isprintable():
+        raise DecodeError("bad_agent_version", f"agent_version must be short printable text, got {version!r:.80}")
     return version
 
 
