@@ -37,9 +37,10 @@ export async function render(view, _params, ctx) {
 
   const sync = () => { raw.value = JSON.stringify(doc, null, 2); };
 
-  function cell(value, onchange, label) {
-    return h("td", {}, h("input", { type: "number", step: "any", min: "0", value, "aria-label": label, disabled: !canEdit,
-      onchange: (e) => { onchange(e.target.value); sync(); } }));
+  // The placeholder shows what applies when the cell is empty: the built-in or the metric's default.
+  function cell(value, onchange, label, placeholder) {
+    return h("td", {}, h("input", { type: "number", step: "any", min: "0", value, placeholder, "aria-label": label,
+      disabled: !canEdit, onchange: (e) => { onchange(e.target.value); sync(); } }));
   }
 
   function setClass(c, m, v) {
@@ -65,9 +66,13 @@ export async function render(view, _params, ctx) {
 
   function draw() {
     const metrics = doc.metrics || {}, classes = doc.classes || {}, rules = doc.rules || {};
-    const rows = METRICS.map((m) => h("tr", {}, h("td", {}, m),
-      cell(thresholdOf(metrics[m]), (v) => setDefault(m, v), `${m} default`),
-      CLASSES.map((c) => cell(thresholdOf((classes[c] || {})[m]), (v) => setClass(c, m, v), `${m} ${c}`))));
+    const rows = METRICS.map((m) => {
+      const inForce = thresholdOf(metrics[m]) || DEFAULTS[m];
+      return h("tr", {}, h("td", {}, m),
+        cell(thresholdOf(metrics[m]), (v) => setDefault(m, v), `${m} default`, `${DEFAULTS[m]} (built-in)`),
+        CLASSES.map((c) => cell(thresholdOf((classes[c] || {})[m]), (v) => setClass(c, m, v), `${m} ${c}`,
+                                `${inForce} (default)`)));
+    });
     fill(form, h("h2", {}, "Per metric"), h("div", { class: "scroll" }, h("table", { id: "thresholds-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Default"), CLASSES.map((c) => h("th", {}, c)))),
       h("tbody", {}, rows))),
