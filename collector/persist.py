@@ -141,14 +141,21 @@ def upsert_rule_states(session: Session, states: Mapping[str, Any]) -> None:
         session.connection().exec_driver_sql(d.rule_state_upsert, rows)
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, and a refused dead letter would fail its batch on every retry:
+    written as the same escape `truncate_payload` uses for undecodable bytes."""
+    return text.replace("\x00", "\\x00")
+
+
 def insert_dead_letters(session: Session, batch: Batch) -> None:
     if not batch.dead_letters:
         return
     session.execute(
         sa.insert(DEAD_LETTERS),
         [
-            {"received_at": utc(d.received_at), "topic": d.topic, "device_id": d.device_id, "reason": d.reason,
-             "detail": d.detail, "payload": d.payload, "payload_size": d.payload_size}
+            {"received_at": utc(d.received_at), "topic": _storable(d.topic), "device_id": d.device_id,
+             "reason": d.reason, "detail": _storable(d.detail), "payload": _storable(d.payload),
+             "payload_size": d.payload_size}
             for d in batch.dead_letters
         ],
     )
