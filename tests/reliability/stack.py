@@ -72,6 +72,9 @@ def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
 # ------------------------------------------------------------------------------ the collector
 
 
+CONNECTED = "connected to the broker"
+
+
 class CollectorProcess:
     """`edgewatch collector` as a child process; its output goes to a log file the tests read."""
 
@@ -100,12 +103,16 @@ class CollectorProcess:
         return self.workdir / "telemetry.sqlite3"
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until it is connected to the broker (its subscription follows at once)."""
+        connects = self.log().count(CONNECTED)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=log, cwd=self.workdir)
         log.close()
         self.starts += 1
         wait_until(lambda: self._listening() or self._died(), timeout, "the collector's metrics port")
         assert self.process.poll() is None, f"the collector exited at start:\n{self.log()[-3000:]}"
+        wait_until(lambda: self.log().count(CONNECTED) > connects or self._died(), timeout, "a broker connection")
+        time.sleep(0.3)  # the SUBACK: messages published before it would not be queued for a new session
 
     def _listening(self) -> bool:
         try:
@@ -177,8 +184,13 @@ def count_rows(path: Path, table: str) -> int:
 
 def stored_samples(path: Path) -> Counter[tuple[str, int]]:
     """(device, seq) -> how many rows the telemetry store holds for it."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
-        return Counter((d, s) for d, s in conn.execute("SELECT device_id, seq FROM samples"))
+    if not path.exists():
+        return Counter()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+            return Counter((d, s) for d, s in conn.execute("SELECT device_id, seq FROM samples"))
+    except sqlite3.OperationalError:  # not created yet
+        return Counter()
 
 
 # ------------------------------------------------------------------------------ the fleet

@@ -204,3 +204,29 @@ def test_device_id_in_topic_and_payload_must_agree(topic_device: str, payload_de
         for decoded in (telemetry, status):
             assert isinstance(decoded, Rejected) and decoded.reason == "topic_mismatch"
             assert repr(topic_device) in decoded.detail and repr(payload_device) in decoded.detail
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"seq": 2**63 - 1}, None),
+        ({"seq": 2**63}, "bad_seq"),  # a store's 64-bit column would refuse it, forever
+        ({"seq": 2**70}, "bad_seq"),
+        ({"ts": 253_402_300_799}, None),
+        ({"ts": 253_402_300_800}, "bad_ts"),  # no date after 9999 can be written
+        ({"ts": 1e12}, "bad_ts"),
+        ({"instance": "a" * 128}, None),
+        ({"instance": "a\u0000b"}, "bad_instance"),  # PostgreSQL text cannot hold NUL
+        ({"instance": "\ud800"}, "bad_instance"),  # nor can UTF-8 hold a lone surrogate
+        ({"instance": "a\nb"}, "bad_instance"),
+        ({"device_class": "g" * 32}, None),
+        ({"device_class": "g" * 33}, "bad_device_class"),  # the registry's column holds 32
+        ({"device_class": "gate\u0000way"}, "bad_device_class"),
+    ],
+)
+def test_fields_a_database_could_not_store_are_refused_at_the_edge(changes: dict[str, Any], reason: str | None) -> None:
+    decoded = DECODER.decode(TOPIC, json.dumps(valid(**changes)).encode(), 0.0)
+    if reason is None:
+        assert isinstance(decoded, Telemetry)
+    else:
+        assert isinstance(decoded, Rejected) and decoded.reason == reason, decoded
