@@ -12,8 +12,10 @@ collector never leaves a process holding its persistent session.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +33,18 @@ FORWARD_MAX = 1000  # messages per pipe transfer
 FORWARD_LINGER_S = 0.0005
 CHILD_IDLE_S = 0.002
 GENERATIONS_PER_CHILD = 1_000_000  # connection generations stay unique across restarted children
+
+
+def child_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the child (`python -m collector.mqtt_process FD`); its settings come over the pipe."""
+    args = sys.argv[1:] if argv is None else argv
+    conn = Connection(int(args[0]))
+    try:
+        settings, subscriptions, queue_size, log_level, generation_base = conn.recv()
+    except EOFError:
+        return 1
+    _child(settings, subscriptions, queue_size, conn, log_level, generation_base)
+    return 0
 
 
 def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int, conn: Connection,
@@ -67,35 +81,43 @@ class ProcessMqttSource:
         self._settings = settings
         self._subscriptions = list(subscriptions)
         self._queue_size = queue_size
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a process that has threads
         self._epoch = 0
         self._buffer: deque[Inbound] = deque()
         self._send_lock = threading.Lock()
         self._closed = False
         self._dead = False
+        self._process: subprocess.Popen[bytes] | None = None
         self.subscribed = threading.Event()
         self._spawn()
 
     def _spawn(self) -> None:
+        # A fresh interpreter (not multiprocessing's spawn, which re-imports the host's __main__),
+        # connected by a socket pair that it inherits.
         self._epoch += 1
-        self._conn, child_conn = self._ctx.Pipe(duplex=True)
-        self._child_conn = child_conn
-        self._process = self._ctx.Process(
-            target=_child,
-            args=(self._settings, self._subscriptions, self._queue_size, child_conn,
-                  logging.getLogger().getEffectiveLevel(), self._epoch * GENERATIONS_PER_CHILD),
-            name="edgewatch-collector-mqtt", daemon=True,
-        )
+        ours, theirs = socket.socketpair()
+        self._conn = Connection(ours.detach())
+        self._child_fd = theirs.detach()
+        self._conn.send((self._settings, self._subscriptions, self._queue_size,
+                         logging.getLogger().getEffectiveLevel(), self._epoch * GENERATIONS_PER_CHILD))
 
     def _launch(self) -> None:
-        self._process.start()
-        self._child_conn.close()  # the child holds its end; EOF then means the child is gone
+        import os
+
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "collector.mqtt_process", str(self._child_fd)], pass_fds=(self._child_fd,)
+            )
+        finally:
+            os.close(self._child_fd)  # the child holds its end; EOF then means the child is gone
         self._dead = False
 
     @property
     def pid(self) -> int | None:
         """The MQTT child's process id."""
-        return self._process.pid
+        return None if self._process is None else self._process.pid
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     @property
     def queued(self) -> int:
@@ -108,7 +130,7 @@ class ProcessMqttSource:
             return
         deadline = time.monotonic() + timeout
         while not self.subscribed.wait(0.05):
-            if time.monotonic() > deadline or not self._process.is_alive():
+            if time.monotonic() > deadline or not self._alive():
                 self.stop()
                 s = self._settings
                 raise BrokerError(f"no subscription at mqtt://{s.host}:{s.port} within {timeout:g} s")
@@ -122,11 +144,12 @@ class ProcessMqttSource:
                     self._conn.send("stop")
             except (OSError, ValueError):
                 pass
-        if self._process.pid is not None:
-            self._process.join(timeout)
-            if self._process.is_alive():
+        if self._process is not None:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 self._process.kill()
-                self._process.join(5)
+                self._process.wait(5)
         self._conn.close()
 
     def _receive(self, timeout: float) -> bool:
@@ -144,13 +167,18 @@ class ProcessMqttSource:
                     return True
         except (EOFError, OSError):
             if not self._closed and not self._dead:
-                logger.error("the MQTT process ended unexpectedly (exit code %s)", self._process.exitcode)
+                code = None if self._process is None else self._process.poll()
+                logger.error("the MQTT process ended unexpectedly (exit code %s)", code)
                 self._dead = True
             return False
 
     def _restart(self) -> None:
         """A new child after the previous one died; its unacknowledged messages come again."""
-        self._process.join(5)
+        if self._process is not None:
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
         self._conn.close()
         time.sleep(1.0)
         self._spawn()
@@ -181,3 +209,7 @@ class ProcessMqttSource:
             except (OSError, ValueError):
                 return 0
         return len(ids)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

@@ -223,6 +223,7 @@ def test_telegraf_line_protocol_is_mapped_onto_samples(collector: Collector, bro
     ]
     for text in lines:
         pub(broker.port, "telegraf/tg-1", text)
+    wait_for(lambda: handled(collector) >= 3, what="3 messages")
     rows = wait_for(lambda: ticket_rows(collector.db_engine), what="telegraf red ticket")
     assert [(r["device_id"], r["metric"], r["severity"]) for r in rows] == [("tg-1", "cpu_percent", "red")]
     assert collector.writer.flush(10)
