@@ -168,7 +168,10 @@ class OutboxWorker:
             logger.warning("notification %s to %s failed for good after %d attempts: %s",
                            row.idempotency_key, row.channel, row.attempts, result.detail)
             return 1
-        delay = retry_delay(row.attempts, result, self.settings.backoff, self._rand)
+        # Draws in [0.5, 1) ("equal jitter"): still spread out, but the attempts can no longer all
+        # come back at once, so the default budget lasts about 18 minutes even with the worst draws
+        # (full jitter could spend all ten in seconds while a receiver is briefly down).
+        delay = retry_delay(row.attempts, result, self.settings.backoff, lambda: 0.5 + self._rand() / 2)
         row.next_attempt_at = now + timedelta(seconds=delay)
         self.counts["retry"] += 1
         return 0
