@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from rules.sample import parse_sample
-from tests.agent.conftest import STAY_ROOT
 from tests.agent.support import AgentProcess, Listener, agent_env, wait_until
 from tests.agent.tls import make_tls_files
 from tests.support import services
@@ -195,7 +194,7 @@ def test_tls_with_a_client_certificate(start_agent: Any, tmp_path: Path) -> None
               "require_certificate true\n")
     context = ssl.create_default_context(cafile=str(files.ca))
     context.load_cert_chain(str(files.client_cert), str(files.client_key))
-    with services.mosquitto(STAY_ROOT + config) as tls_broker:
+    with services.mosquitto(config) as tls_broker:
         listener = Listener(tls_broker.port, tls=context)
         try:
             env = agent_env(f"mqtts://127.0.0.1:{tls_broker.port}", tmp_path / "data", mqtt_ca_file=str(files.ca),
@@ -233,7 +232,7 @@ def test_username_and_password(start_agent: Any, tmp_path: Path) -> None:
     passwords = auth_dir / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "gw-test", "right"], check=True, timeout=30)
     passwords.chmod(0o644)
-    with services.mosquitto(STAY_ROOT + f"allow_anonymous false\npassword_file {passwords}\n") as auth_broker:
+    with services.mosquitto(f"allow_anonymous false\npassword_file {passwords}\n") as auth_broker:
         listener = Listener(auth_broker.port, auth=("gw-test", "right"))
         try:
             secret = tmp_path / "pw"

@@ -77,7 +77,7 @@ class Mosquitto:
             "log_type warning\n"
             # Started as root, mosquitto would switch to its own user, which cannot write its
             # persistence file in this root-owned temporary directory: sessions would not survive.
-            + ("user root\n" if os.geteuid() == 0 else "")
+            + ("user root\n" if os.geteuid() == 0 and "user " not in self.extra_config else "")
             + self.extra_config
         )
         log = (self.workdir / "mosquitto.log").open("ab")
