@@ -44,6 +44,7 @@ class TelemetrySettings:
     flush_points: int = 5_000  # one write carries at most this many points
     flush_interval_s: float = 0.2
     retry_max_s: float = 30.0  # back-off ceiling while the store is unreachable
+    retention_days: float = 30.0  # SQLite store: samples received longer ago are deleted; 0 keeps all
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def load_settings(
         flush_points=tel.int("flush_points", 5_000, minimum=1),
         flush_interval_s=tel.float("flush_interval_s", 0.2, positive=True),
         retry_max_s=tel.float("retry_max_s", 30.0, positive=True),
+        retention_days=tel.float("retention_days", 30.0, env="TELEMETRY_RETENTION_DAYS", minimum=0),
     )
     metrics_port: int | None = col.int("metrics_port", -1, env="METRICS_PORT", minimum=-1)
     thresholds = col.str("thresholds", None, env="THRESHOLDS")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,11 +71,29 @@ CREATE TABLE IF NOT EXISTS samples (
 
 
 class SqliteStore:
-    """Samples in one SQLite table: the three core metrics as columns, any others as a JSON object."""
+    """Samples in one SQLite table: the three core metrics as columns, any others as a JSON object.
 
-    def __init__(self, path: Path) -> None:
+    With a retention, samples received longer ago are deleted once per `prune_every_s`, device by
+    device along the primary key, on the writer thread (never on the rules' hot path). Retention
+    goes by the collector's receive time, so a device whose clock is years off keeps its history.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        retention_days: float = 0.0,
+        *,
+        prune_every_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._path = Path(path)
         self._conn: sqlite3.Connection | None = None
+        self._retention_s = retention_days * 86400.0
+        self._prune_every_s = prune_every_s
+        self._clock = clock
+        self._next_prune = clock() + min(prune_every_s, 60.0)  # soon after start, then periodically
+        self._devices: set[str] | None = None  # known device ids, read from the table at the first prune
+        self.pruned = 0
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -108,7 +127,33 @@ class SqliteStore:
                 raise
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite telemetry store {self._path}: {exc}") from exc
+        if self._devices is not None:
+            self._devices.update(p.device_id for p in points)
+        if self._retention_s > 0 and self._clock() >= self._next_prune:
+            self.prune()
         return 0
+
+    def prune(self) -> int:
+        """Delete samples received before the retention period; returns how many went."""
+        now = self._clock()
+        self._next_prune = now + self._prune_every_s
+        if self._retention_s <= 0:
+            return 0
+        cutoff = now - self._retention_s
+        deleted = 0
+        try:
+            conn = self._connection()
+            if self._devices is None:
+                self._devices = {row[0] for row in conn.execute("SELECT DISTINCT device_id FROM samples")}
+            for device_id in sorted(self._devices):
+                cursor = conn.execute(
+                    "DELETE FROM samples WHERE device_id = ? AND received_at < ?", (device_id, cutoff)
+                )
+                deleted += cursor.rowcount
+        except (sqlite3.Error, OSError) as exc:  # retention is housekeeping: retried at the next period
+            logger.warning("pruning the SQLite telemetry store %s failed: %s", self._path, exc)
+        self.pruned += deleted
+        return deleted
 
     def close(self) -> None:
         if self._conn is not None:
@@ -165,7 +210,7 @@ class InfluxStore:
 def open_store(kind: str, settings: Any) -> TelemetryStore:
     """The store named in the settings (`collector.settings.TelemetrySettings`)."""
     if kind == "sqlite":
-        return SqliteStore(settings.sqlite_path)
+        return SqliteStore(settings.sqlite_path, settings.retention_days)
     if kind == "influxdb":
         return InfluxStore(settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket)
     return NullStore()
