@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from tickets.models import Clock, Ticket
+from tickets.models import Clock, Ticket, TicketStatus
 
 T = TypeVar("T")
 
@@ -52,6 +52,7 @@ class Cohort:
     p90_s: float | None = None
     sla: dict[str, tuple[int, int]] = field(default_factory=dict)  # clock -> (settled, met)
     backlog: int = 0
+    ids: tuple[int, int] | None = None  # the lowest and highest ticket id of the cohort
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -88,6 +89,13 @@ def _bounds(f: KpiFilter) -> tuple[datetime, datetime]:
     )
 
 
+def _opened_between(start: datetime, end: datetime, f: KpiFilter) -> ColumnElement[bool]:
+    # Naming every status changes nothing (a CHECK constraint allows only these), but it lets the
+    # index on (status, opened_at) serve the time range: six short index ranges instead of a scan.
+    every_status = Ticket.status.in_([s.value for s in TicketStatus])
+    return and_(every_status, Ticket.opened_at >= start, Ticket.opened_at < end, *_scope(f))
+
+
 def _scope(f: KpiFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if f.customer_id is not None:
@@ -100,13 +108,13 @@ def _scope(f: KpiFilter) -> list[ColumnElement[bool]]:
 def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], Cohort]:
     """One Cohort per day of the window (oldest first) and one for the whole window.
 
-    Three passes over the data: tickets by opening day (PostgreSQL adds the window's total row with
-    ROLLUP), clocks by their start (a clock starts when its ticket opens), and tickets by the day
-    they were finished, for the backlog.
+    Three queries: the window's tickets by opening day (PostgreSQL adds the total row with ROLLUP),
+    their clocks, and tickets by the day they were finished, for the backlog. The first two read
+    only the window through an index; the backlog reads every ticket not finished before it.
     """
     sql = _Sql(session.get_bind().dialect.name)
     start, end = _bounds(f)
-    in_window = and_(Ticket.opened_at >= start, Ticket.opened_at < end, *_scope(f))
+    in_window = _opened_between(start, end, f)
     day = sql.day(Ticket.opened_at).label("day")
     ack_s = sql.seconds(Ticket.acknowledged_at, Ticket.opened_at)
     res_s = sql.seconds(Ticket.resolved_at, Ticket.opened_at)
@@ -121,6 +129,8 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
         func.avg(res_s),
         func.count(Ticket.rating),
         func.avg(Ticket.rating),
+        func.min(Ticket.id),
+        func.max(Ticket.id),
     ]
     days: dict[str, Cohort] = defaultdict(Cohort)
     if sql.postgres:
@@ -170,6 +180,8 @@ def _combined(cohorts: list[Cohort]) -> Cohort:
         mttr_s=mean([(c.mttr_s, c.resolved) for c in cohorts]),
         ratings=sum(c.ratings for c in cohorts),
         mean_rating=mean([(c.mean_rating, c.ratings) for c in cohorts]),
+        ids=(min(c.ids[0] for c in cohorts if c.ids), max(c.ids[1] for c in cohorts if c.ids))
+        if any(c.ids for c in cohorts) else None,
     )
 
 
@@ -177,12 +189,18 @@ def _sla(session: Session, sql: _Sql, f: KpiFilter, start: datetime, end: dateti
          total: Cohort) -> None:
     settled = case((Clock.stopped_at.is_not(None) | Clock.breached_at.is_not(None), 1))
     met = case((and_(Clock.stopped_at.is_not(None), Clock.breached_at.is_(None)), 1))
-    day = sql.day(Clock.started_at).label("day")
-    query = select(day, Clock.name, func.count(settled), func.count(met)).where(
-        Clock.started_at >= start, Clock.started_at < end
+    if total.ids is None:
+        return  # no ticket opened in the window
+    low, high = total.ids
+    window = _opened_between(start, end, f)
+    day = sql.day(Ticket.opened_at).label("day")
+    query = (
+        select(day, Clock.name, func.count(settled), func.count(met))
+        .join(Ticket, Clock.ticket_id == Ticket.id)
+        # The id range adds nothing to the join's answer; it lets the clocks' ticket_id index
+        # serve the window instead of a scan of every clock.
+        .where(window, Clock.ticket_id.between(low, high))
     )
-    if _scope(f):  # only then is the ticket needed
-        query = query.join(Ticket, Clock.ticket_id == Ticket.id).where(*_scope(f))
     for d, name, n_settled, n_met in session.execute(query.group_by(day, Clock.name)):
         days[d].sla[name] = (n_settled, n_met)
         old = total.sla.get(name, (0, 0))
@@ -200,8 +218,10 @@ def _cohort(row: Sequence[Any]) -> Cohort:
         ratings=int(row[6]),
         mean_rating=_float(row[7]),
     )
-    if len(row) > 8:
-        cohort.p50_s, cohort.p90_s = _float(row[8]), _float(row[9])
+    if row[8] is not None:
+        cohort.ids = (int(row[8]), int(row[9]))
+    if len(row) > 10:
+        cohort.p50_s, cohort.p90_s = _float(row[10]), _float(row[11])
     return cohort
 
 
