@@ -4,23 +4,14 @@ in the queue, the engineer acknowledges it and sees its first-response clock sto
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
-from collector.app import Collector
-from collector.settings import CollectorSettings, MqttSettings, TelemetrySettings
-from tests.server.harness import Harness, harness
-from tests.server.live import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.server.harness import Harness
+from tests.server.live import CHROMIUM, CHROMIUM_ARGS, publish, serve
 from tests.support.services import Mosquitto
-from tickets.clock import SystemClock
-from tickets.db import session_factory
-from tickets.service import TicketService
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -29,28 +20,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.mosquitto,
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def publish(port: int, device: str, seq: int, **metrics: float) -> None:
-    payload = {"v": 1, "device_id": device, "seq": seq, "ts": time.time(), "metrics": metrics}
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                    "-t", f"edgewatch/v1/{device}/telemetry", "-m", json.dumps(payload)], check=True, timeout=10)
-
-
 @pytest.fixture
-def system(pg_engine: Engine, broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[Harness, str]]:
-    clock = SystemClock()
-    settings = CollectorSettings(
-        data_dir=tmp_path, database_url=str(pg_engine.url),
-        mqtt=MqttSettings(port=broker.port, client_id="e2e-collector"),
-        telemetry=TelemetrySettings(sqlite_path=tmp_path / "telemetry.sqlite3", flush_interval_s=0.05),
-        batch_wait_s=0.02, thresholds_poll_s=0.2,
-    )
-    collector = Collector(settings, db_engine=pg_engine, ticket_service=TicketService(clock=clock))
-    collector.start(timeout=15)
-    try:
-        with harness(session_factory(pg_engine), tmp_path, clock, poll_interval_s=1.0) as h, serve(h.app) as base:
-            yield h, base
-    finally:
-        collector.stop()
+def system(running: Harness) -> Iterator[tuple[Harness, str]]:
+    with serve(running.app) as base:
+        yield running, base
 
 
 def test_red_sample_to_acknowledged_ticket_in_the_browser(system: tuple[Harness, str], broker: Mosquitto,
