@@ -22,6 +22,7 @@ from tests.reliability.stack import (
     Receiver,
     create_database,
     seed_notification_targets,
+    stored_samples,
     wait_until,
     write_config,
 )
@@ -102,7 +103,14 @@ def scene(tmp: Path, broker: services.Mosquitto, postgres: services.Postgres, re
 def drain(s: Scene, agents: Agents, timeout: float) -> None:
     wait_until(agents.done.is_set, timeout, "the fleet to publish everything")
     agents.wait_acked(timeout)
-    wait_until(lambda: s.collector.stored() >= agents.total, timeout, f"{agents.total} samples stored", poll=0.2)
+    try:
+        wait_until(lambda: s.collector.stored() >= agents.total, timeout, f"{agents.total} samples stored", poll=0.2)
+    except AssertionError:
+        got = stored_samples(s.collector.telemetry_path)
+        missing = sorted((d, x["seq"]) for d, v in agents.streams.items() for x in v if (d, x["seq"]) not in got)
+        errors = [line for line in s.collector.log().splitlines() if " ERROR " in line or " WARNING " in line]
+        raise AssertionError(f"{len(missing)} samples never stored, e.g. {missing[:10]}; published "
+                             f"{agents.published}, acked {agents.acked}; log:\n" + "\n".join(errors[-30:])) from None
     wait_until(s.outbox_settled, timeout, "every notification delivered", poll=0.5)
 
 
@@ -174,4 +182,75 @@ def test_broker_restarted_during_10000_samples_from_100_agents(
         tried=f"{restarts} broker restarts, {agents.total:,} samples from {len(devices)} MQTT clients",
         result="nothing lost; no duplicate ticket or notification; tickets equal `rules replay`",
         lost=0, duplicates=0, restarts=restarts, **result,
+    )
+
+
+@pytest.mark.timeout(1200)
+def test_ticket_database_stopped(tmp_path: Path, broker: services.Mosquitto, receiver: Receiver,
+                                 figures: Figures) -> None:
+    outage = scaled(10.0, 60.0)
+    devices = [f"pg-{n:02d}" for n in range(20)]
+    rate = 100.0
+    fleet = audit.streams(devices, int(rate * (outage + 20) / len(devices)), seed=13)
+    expected = audit.expected_from(fleet, tmp_path)
+    with services.postgres() as postgres:  # its own server: this test stops it
+        s = scene(tmp_path, broker, postgres, receiver, devices)
+        s.collector.start()
+        agents = Agents(broker.port, fleet, rate=rate)
+        agents.connect()
+        agents.run()
+        try:
+            wait_until(lambda: s.collector.stored() >= agents.total * 0.15, 120, "the stream to start flowing")
+            postgres.stop()
+            down_at = time.monotonic()
+            while time.monotonic() - down_at < outage:
+                assert s.collector.alive(), f"the collector died without its database:\n{s.collector.log()[-3000:]}"
+                time.sleep(0.5)
+            postgres.start()
+            drain(s, agents, timeout=300)
+            assert s.collector.stop() == 0
+        finally:
+            agents.close()
+            s.collector.stop()
+        result = s.audit(expected)
+    figures.record(
+        "fault", f"ticket database (PostgreSQL) stopped for {outage:g} s",
+        tried=f"{agents.total:,} samples from {len(devices)} devices streamed across the outage",
+        result="collector kept running and caught up; nothing lost; no duplicate ticket or notification",
+        lost=0, duplicates=0, outage_s=outage, **result,
+    )
+
+
+@pytest.mark.timeout(1500)
+def test_notification_receivers_down(tmp_path: Path, broker: services.Mosquitto, postgres_server: services.Postgres,
+                                     receiver: Receiver, figures: Figures) -> None:
+    outage = scaled(10.0, 300.0)
+    devices = [f"rx-{n:02d}" for n in range(10)]
+    rate = 20.0
+    fleet = audit.streams(devices, int(rate * (outage + 20) / len(devices)), seed=14)
+    expected = audit.expected_from(fleet, tmp_path)
+    # The product's retry policy (5 s doubling to 15 min, 10 attempts), not a test-friendly one.
+    s = scene(tmp_path, broker, postgres_server, receiver, devices, retry_base_seconds=5.0,
+              retry_max_seconds=900.0)
+    s.collector.start()
+    agents = Agents(broker.port, fleet, rate=rate)
+    agents.connect()
+    agents.run()
+    try:
+        wait_until(lambda: len(receiver.deliveries) > 0, 120, "a first notification")
+        receiver.stop()
+        time.sleep(outage)
+        during = len(receiver.deliveries)
+        receiver.start()
+        drain(s, agents, timeout=outage + 300)
+        assert s.collector.stop() == 0
+    finally:
+        agents.close()
+        s.collector.stop()
+    result = s.audit(expected)
+    figures.record(
+        "fault", f"notification receivers down for {outage:g} s",
+        tried=f"webhook receiver refusing connections while {agents.total:,} samples raised and cleared alerts",
+        result="every notification delivered after the outage, each idempotency key once or repeated, none lost",
+        lost=0, duplicates=0, outage_s=outage, delivered_before_outage=during, **result,
     )
