@@ -218,7 +218,10 @@ class Agents:
         for device_id in streams:
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rel-agent-{device_id}",
                                  clean_session=False)
-            client.max_inflight_messages_set(20)
+            # One message in flight, like an agent publishing its spool oldest first: a client with a wider
+            # window can resend an unacknowledged sample after newer ones when it reconnects, and the
+            # rules then take the late one for a duplicate (the contract wants seq order per device).
+            client.max_inflight_messages_set(1)
             client.max_queued_messages_set(0)
             client.reconnect_delay_set(0.2, 2.0)
             if credentials is not None:

@@ -1,0 +1,102 @@
+"""Load: a simulated fleet (`edgewatch simulate`) reporting every second into `edgewatch collector`
+on PostgreSQL, all on this machine. The backlog (samples published but not yet processed) must
+not grow, the collector's memory must stay flat, and everything must be processed once the fleet
+stops. CI runs 2 000 devices for 30 s; EDGEWATCH_SOAK=1 runs 10 000 devices for 10 minutes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.figures import Figures, scaled
+from tests.reliability.stack import ROOT, CollectorProcess, create_database, wait_until, write_config
+from tests.support import services
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.slow]
+
+SENT = re.compile(r"step \d+: ([\d,]+) samples sent")
+PROCESSED = ('edgewatch_collector_messages_total{outcome="processed"}',
+             'edgewatch_collector_messages_total{outcome="duplicate"}')
+
+
+@pytest.fixture
+def broker() -> Iterator[services.Mosquitto]:
+    with services.mosquitto() as server:
+        yield server
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, y)."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points) or 1.0
+    return sum((t - mean_t) * (y - mean_y) for t, y in points) / var
+
+
+@pytest.mark.timeout(1800)
+def test_fleet_at_one_second_interval(tmp_path: Path, broker: services.Mosquitto,
+                                      postgres_server: services.Postgres, figures: Figures) -> None:
+    devices = int(scaled(2_000, 10_000))
+    duration = scaled(30.0, 600.0)
+    url = create_database(postgres_server)
+    # Telemetry to SQLite in the data dir (the default); no ticket runtime noise beyond the default.
+    config = write_config(tmp_path / "edgewatch.toml", {"collector": {"batch_size": 2000}})
+    collector = CollectorProcess(tmp_path, broker.url, url, config=config, client_id="load-collector")
+    collector.start()
+    sim_log = (tmp_path / "simulate.log").open("w")
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "edgewatch.cli", "simulate", "--devices", str(devices), "--interval", "1",
+         "--steps", str(int(duration)), "--url", broker.url],
+        stdout=sim_log, stderr=sim_log, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    samples: list[tuple[float, float, float, int]] = []  # (t, sent, processed, rss)
+    started = time.monotonic()
+    try:
+        while simulator.poll() is None and time.monotonic() - started < duration + 120:
+            time.sleep(5.0)
+            log = (tmp_path / "simulate.log").read_text(errors="replace")
+            sent_lines = SENT.findall(log)
+            sent = float(sent_lines[-1].replace(",", "")) if sent_lines else 0.0
+            metrics = collector.metrics()
+            processed = sum(metrics.get(name, 0.0) for name in PROCESSED)
+            samples.append((time.monotonic() - started, sent, processed, collector.rss_bytes()))
+        assert simulator.wait(timeout=120) == 0, (tmp_path / "simulate.log").read_text()[-2000:]
+        total = devices * int(duration)
+        drain_started = time.monotonic()
+        wait_until(lambda: sum(collector.metrics().get(n, 0.0) for n in PROCESSED) >= total, 600,
+                   f"{total} samples processed", poll=1.0)
+        drained_in = time.monotonic() - drain_started
+        assert collector.stop() == 0
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+        collector.stop()
+        sim_log.close()
+    steady = [s for s in samples if s[0] > duration * 0.3 and s[1] > 0][:-1] or samples
+    backlog = [(t, sent - processed) for t, sent, processed, _ in steady]
+    growth = slope(backlog)  # samples per second the backlog grows by
+    rate = devices / 1.0
+    rss = [r for *_, r in samples]
+    third = max(1, len(rss) // 3)
+    early, late = max(rss[:third]), max(rss[-third:])
+    held = processed_rate = (steady[-1][2] - steady[0][2]) / max(steady[-1][0] - steady[0][0], 1.0)
+    figures.record(
+        "load", f"{devices:,} simulated devices at a 1 s interval for {duration:g} s",
+        tried=f"{total:,} samples over MQTT QoS 1 into the collector on PostgreSQL",
+        result=f"processed {processed_rate:,.0f} samples/s (offered {rate:,.0f}); backlog growth "
+               f"{growth:+,.0f} samples/s; collector RSS {early / 2**20:,.0f} -> {late / 2**20:,.0f} MiB; "
+               f"drained {drained_in:,.1f} s after the fleet stopped",
+        lost=0, devices=devices, duration_s=duration, offered_per_s=rate, processed_per_s=round(held),
+        backlog_growth_per_s=round(growth, 1), max_backlog=max(b for _, b in backlog),
+        rss_early_mib=round(early / 2**20, 1), rss_late_mib=round(late / 2**20, 1), drain_s=round(drained_in, 1),
+    )
+    assert growth < 0.02 * rate, f"the backlog grows by {growth:.0f} samples/s at {rate:.0f} offered"
+    assert late <= early * 1.25 + 64 * 2**20, f"collector memory grew from {early / 2**20:.0f} to {late / 2**20:.0f} MiB"
