@@ -60,7 +60,7 @@ class AnomalyParams:
     volatility_rate: float = 0.1
     likelihood_window: int = 10
     likelihood_rate: float = 0.0002
-    likelihood_start: int = 30
+    likelihood_start: int = 100  # the views' own statistics settle first
     likelihood_min_var: float = 1e-4
     record_fade: float = 0.9998  # per sample, for the recent maximum score
     refractory: int = 150  # samples of silence after a detection
@@ -134,10 +134,12 @@ class AnomalyDetector:
         raws = self._raw(ts, x)
         self._learn(x)
         score = self._calibrate(raws)
-        recent = self.record
-        self.record = max(score, recent * p.record_fade)
         if n < p.warmup:
             return 0.0
+        # The recent maximum starts after the warm-up: scores from unsettled statistics would
+        # otherwise mute the detector for thousands of samples.
+        recent = self.record
+        self.record = max(score, recent * p.record_fade)
         self.unusual = score
         if score < recent:
             score *= 0.5
