@@ -65,7 +65,9 @@ class StopSignal:
 
 
 def status_message(settings: AgentSettings, instance: str, state: str, **extra: object) -> Message:
-    body = {"state": state, "device_id": settings.device_id, "instance": instance, **extra}
+    # `interval_s` lets the collector judge silence by this device's own interval, not its default.
+    body = {"state": state, "device_id": settings.device_id, "instance": instance,
+            "interval_s": settings.interval, **extra}
     return Message(status_topic(settings.device_id), json.dumps(body, separators=(",", ":")).encode(), True)
 
 

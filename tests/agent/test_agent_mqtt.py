@@ -78,6 +78,7 @@ def test_samples_follow_the_contract_and_status_is_online(
     online = listener.next(lambda m: m.topic == STATUS)
     assert online.payload["state"] == "online"
     assert online.payload["version"] and online.payload["started_at"] > 1.7e9
+    assert online.payload["interval_s"] == 0.2  # the collector's offline detection uses it
     samples = listener.samples(3)
     for expected_seq, payload in enumerate(samples, start=1):
         sample = parse_sample(payload)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -57,6 +61,36 @@ def test_icmp_echo_to_loopback() -> None:
     [result] = LatencyProber((Target("icmp", "127.0.0.1"),), count=3, timeout=1.0).measure()
     assert (result.sent, result.received) == (3, 3)
     assert result.latency_ms is not None and result.latency_ms < 100
+
+
+# Runs in a private network namespace, where widening net.ipv4.ping_group_range (as systemd does
+# by default on devices) affects nothing outside the test; only its loopback interface is up.
+UNPRIVILEGED_ICMP = """
+import json
+from agent.latency import IcmpSocket, LatencyProber
+from agent.settings import Target
+icmp = IcmpSocket.open()
+kind = "raw" if icmp.raw else "unprivileged"
+icmp.close()
+targets = (Target("icmp", "127.0.0.1"), Target("icmp", "192.0.2.1"))
+results = LatencyProber(targets, count=3, timeout=0.5).measure()
+print(json.dumps([kind] + [r.as_dict() for r in results]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None,
+                    reason="needs root, unshare and ip for a private network namespace")
+def test_unprivileged_icmp_socket() -> None:
+    script = ('ip link set lo up && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range && '
+              f'exec {sys.executable} -c "$0"')
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script, UNPRIVILEGED_ICMP],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    kind, loopback, unreachable = json.loads(done.stdout)
+    assert kind == "unprivileged", "the ICMP socket that needs no privilege is preferred"
+    assert (loopback["sent"], loopback["received"], loopback["packet_loss_percent"]) == (3, 3, 0.0)
+    assert 0 <= loopback["latency_ms"] < 100
+    assert unreachable == {"sent": 3, "received": 0, "packet_loss_percent": 100.0}
 
 
 @pytest.mark.skipif(shutil.which("ping") is None, reason="no ping command")
