@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def latency_prober(settings: AgentSettings) -> LatencyProber:
+    return LatencyProber(settings.targets, settings.probe_count, settings.probe_timeout,
+                         tcp_count=settings.tcp_probe_count)
+
+
 def stored_identity(spool_path: Path) -> tuple[str, int]:
     """(instance, next seq) of an existing spool, read-only; placeholders when there is none."""
     if not spool_path.exists():
@@ -65,7 +70,7 @@ def stored_identity(spool_path: Path) -> tuple[str, int]:
 def measure_once(settings: AgentSettings) -> dict[str, object]:
     """One sample, without spool or broker: for troubleshooting a device."""
     host = HostProbe(settings.data_dir)
-    prober = LatencyProber(settings.targets, settings.probe_count, settings.probe_timeout)
+    prober = latency_prober(settings)
     ts = time.time()
     time.sleep(min(settings.interval, 0.5))  # CPU usage needs a measuring window
     metrics = host.read()
@@ -112,7 +117,7 @@ def run(settings: AgentSettings) -> int:
     stop = StopSignal()
     try:
         agent = Agent(settings, spool, HostProbe(settings.data_dir),
-                      LatencyProber(settings.targets, settings.probe_count, settings.probe_timeout))
+                      latency_prober(settings))
         return agent.run(stop)
     finally:
         stop.close()

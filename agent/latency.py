@@ -148,11 +148,17 @@ class IcmpSocket:
 
 
 class LatencyProber:
-    """Probes every target `count` times per sample, each probe waiting at most `timeout` seconds."""
+    """Probes each target once a sample: `count` ICMP echoes, or `tcp_count` TCP connections, each
+    probe waiting at most `timeout` seconds.
 
-    def __init__(self, targets: tuple[Target, ...], count: int, timeout: float) -> None:
+    TCP probes default to one: each is a real connection the target must accept (and, with the broker
+    as the default target, that a fleet's broker must accept from every device, every interval).
+    """
+
+    def __init__(self, targets: tuple[Target, ...], count: int, timeout: float, *, tcp_count: int = 1) -> None:
         self.targets = targets
         self.count = count
+        self.tcp_count = tcp_count
         self.timeout = timeout
         self._icmp: IcmpSocket | None = None
         self._icmp_tried = False
@@ -180,12 +186,13 @@ class LatencyProber:
         result = TargetResult(target.name)
         resolved = self._resolve(target)
         if resolved is None:
-            result.sent = self.count  # unreachable by name: every probe is lost
+            # Unreachable by name: every probe is lost.
+            result.sent = self.tcp_count if target.kind == "tcp" else self.count
             return result
         family, address = resolved
         if target.kind == "tcp":
             assert target.port is not None
-            for _ in range(self.count):
+            for _ in range(self.tcp_count):
                 result.sent += 1
                 rtt = tcp_connect_ms((address, target.port), family, self.timeout)
                 if rtt is not None:

@@ -18,7 +18,7 @@ from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir
 
 DEVICE_CLASSES = ("gateway", "router")
 AGENT_KEYS = frozenset({
-    "device_id", "device_class", "interval", "data_dir", "targets", "probe_count", "probe_timeout",
+    "device_id", "device_class", "interval", "data_dir", "targets", "probe_count", "tcp_probe_count", "probe_timeout",
     "spool_max_samples", "publish_rate", "max_inflight", "reconnect_min", "reconnect_max", "stop_timeout",
     "log_level",
 })
@@ -62,6 +62,7 @@ class AgentSettings(NamedTuple):
     targets: tuple[Target, ...]
     device_class: str | None = None
     probe_count: int = 3
+    tcp_probe_count: int = 1
     probe_timeout: float = 1.0
     spool_max_samples: int = 50_000
     publish_rate: float = 20.0
@@ -229,6 +230,7 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
         targets=tuple(targets),
         device_class=device_class,
         probe_count=agent.int("probe_count", 3, env="AGENT_PROBE_COUNT", minimum=1),
+        tcp_probe_count=agent.int("tcp_probe_count", 1, env="AGENT_TCP_PROBE_COUNT", minimum=1),
         probe_timeout=agent.float("probe_timeout", 1.0, env="AGENT_PROBE_TIMEOUT", positive=True),
         spool_max_samples=agent.int("spool_max_samples", 50_000, env="AGENT_SPOOL_MAX_SAMPLES", minimum=1),
         publish_rate=agent.float("publish_rate", 20.0, env="AGENT_PUBLISH_RATE", positive=True),

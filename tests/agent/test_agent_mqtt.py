@@ -85,7 +85,9 @@ def test_samples_follow_the_contract_and_status_is_online(
         assert sample.device_id == "gw-test" and sample.seq == expected_seq
         assert sample.instance == online.payload["instance"] and sample.device_class == "gateway"
         assert {"cpu_percent", "mem_percent", "latency_ms", "packet_loss_percent"} <= set(sample.metrics)
-        assert payload["targets"][f"tcp://127.0.0.1:{broker.port}"]["received"] == 3
+        # One TCP connection a sample by default: every device's probes land on the fleet's broker.
+        assert payload["targets"][f"tcp://127.0.0.1:{broker.port}"] == {
+            "sent": 1, "received": 1, "latency_ms": sample.metrics["latency_ms"], "packet_loss_percent": 0.0}
     assert agent.terminate() == 0
     offline = listener.next(lambda m: m.topic == STATUS)
     assert offline.payload["state"] == "offline" and offline.payload["reason"] == "stopped"

@@ -38,18 +38,18 @@ def closed_port() -> int:
 
 
 def test_tcp_connect_time(listener: int) -> None:
-    [result] = LatencyProber((Target("tcp", "127.0.0.1", listener),), count=3, timeout=1.0).measure()
+    [result] = LatencyProber((Target("tcp", "127.0.0.1", listener),), count=1, timeout=1.0, tcp_count=3).measure()
     assert (result.sent, result.received, result.loss_percent) == (3, 3, 0.0)
     assert result.latency_ms is not None and 0 <= result.latency_ms < 100
 
 
 def test_refused_port_is_full_loss_and_no_latency() -> None:
-    [result] = LatencyProber((Target("tcp", "127.0.0.1", closed_port()),), count=2, timeout=1.0).measure()
+    [result] = LatencyProber((Target("tcp", "127.0.0.1", closed_port()),), count=1, timeout=1.0, tcp_count=2).measure()
     assert (result.sent, result.received, result.latency_ms, result.loss_percent) == (2, 0, None, 100.0)
 
 
 def test_unresolvable_name_is_full_loss() -> None:
-    [result] = LatencyProber((Target("tcp", "nonexistent.invalid", 80),), count=2, timeout=0.5).measure()
+    [result] = LatencyProber((Target("tcp", "nonexistent.invalid", 80),), count=1, timeout=0.5, tcp_count=2).measure()
     assert (result.sent, result.latency_ms, result.loss_percent) == (2, None, 100.0)
 
 

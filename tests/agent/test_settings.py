@@ -27,6 +27,7 @@ def test_defaults() -> None:
     assert s.targets == (Target("tcp", "127.0.0.1", 1883),)  # the broker itself
     assert s.device_class is None
     assert s.spool_path.name == "agent-spool.sqlite3"
+    assert (s.probe_count, s.tcp_probe_count, s.probe_timeout) == (3, 1, 1.0)
 
 
 def test_file_then_environment_wins(tmp_path: Path) -> None:
@@ -41,8 +42,10 @@ url = "mqtts://broker.example:9883"
 username = "gw"
 password = "secret"
 """)
-    s = load_settings(config, environ={"EDGEWATCH_AGENT_INTERVAL": "2.5", "EDGEWATCH_DATA_DIR": str(tmp_path)})
+    s = load_settings(config, environ={"EDGEWATCH_AGENT_INTERVAL": "2.5", "EDGEWATCH_DATA_DIR": str(tmp_path),
+                                       "EDGEWATCH_AGENT_TCP_PROBE_COUNT": "2"})
     assert (s.device_id, s.interval, s.device_class, s.data_dir) == ("gw-0001", 2.5, "router", tmp_path)
+    assert s.tcp_probe_count == 2
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.tls, s.mqtt.username, s.mqtt.password) == (
         "broker.example", 9883, True, "gw", "secret")
     assert [t.name for t in s.targets] == ["tcp://broker.example:9883", "icmp://192.0.2.1", "tcp://192.0.2.2:502"]
@@ -74,6 +77,7 @@ def test_password_file(tmp_path: Path) -> None:
         ('[agent]\ntargets = []\n', {}, "FILE", "agent.targets", "at least one target"),
         ('[agent]\nreconnect_min = 10\nreconnect_max = 5\n', {}, "FILE", "agent.reconnect_max", "at least"),
         ('[agent]\nspool_max_samples = 0\n', {}, "FILE", "agent.spool_max_samples", "at least 1"),
+        ("", {"EDGEWATCH_AGENT_TCP_PROBE_COUNT": "0"}, "EDGEWATCH_AGENT_TCP_PROBE_COUNT", "value", "at least 1"),
         ('[agent]\nlog_level = "loud"\n', {}, "FILE", "agent.log_level", "DEBUG, INFO"),
         ('[mqtt]\nurl = "mqtts://h"\nca_file = "/nonexistent/ca.pem"\n', {}, "FILE", "mqtt.ca_file",
          "not a readable file"),
