@@ -6,6 +6,7 @@ service; `edgewatch server` builds the real parts in `server.cli`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -101,6 +102,16 @@ def check_rules(app: FastAPI) -> None:
     for route in api_routes(app):
         if route.name not in RULES and route.name not in PUBLIC:
             raise RouteWithoutRule(f"route {route.name!r} ({route.path}) has no access rule in server/policy.py")
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated at start-up out of the garbage collector's sight.
+
+    Full collections otherwise walk every object of FastAPI, Pydantic and SQLAlchemy each time:
+    about 50 ms pauses that showed up as the API's p99. Call once, after the app is built.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(

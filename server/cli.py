@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from server.app import create_app
+    from server.app import create_app, freeze_startup_heap
     from server.settings import load_settings
     from tickets import db
 
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, db.session_factory(engine))
+    freeze_startup_heap()
     uvicorn.run(
         app,
         host=args.host or settings.host,

@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import httpx
 
-    from server.app import create_app
+    from server.app import create_app, freeze_startup_heap
     from server.settings import ServerSettings
     from tickets.clock import ManualClock
     from tickets.db import create_engine_for, migrate, session_factory
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             sessions, clock=ManualClock(END))
         cold = create_app(ServerSettings(data_dir=Path(tmp), admin_token=token, telemetry_path=None, kpi_cache_s=0),
                           sessions, clock=ManualClock(END))
+        freeze_startup_heap()  # as `edgewatch server` does
         with serving(served) as base, serving(cold) as cold_base, httpx.Client(base_url=base, timeout=30) as client, \
                 httpx.Client(base_url=cold_base, timeout=30) as cold_client:
             deep = client.get("/api/v1/tickets", params={"status": "closed", "limit": 500}, headers=headers).json()
