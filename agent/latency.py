@@ -14,6 +14,8 @@ import re
 import socket
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 from agent.settings import Target
 
@@ -22,6 +24,11 @@ logger = logging.getLogger(__name__)
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 PING_TIME = re.compile(rb"time[=<]([0-9.]+) ?ms")
 PING_SUMMARY = re.compile(rb"(\d+) packets transmitted, (\d+) (?:packets )?received")
+# A name is looked up again this often: addresses rarely change, but on a link whose upstream is
+# dead a lookup can hang for the resolver's whole timeout, and the probes run in the agent's loop.
+RESOLVE_EVERY = 300.0
+# After a failed lookup, the next one waits this long (the last known address is used meanwhile).
+RESOLVE_RETRY = 60.0
 
 
 class TargetResult:
@@ -155,11 +162,24 @@ class LatencyProber:
     as the default target, that a fleet's broker must accept from every device, every interval).
     """
 
-    def __init__(self, targets: tuple[Target, ...], count: int, timeout: float, *, tcp_count: int = 1) -> None:
+    def __init__(
+        self,
+        targets: tuple[Target, ...],
+        count: int,
+        timeout: float,
+        *,
+        tcp_count: int = 1,
+        resolver: Callable[..., list[tuple[Any, ...]]] = socket.getaddrinfo,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.targets = targets
         self.count = count
         self.tcp_count = tcp_count
         self.timeout = timeout
+        self._resolver = resolver
+        self._clock = clock
+        # target -> (when to look it up again, its last known (family, address) or None)
+        self._addresses: dict[Target, tuple[float, tuple[int, str] | None]] = {}
         self._icmp: IcmpSocket | None = None
         self._icmp_tried = False
         self._ping: str | None = None
@@ -171,13 +191,20 @@ class LatencyProber:
             logger.warning(message, *args)
 
     def _resolve(self, target: Target) -> tuple[int, str] | None:
+        now = self._clock()
+        due, known = self._addresses.get(target, (now, None))
+        if now < due:
+            return known
         try:
-            info = socket.getaddrinfo(target.host, target.port or 0, proto=socket.IPPROTO_TCP)
+            info = self._resolver(target.host, target.port or 0, proto=socket.IPPROTO_TCP)
         except OSError as exc:
             self._warn_once(f"dns {target.host}", "cannot resolve %s: %s", target.host, exc)
-            return None
+            self._addresses[target] = (now + RESOLVE_RETRY, known)
+            return known
         family, _, _, _, address = info[0]
-        return int(family), str(address[0])
+        resolved = (int(family), str(address[0]))
+        self._addresses[target] = (now + RESOLVE_EVERY, resolved)
+        return resolved
 
     def measure(self) -> list[TargetResult]:
         return [self._measure(target) for target in self.targets]

@@ -53,6 +53,39 @@ def test_unresolvable_name_is_full_loss() -> None:
     assert (result.sent, result.latency_ms, result.loss_percent) == (2, None, 100.0)
 
 
+class Resolver:
+    """Answers for one name with 127.0.0.1, or fails like a resolver whose upstream is gone."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.failing = False
+
+    def __call__(self, host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        self.calls += 1
+        if self.failing or host != "broker.test":
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+
+def test_names_are_looked_up_rarely_and_the_last_address_outlives_a_dns_failure(listener: int) -> None:
+    now = [0.0]
+    resolver = Resolver()
+    prober = LatencyProber((Target("tcp", "broker.test", listener), Target("tcp", "gone.test", listener)),
+                           count=1, timeout=1.0, resolver=resolver, clock=lambda: now[0])
+
+    def probe(at: float) -> list[tuple[int, int]]:
+        now[0] = at
+        return [(r.sent, r.received) for r in prober.measure()]
+
+    assert probe(0.0) == [(1, 1), (1, 0)] and resolver.calls == 2
+    assert probe(10.0) == [(1, 1), (1, 0)] and resolver.calls == 2, "no lookup while the answer is fresh"
+    resolver.failing = True
+    assert probe(301.0) == [(1, 1), (1, 0)] and resolver.calls == 4, "DNS down: the last address still works"
+    assert probe(330.0) == [(1, 1), (1, 0)] and resolver.calls == 4, "and a failed lookup is not retried at once"
+    resolver.failing = False
+    assert probe(362.0) == [(1, 1), (1, 0)] and resolver.calls == 6
+
+
 def test_icmp_echo_to_loopback() -> None:
     icmp = IcmpSocket.open()
     if icmp is None:
