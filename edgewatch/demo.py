@@ -29,6 +29,7 @@ from typing import Any
 
 from edgewatch.config import ConfigError, default_data_dir
 from edgewatch.fleet import SimDevice, default_fleet
+from edgewatch.net import free_port, wait_for_port
 
 logger = logging.getLogger("edgewatch.demo")
 
@@ -44,28 +45,6 @@ STAFF = [
     ("junior", "Junior engineers"),
     ("supervisor", "Supervisors"),
 ]
-
-
-def free_port(preferred: int | None = None) -> int:
-    if preferred:
-        with contextlib.suppress(OSError), socket.socket() as sock:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing answers on 127.0.0.1:{port} after {timeout:.0f} s") from None
-            time.sleep(0.05)
 
 
 class Broker:
