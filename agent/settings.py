@@ -14,7 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from agent.contract import DEVICE_ID_PATTERN
-from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, read_toml
+from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url, read_toml
 
 DEVICE_CLASSES = ("gateway", "router")
 AGENT_KEYS = frozenset({
@@ -22,7 +22,6 @@ AGENT_KEYS = frozenset({
     "spool_max_samples", "publish_rate", "max_inflight", "reconnect_min", "reconnect_max", "stop_timeout",
     "log_level",
 })
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
 class Target(NamedTuple):
@@ -93,22 +92,6 @@ class _Origin(NamedTuple):
         if name and self.environ.get(name):
             return ConfigError(name, "value", reason)
         return ConfigError(self.source, f"{self.section}.{key}", reason)
-
-
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """`mqtt://host[:port]` or `mqtts://host[:port]` -> (host, port, tls). Raises ValueError."""
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS:
-        raise ValueError(f"must start with mqtt:// or mqtts://, got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"must be scheme://host[:port] only (credentials go in username/password), got {url!r}")
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise ValueError(f"has an invalid port: {url!r}") from None
-    if not parts.hostname:
-        raise ValueError(f"has no host name: {url!r}")
-    return parts.hostname, port, parts.scheme == "mqtts"
 
 
 def parse_target(text: str, broker: MqttSettings) -> Target:

@@ -6,9 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from edgewatch.config import ConfigError, Settings, default_data_dir
+from edgewatch.config import ConfigError, Settings, default_data_dir, parse_broker_url
 
 DEFAULT_CLIENT_ID = "edgewatch-collector"
 STORE_KINDS = ("sqlite", "influxdb", "none")
@@ -68,16 +67,11 @@ class CollectorSettings:
 
 
 def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
-    """`mqtt://host:port` or `mqtts://host:port` -> (host, port, tls)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(source, "url", f"expected mqtt://host:port or mqtts://host:port, got {url!r}")
+    """`mqtt://host:port` or `mqtts://host:port` -> (host, port, tls); a ConfigError naming `source`."""
     try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(source, "url", f"bad port in {url!r}") from None
-    tls = parts.scheme == "mqtts"
-    return parts.hostname, port or (8883 if tls else 1883), tls
+        return parse_broker_url(url)
+    except ValueError as exc:
+        raise ConfigError(source, "url", str(exc)) from None
 
 
 def load_settings(

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "EDGEWATCH_"
 
@@ -38,6 +39,25 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(str(file), "(syntax)", str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(file), "(file)", exc.strerror or str(exc)) from None
+
+
+MQTT_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    """`mqtt://host[:port]` or `mqtts://host[:port]` -> (host, port, tls). Raises ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme not in MQTT_DEFAULT_PORTS:
+        raise ValueError(f"must start with mqtt:// or mqtts://, got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"must be scheme://host[:port] only (credentials go in username/password), got {url!r}")
+    try:
+        port = parts.port or MQTT_DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ValueError(f"has an invalid port: {url!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"has no host name: {url!r}")
+    return parts.hostname, port, parts.scheme == "mqtts"
 
 
 def default_data_dir() -> Path:

@@ -22,9 +22,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.settings import parse_broker_url
 from edgewatch import __version__
-from edgewatch.config import ConfigError, read_toml
+from edgewatch.config import ConfigError, parse_broker_url, read_toml
 from edgewatch.fleet import FleetError, SimDevice, default_fleet, fleet_from_scenario
 
 TOPIC = "edgewatch/v1/{}/telemetry"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.settings import Target, load_settings, parse_broker_url, parse_target
-from edgewatch.config import ConfigError
+from agent.settings import Target, load_settings, parse_target
+from edgewatch.config import ConfigError, parse_broker_url
 
 
 def write(tmp_path: Path, text: str) -> Path:
