@@ -211,6 +211,7 @@ class Agents:
         self.published = 0
         self.acked = 0
         self._lock = threading.Lock()
+        self._acked: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self.done = threading.Event()
         self.clients: dict[str, paho.Client] = {}
@@ -218,9 +219,6 @@ class Agents:
         for device_id in streams:
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rel-agent-{device_id}",
                                  clean_session=False)
-            # One message in flight, like an agent publishing its spool oldest first: a client with a wider
-            # window can resend an unacknowledged sample after newer ones when it reconnects, and the
-            # rules then take the late one for a duplicate (the contract wants seq order per device).
             client.max_inflight_messages_set(1)
             client.max_queued_messages_set(0)
             client.reconnect_delay_set(0.2, 2.0)
@@ -235,9 +233,10 @@ class Agents:
             self.clients[device_id] = client
             self.connected[device_id] = event
 
-    def _on_publish(self, *_: Any) -> None:
+    def _on_publish(self, client: paho.Client, _u: Any, mid: int, *_: Any) -> None:
         with self._lock:
             self.acked += 1
+            self._acked.add((client._client_id.decode().removeprefix("rel-agent-"), mid))
 
     @property
     def total(self) -> int:
@@ -257,19 +256,32 @@ class Agents:
         return thread
 
     def _publish(self) -> None:
-        longest = max(len(s) for s in self.streams.values())
+        # Like an agent sending its spool: a device's next sample goes out only once the broker has
+        # acknowledged the previous one (paho would otherwise send a new sample ahead of those it
+        # queued while disconnected, and the rules take a late sample for a duplicate).
+        next_index = dict.fromkeys(self.streams, 0)
+        last: dict[str, int] = {}  # device -> mid of its latest sample
         start = time.monotonic()
-        for index in range(longest):
+        while any(next_index[d] < len(s) for d, s in self.streams.items()):
+            progressed = False
             for device_id, stream in self.streams.items():
                 if self._stop.is_set():
                     return
-                if index >= len(stream):
+                index = next_index[device_id]
+                previous = last.get(device_id)
+                if index >= len(stream) or not self.connected[device_id].is_set() or (
+                        previous is not None and (device_id, previous) not in self._acked):
                     continue
-                self.clients[device_id].publish(self.topic.format(device_id), json.dumps(stream[index]), qos=1)
+                last[device_id] = self.clients[device_id].publish(
+                    self.topic.format(device_id), json.dumps(stream[index]), qos=1).mid
+                next_index[device_id] = index + 1
                 self.published += 1
+                progressed = True
                 ahead = start + self.published / self.rate - time.monotonic()
                 if ahead > 0:
                     self._stop.wait(ahead)
+            if not progressed:
+                self._stop.wait(0.01)
         self.done.set()
 
     def wait_acked(self, timeout: float) -> None:
