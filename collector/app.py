@@ -36,6 +36,9 @@ from tickets.models import Device, RuleState
 logger = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0
+# Device rows falling due together (a fleet after a backlog) are written this many per batch, so
+# that no transaction, and no red sample behind it, waits long for them.
+REGISTRY_ROWS_PER_BATCH = 100
 
 
 class Collector:
@@ -59,7 +62,7 @@ class Collector:
         self.rules = RuleEngine()
         self.tracker = DeviceTracker(settings.default_interval_s, settings.offline_intervals)
         self.decoder = Decoder(settings.mqtt.topic_prefix, settings.mqtt.telegraf_topics)
-        self.registry = RegistryBuffer(settings.registry_flush_s, max_due=settings.batch_size)
+        self.registry = RegistryBuffer(settings.registry_flush_s, max_due=REGISTRY_ROWS_PER_BATCH)
         self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
                                  payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
                                  clock=clock)
