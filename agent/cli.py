@@ -105,8 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(settings: AgentSettings) -> int:
     defer_import("urllib.request")
+    from agent.link import tls_context
     from agent.service import Agent, StopSignal
 
+    if settings.mqtt.tls:
+        try:
+            tls_context(settings.mqtt)  # unusable TLS files: fail at once, not on every reconnect
+        except ConfigError as exc:
+            print(f"edgewatch agent: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         spool, damaged = open_spool(settings.spool_path, settings.spool_max_samples)
     except (SpoolError, OSError) as exc:

@@ -16,12 +16,33 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.settings import MqttSettings
+from edgewatch.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 class LinkError(Exception):
     """The broker could not be reached or refused the agent; the message says why."""
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """TLS that verifies the broker's certificate and host name, with the client certificate if any.
+
+    Made afresh for each connection, so renewed certificate files are picked up on the next
+    reconnect. A file that cannot be loaded is a `ConfigError` naming its setting.
+    """
+    try:
+        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(str(settings.ca_file), "mqtt.ca_file", f"cannot load CA certificates from it: {exc}") \
+            from None
+    if settings.cert_file is not None and settings.key_file is not None:
+        try:
+            context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(str(settings.cert_file), "mqtt.cert_file",
+                              f"cannot load it with mqtt.key_file {settings.key_file}: {exc}") from None
+    return context
 
 
 class Message(NamedTuple):
@@ -58,10 +79,7 @@ class BrokerLink:
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
-            context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
-            if s.cert_file is not None and s.key_file is not None:
-                context.load_cert_chain(str(s.cert_file), str(s.key_file))
-            client.tls_set_context(context)
+            client.tls_set_context(tls_context(s))
         client.will_set(self.will.topic, self.will.payload, qos=1, retain=self.will.retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -77,7 +95,7 @@ class BrokerLink:
             self.closed = False
             self.close_reason = ""
             self._client.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, ConfigError) as exc:  # ConfigError: a TLS file went bad
             self._drop()
             raise LinkError(f"cannot connect to {self.settings.url}: {exc}") from exc
 

@@ -11,6 +11,7 @@ import pytest
 
 from agent.settings import Target, load_settings, parse_target
 from edgewatch.config import ConfigError, parse_broker_url
+from tests.agent.tls import make_tls_files
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -168,3 +169,24 @@ def test_the_example_config_is_valid(tmp_path: Path) -> None:
     s = load_settings(config, environ={})
     assert (s.device_id, s.device_class, s.mqtt.tls, s.mqtt.ca_file) == ("gw-0001", "gateway", True, ca)
     assert [t.name for t in s.targets] == ["tcp://mqtt.example.net:8883", "icmp://192.0.2.1"]
+
+
+@pytest.mark.parametrize("broken", ["ca", "key"])
+def test_unusable_tls_files_stop_the_agent_at_start(tmp_path: Path, broken: str) -> None:
+    files = make_tls_files(tmp_path / "tls")
+    ca, key = files.ca, files.client_key
+    if broken == "ca":
+        ca = tmp_path / "not-a-ca.pem"
+        ca.write_text("not a certificate\n")
+    else:
+        key = files.server_key  # a real key, but not the certificate's
+    env = {"PATH": "/usr/bin:/bin", "EDGEWATCH_MQTT_URL": "mqtts://127.0.0.1:9", "EDGEWATCH_MQTT_CA_FILE": str(ca),
+           "EDGEWATCH_MQTT_CERT_FILE": str(files.client_cert), "EDGEWATCH_MQTT_KEY_FILE": str(key),
+           "EDGEWATCH_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "edgewatch.cli", "agent"],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 2, done.stderr
+    expected = (f"{ca}: mqtt.ca_file: cannot load CA certificates" if broken == "ca"
+                else f"{files.client_cert}: mqtt.cert_file: cannot load it with mqtt.key_file {key}")
+    assert expected in done.stderr
+    assert not (tmp_path / "data").exists(), "stopped before creating the spool"
