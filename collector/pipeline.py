@@ -222,22 +222,19 @@ class RegistryBuffer:
 
     def take(self, seen: dict[str, DeviceSeen], now: float) -> dict[str, DeviceSeen]:
         due: dict[str, DeviceSeen] = {}
-        pending = self._pending
+        pending, known_ids = self._pending, self._known
         for device_id, update in seen.items():
             queued = pending.get(device_id)
             if queued is not None:
-                update = _merge(queued[1], update)
-            identity = (update.agent_version, update.instance, update.interval_s, update.device_class)
-            known = self._known.get(device_id)
-            if known is None or any(new is not None and new != old for new, old in zip(identity, known, strict=True)):
-                self._known[device_id] = tuple(
-                    new if new is not None else old for new, old in zip(identity, known or identity, strict=True)
-                )
-                pending.pop(device_id, None)
+                _merge_into(queued[1], update)
+                update = queued[1]
+            known = known_ids.get(device_id)
+            if known is None or _identity_changed(update, known):
+                known_ids[device_id] = _identity(update, known)
+                if queued is not None:
+                    del pending[device_id]
                 due[device_id] = update
-            elif queued is not None:
-                pending[device_id] = (queued[0], update)
-            else:
+            elif queued is None:
                 pending[device_id] = (now, update)
         while pending and len(due) < self._max_due:
             device_id, (since, update) = next(iter(pending.items()))
@@ -260,17 +257,34 @@ class RegistryBuffer:
         return due
 
 
-def _merge(old: DeviceSeen, new: DeviceSeen) -> DeviceSeen:
-    return DeviceSeen(
-        max(old.received_at, new.received_at),
-        new.seq if new.ts is not None else old.seq,
-        new.ts if new.ts is not None else old.ts,
-        new.latest if new.latest is not None else old.latest,
-        new.instance or old.instance,
-        new.device_class or old.device_class,
-        new.agent_version or old.agent_version,
-        new.interval_s or old.interval_s,
+def _identity(update: DeviceSeen, known: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """What a device row must not lag on: agent version, instance, interval, class."""
+    fresh = (update.agent_version, update.instance, update.interval_s, update.device_class)
+    if known is None:
+        return fresh
+    return tuple(new if new is not None else old for new, old in zip(fresh, known, strict=True))
+
+
+def _identity_changed(u: DeviceSeen, known: tuple[Any, ...]) -> bool:
+    return (
+        (u.agent_version is not None and u.agent_version != known[0])
+        or (u.instance is not None and u.instance != known[1])
+        or (u.interval_s is not None and u.interval_s != known[2])
+        or (u.device_class is not None and u.device_class != known[3])
     )
+
+
+def _merge_into(old: DeviceSeen, new: DeviceSeen) -> None:
+    """Fold a newer update into a queued one (newest values win, known values are kept)."""
+    old.received_at = max(old.received_at, new.received_at)
+    if new.ts is not None:
+        old.seq, old.ts = new.seq, new.ts
+    if new.latest is not None:
+        old.latest = new.latest
+    old.instance = new.instance or old.instance
+    old.device_class = new.device_class or old.device_class
+    old.agent_version = new.agent_version or old.agent_version
+    old.interval_s = new.interval_s or old.interval_s
 
 
 def _context(recent: deque[Sample], metric: str) -> tuple[tuple[float, float], ...]:
