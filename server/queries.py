@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from rules import RuleEngine, SnapshotError
 from tickets.models import (
     OPEN_STATUSES,
     AuditEntry,
+    Clock,
     Contact,
     DeadLetter,
     Device,
@@ -102,6 +103,16 @@ class TicketFilter:
         return conditions
 
 
+# What a list shows: the big text and JSON columns (details, RCA, description) stay unread.
+LIST_COLUMNS = (
+    load_only(*(getattr(Ticket, name) for name in (
+        "id", "device_id", "metric", "severity", "kind", "level", "priority", "status", "customer_id", "title",
+        "assignee", "engineer_level", "escalated", "opened_at", "acknowledged_at", "dispatched_at", "started_at",
+        "on_site_at", "resolved_at", "closed_at", "cancelled_at", "committed_at", "rating"))),
+    selectinload(Ticket.clocks).load_only(
+        Clock.id, Clock.ticket_id, Clock.name, Clock.started_at, Clock.due_at, Clock.stopped_at, Clock.breached_at),
+)
+
 # sort name -> (columns, descending, cursor value types). A ticket's id is given when it opens, so
 # id order is opening order, and the primary key serves it without sorting whole rows.
 TICKET_SORTS: dict[str, tuple[tuple[Any, ...], bool, tuple[type, ...]]] = {
@@ -127,7 +138,7 @@ def list_tickets(
     page = keys[:limit]
     ids = [k[-1] for k in page]
     loaded = {t.id: t for t in session.scalars(
-        select(Ticket).where(Ticket.id.in_(ids)).options(selectinload(Ticket.clocks)))} if ids else {}
+        select(Ticket).where(Ticket.id.in_(ids)).options(*LIST_COLUMNS))} if ids else {}
     rows = [loaded[i] for i in ids if i in loaded]
     next_cursor = encode_cursor(list(page[-1])) if len(keys) > limit else None
     return rows, next_cursor

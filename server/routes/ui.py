@@ -16,6 +16,7 @@ from server.auth import CSRF_COOKIE, SESSION_COOKIE, context, db_session
 from server.schemas import ErrorOut, LoginIn, LoginOut, RatingIn
 from server.security import hash_token
 from tickets.errors import TicketError, TicketNotFound
+from tickets.models import ApiToken
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 api = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -34,8 +35,6 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
 
     Unsafe requests made with the cookie must carry the returned `csrf_token` in `X-CSRF-Token`.
     """
-    from tickets.models import ApiToken
-
     ctx = context(request)
     token = session.scalar(
         select(ApiToken).where(ApiToken.token_hash == hash_token(body.token), ApiToken.revoked_at.is_(None))
