@@ -27,7 +27,7 @@ from collector.persist import TicketSink, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
 from collector.settings import CollectorSettings
 from collector.store import TelemetryStore, open_store
-from collector.thresholds import ThresholdSource
+from collector.thresholds import ThresholdSource, device_classes
 from collector.writer import StoreWriter
 from rules import RuleEngine, SnapshotError, Transition
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
@@ -93,12 +93,17 @@ class Collector:
         if self._service is None:
             self._service = _default_ticket_service(self.db_engine)
         self._restore()
-        self.writer.start()
-        if self.settings.metrics_port is not None:
-            self._http, self.metrics_port = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
-        self._thread = threading.Thread(target=self._run, name="edgewatch-collector", daemon=True)
-        self._thread.start()
-        self.source.start(timeout)
+        try:
+            self.writer.start()
+            if self.settings.metrics_port is not None:
+                self._http, self.metrics_port = self.metrics.serve(self.settings.metrics_port,
+                                                                   self.settings.metrics_host)
+            self._thread = threading.Thread(target=self._run, name="edgewatch-collector", daemon=True)
+            self._thread.start()
+            self.source.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
         self.started.set()
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -137,6 +142,10 @@ class Collector:
         thresholds = self.thresholds.poll(session)
         if thresholds is not None:
             self.rules.set_thresholds(thresholds)
+            if self.thresholds.version_changed:
+                # A class set in the registry applies until the device's samples say otherwise.
+                for device_id, device_class in device_classes(session):
+                    self.rules.set_device_class(device_id, device_class)
 
     # -- the processing thread -----------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class MqttSource:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -113,6 +114,10 @@ class MqttSource:
         self.connected.set()
         options = SubscribeOptions(qos=1)
         client.subscribe([(topic, options) for topic in self._subscriptions])
+
+    def _on_connect_fail(self, _c: Any, _u: Any) -> None:
+        s = self._settings
+        logger.warning("cannot reach the broker at %s:%d; retrying", s.host, s.port)
 
     def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         failed = [str(r) for r in reasons if r.is_failure]

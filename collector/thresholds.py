@@ -1,11 +1,12 @@
 """Where the collector's thresholds come from, and noticing when they change.
 
 The base document is the `--thresholds` file when one is given, else the fleet-wide document the
-server edits (the `settings` row `thresholds`), else the built-in defaults. Per-device overrides
-the server stores on device rows (`devices.thresholds`, `devices.device_class`) are laid over it as
-`[devices.ID]` tables. A cheap poll compares the settings row's version and the overrides; a
-change is parsed and applied without a restart. A broken document is logged and ignored: the
-thresholds in force stay.
+server edits (the `settings` row `thresholds`), else the built-in defaults. Per-device thresholds
+the server stores on device rows (`devices.thresholds`, with the row's class) are laid over it as
+`[devices.ID]` tables. Device classes of the registry are applied by the collector at start and
+whenever the settings version changes (see `device_classes`). A cheap poll compares the settings
+row's version and the overrides; a change is parsed and applied without a restart. A broken
+document is logged and ignored: the thresholds in force stay.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ThresholdSource:
             parse_thresholds(self._file_doc, source=str(file))  # fail at start on a bad file
         self._fingerprint: object = None
         self.errors = 0
+        self.version_changed = False  # the last change included the settings version (or was the first)
 
     def poll(self, session: Session) -> Thresholds | None:
         """New thresholds when anything changed since the last call, else None."""
@@ -48,14 +50,18 @@ class ThresholdSource:
             ).first()
             if row is not None:
                 base, version = dict(row.value or {}), row.version
+        # Only devices with thresholds of their own: the query stays small in a large fleet, and a
+        # new device registering does not rebuild everyone's thresholds.
         overrides = session.execute(
             sa.select(Device.id, Device.thresholds, Device.device_class)
-            .where(sa.or_(Device.thresholds.is_not(None), Device.device_class.is_not(None)))
+            .where(Device.thresholds.is_not(None))
             .order_by(Device.id)
         ).all()
         fingerprint = (version, repr([tuple(r) for r in overrides]))
         if fingerprint == self._fingerprint:
             return None
+        previous = self._fingerprint
+        self.version_changed = not isinstance(previous, tuple) or previous[0] != version
         self._fingerprint = fingerprint
         document = copy.deepcopy(base)
         devices = document.setdefault("devices", {})
@@ -87,3 +93,9 @@ def _read_json(file: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(file), "(document)", "must be a JSON object")
     return data
+
+
+def device_classes(session: Session) -> list[tuple[str, str]]:
+    """(device id, class) of every registered device that has a class."""
+    rows = session.execute(sa.select(Device.id, Device.device_class).where(Device.device_class.is_not(None)))
+    return [(device_id, device_class) for device_id, device_class in rows if device_class]
