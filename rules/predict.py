@@ -77,7 +77,7 @@ class PredictiveSettings:
 
     enabled: bool = True
     horizon: float = 6 * HOUR  # warn when the crossing is expected within this time
-    confidence: float = 0.8  # ...with at least this probability
+    confidence: float = 0.7  # ...with at least this probability
     half_life: float = 1 * HOUR  # memory of the trend fit
     noise_margin: float = 1.0  # the crossing counts from trend + margin x noise (samples breach first)
     log_scale: bool = False  # fit the trend to log(value): steady relative growth

@@ -149,7 +149,7 @@ def test_a_leak_raises_one_trend_warning_that_says_what_and_when() -> None:
     assert warning.message.startswith("mem_percent on gw-0012 forecast to pass 60 % in about ")
     assert "rising 3" in warning.message or "rising 2" in warning.message
     assert warning.expected_at is not None and warning.uncertainty is not None and warning.confidence is not None
-    assert warning.confidence >= 0.8
+    assert warning.confidence >= PredictiveSettings().confidence
     eta = warning.expected_at - warning.ts
     assert 0 < eta <= 6 * HOUR
     # The trend meets 60 % minus one noise deviation (about 59 %) near (59 - 40) / 3 h after the start.
