@@ -65,7 +65,7 @@ class Collector:
         self.registry = RegistryBuffer(settings.registry_flush_s, max_due=REGISTRY_ROWS_PER_BATCH)
         self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
                                  payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
-                                 clock=clock)
+                                 clock=clock, state_flush_s=settings.registry_flush_s)
         self.thresholds = ThresholdSource(settings.thresholds_file)
         self._service = ticket_service
         tel = settings.telemetry
@@ -165,9 +165,9 @@ class Collector:
                     with self._sessions() as session:
                         self._poll_thresholds(session)
                 if not messages and now is None and not self.registry.has_due(self._clock()):
-                    continue
+                    continue  # (unwritten seqs are picked up by the offline check's batches)
                 batch = self.pipeline.process(messages, now)
-                if not messages and not batch.events and not batch.registry:
+                if not messages and not batch.events and not batch.registry and not batch.states:
                     continue
                 if not self._commit(batch):
                     return  # stopping with the batch uncommitted: it is redelivered
@@ -180,11 +180,10 @@ class Collector:
         self._final_flush()
 
     def _final_flush(self) -> None:
-        """Device rows still coalescing are written before the collector stops."""
-        pending = self.registry.drain()
-        if pending:
-            batch = Batch([], registry=pending)
-            self._commit(batch)
+        """Device rows and seqs still coalescing are written before the collector stops."""
+        pending, states = self.registry.drain(), self.pipeline.drain_states()
+        if pending or states:
+            self._commit(Batch([], registry=pending, states=states))
 
     def _ack(self, messages: Sequence[Inbound]) -> None:
         self.source.ack(messages)

@@ -74,7 +74,7 @@ class Pipeline:
     def __init__(
         self, decoder: Decoder, engine: RuleEngine, tracker: DeviceTracker, *, topic_prefix: str,
         payload_limit: int = 2048, registry: RegistryBuffer | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, state_flush_s: float = 5.0, state_rows: int = 500,
     ) -> None:
         self._decoder = decoder
         self._engine = engine
@@ -83,6 +83,9 @@ class Pipeline:
         self._payload_limit = payload_limit
         self._recent: dict[str, deque[Sample]] = {}
         self._persisted: dict[str, tuple[Any, ...]] = {}
+        self._stale: OrderedDict[str, float] = OrderedDict()  # device -> since when its seq is unwritten
+        self._state_flush_s = state_flush_s
+        self._state_rows = state_rows
         self._registry = registry or RegistryBuffer()
         self._clock = clock
 
@@ -102,25 +105,37 @@ class Pipeline:
                 self._reject(batch, message, decoded)
         if now is not None:
             batch.events.extend(self._tracker.silent(now))
-        self._changed_states(batch)
-        batch.registry = self._registry.take(batch.seen, self._clock() if now is None else now)
+        at = self._clock() if now is None else now
+        self._changed_states(batch, at)
+        batch.registry = self._registry.take(batch.seen, at)
         return batch
+
+    def drain_states(self) -> dict[str, dict[str, Any]]:
+        """Snapshots of every device whose latest seq is not yet stored (at shutdown)."""
+        snapshot = self._engine.snapshot_device
+        states = {d: state for d in self._stale if (state := snapshot(d)) is not None}
+        self._stale.clear()
+        return states
 
     def remember_state(self, device_id: str, snapshot: dict[str, Any]) -> None:
         """A snapshot known to be in the database (restored at start)."""
         self._persisted[device_id] = _signature(snapshot)
 
-    def _changed_states(self, batch: Batch) -> None:
-        """Snapshots of the devices whose rule state changed beyond the seq.
+    def _changed_states(self, batch: Batch, now: float) -> None:
+        """Snapshots of the devices whose rule state changed beyond the seq, and of those whose
+        seq alone has been unwritten for `state_flush_s`.
 
         A device whose streaks, alerts, instance and class are what the database already holds is
-        not written: should the collector crash before acknowledging, the broker redelivers its
-        samples, and the engine, being deterministic, replays them from the stored state to the
-        same state without a transition (a batch with a transition always writes). This keeps a
-        healthy fleet's batches from rewriting every device's row.
+        not written at once: should the collector crash before acknowledging, the broker
+        redelivers its samples, and the engine, being deterministic, replays them from the stored
+        state to the same state without a transition (a batch with a transition always writes).
+        Its seq follows within `state_flush_s` (and at shutdown), which bounds the window in which
+        a sample repeated by its agent across a collector crash could be taken for a new one. This
+        keeps a healthy fleet's batches from rewriting every device's row.
         """
         alerted = {t.device_id for t, _ in batch.transitions}
         snapshot = self._engine.snapshot_device
+        stale = self._stale
         for device_id in batch.touched:
             state = snapshot(device_id)
             if state is None:
@@ -129,6 +144,17 @@ class Pipeline:
             if device_id in alerted or self._persisted.get(device_id) != signature:
                 batch.states[device_id] = state
                 self._persisted[device_id] = signature
+                stale.pop(device_id, None)
+            elif device_id not in stale:
+                stale[device_id] = now
+        while stale and len(batch.states) < self._state_rows:
+            device_id, since = next(iter(stale.items()))
+            if now - since < self._state_flush_s:
+                break
+            stale.popitem(last=False)
+            state = snapshot(device_id)
+            if state is not None:
+                batch.states[device_id] = state
 
     def _telemetry(self, batch: Batch, decoded: Telemetry, received_at: float) -> None:
         feed, fresh = self._engine.feed, False

@@ -63,7 +63,8 @@ class CollectorSettings:
     offline_intervals: float = 3.0
     offline_check_s: float = 2.0
     dead_letter_payload_bytes: int = 2048
-    registry_flush_s: float = 5.0  # a device's last-seen time and latest values may lag this much
+    # A device's last-seen time, latest values and stored seq may lag this much (not its alerts).
+    registry_flush_s: float = 5.0
 
 
 def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:

@@ -58,6 +58,21 @@ def test_rule_state_is_written_only_when_it_changed_beyond_seq() -> None:
     assert [t.event for t, _ in batch.transitions] == ["raised", "cleared"] and set(batch.states) == {"a"}
 
 
+def test_an_unwritten_seq_is_written_after_the_flush_interval_and_at_shutdown() -> None:
+    clock = [100.0]
+    pipe = Pipeline(Decoder(), RuleEngine(), DeviceTracker(), topic_prefix="edgewatch/v1",
+                    clock=lambda: clock[0], state_flush_s=5.0)
+    pipe.process([tel("a", 1, cpu_percent=10), tel("b", 1, cpu_percent=10)])
+    assert pipe.process([tel("a", 2, cpu_percent=10)]).states == {}
+    clock[0] = 104.0
+    assert pipe.process([tel("b", 2, cpu_percent=10)]).states == {}
+    clock[0] = 105.5
+    states = pipe.process([]).states
+    assert list(states) == ["a"] and states["a"]["seq"] == 2
+    assert {d: s["seq"] for d, s in pipe.drain_states().items()} == {"b": 2}
+    assert pipe.drain_states() == {}
+
+
 def test_restored_state_is_not_rewritten() -> None:
     pipe, engine, _ = make()
     engine.restore_device("a", {"seq": 5, "instance": None, "device_class": None, "metrics": {}})
