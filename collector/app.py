@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from collector.decode import Decoder
 from collector.devices import DeviceEvent, DeviceTracker
 from collector.metrics import CollectorMetrics
-from collector.mqtt import Inbound, MqttSource
+from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
 from collector.persist import TicketSink, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
@@ -172,8 +173,7 @@ class Collector:
                 if not self._commit(batch):
                     return  # stopping with the batch uncommitted: it is redelivered
                 self._account(batch)
-                msgs = batch.messages
-                self.writer.submit(batch.points, lambda msgs=msgs: self._ack(msgs))  # type: ignore[misc]
+                self.writer.submit(batch.points, partial(self.source.ack, batch.messages))
             except Exception:  # the loop never dies; the next batch gets a fresh start
                 logger.exception("collector loop error")
                 self._stopping.wait(1.0)
@@ -184,9 +184,6 @@ class Collector:
         pending, states = self.registry.drain(), self.pipeline.drain_states()
         if pending or states:
             self._commit(Batch([], registry=pending, states=states))
-
-    def _ack(self, messages: Sequence[Inbound]) -> None:
-        self.source.ack(messages)
 
     def _commit(self, batch: Batch) -> bool:
         """Write the batch in one transaction, retrying while the database is unavailable."""

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Job:
     points: list[Point]
-    on_safe: Callable[[], None] | None
+    on_safe: Callable[[], object] | None
     queued_at: float = field(default=0.0)
 
     def release(self) -> None:
@@ -90,7 +90,7 @@ class StoreWriter:
     def degraded(self) -> bool:
         return self._retry_at > self._clock()
 
-    def submit(self, points: list[Point], on_safe: Callable[[], None] | None = None) -> None:
+    def submit(self, points: list[Point], on_safe: Callable[[], object] | None = None) -> None:
         job = _Job(points, on_safe, self._clock())
         with self._cond:
             if self._stopping and self._thread is None:
