@@ -18,6 +18,9 @@ event for this very series). The detector reports the largest of the four. Two g
 output sparse, as operators (and the NAB score) want: a score that does not reach the recent
 (slowly fading) maximum is halved, and after a detection the detector stays quiet for a while.
 
+One check overrides them all, as in Numenta's own NAB detector: a value beyond the highest or
+lowest the series has ever shown, by more than 5 % of that all-time range, scores 1.
+
 Time comes inside the samples (only the time of day is used); the whole state is a handful of
 numbers and small arrays that `snapshot()` turns into plain JSON-able data.
 """
@@ -64,6 +67,7 @@ class AnomalyParams:
     likelihood_min_var: float = 1e-4
     record_fade: float = 0.9998  # per sample, for the recent maximum score
     refractory: int = 150  # samples of silence after a detection
+    range_tolerance: float = 0.05  # beyond the all-time range by this share of it: a detection (0: off)
     detection_level: float = 0.5  # a score at or above this is a detection (starts the silence)
 
     def __post_init__(self) -> None:
@@ -87,7 +91,7 @@ DEFAULT_PARAMS = AnomalyParams()
 # Scalars of the state, in snapshot order.
 _SCALARS = (
     "n", "med", "mad", "absl", "dmad", "prev", "mid", "scale", "smid", "splain", "sscale",
-    "vol", "rtotal", "rweight", "record", "last", "unusual",
+    "vol", "rtotal", "rweight", "record", "last", "unusual", "low", "high",
 )
 
 
@@ -113,6 +117,7 @@ class AnomalyDetector:
         self.record = 0.0
         self.last = -(10**9)
         self.unusual = 0.0
+        self.low = self.high = 0.0  # the lowest and highest value ever seen
         self.counts = array("d", bytes(8 * params.rarity_bands))
         self.profile = array("d", [math.nan]) * params.season_slots
         self.buffers = array("d", bytes(8 * _VIEWS * params.likelihood_window))
@@ -127,10 +132,14 @@ class AnomalyDetector:
         n = self.n
         x = float(value)
         if n == 1:
-            self.med = self.mid = self.smid = self.prev = x
+            self.med = self.mid = self.smid = self.prev = self.low = self.high = x
             self.absl = abs(x)
             self.profile[self._slot(ts)] = x
             return 0.0
+        reach = p.range_tolerance * (self.high - self.low)
+        beyond = reach > 0 and (x > self.high + reach or x < self.low - reach)
+        self.high = max(self.high, x)
+        self.low = min(self.low, x)
         raws = self._raw(ts, x)
         self._learn(x)
         score = self._calibrate(raws)
@@ -140,6 +149,12 @@ class AnomalyDetector:
         # otherwise mute the detector for thousands of samples.
         recent = self.record
         self.record = max(score, recent * p.record_fade)
+        if beyond:
+            # Beyond everything this series has ever done: always news, even in the quiet
+            # period, and kept out of the recent maximum so it mutes nothing after it.
+            self.unusual = 1.0
+            self.last = n
+            return 1.0
         self.unusual = score
         if score < recent:
             score *= 0.5

@@ -31,6 +31,11 @@ def detections(values: list[float]) -> list[int]:
     return [i for i, s in enumerate(scores(values)) if s >= DETECTION]
 
 
+def caught(found: list[int], onset: int, within: int) -> bool:
+    """Detected within `within` samples of the onset, after few detections before it (noise)."""
+    return any(onset <= i <= onset + within for i in found) and len([i for i in found if i < onset]) <= 2
+
+
 def test_scores_lie_in_0_1_and_are_0_while_learning() -> None:
     out = scores(noise(1000))
     assert all(0.0 <= s <= 1.0 for s in out)
@@ -44,38 +49,43 @@ def test_a_constant_series_is_never_anomalous() -> None:
 
 def test_gaussian_noise_raises_next_to_nothing() -> None:
     # The score is calibrated per series, but the calibration is Gaussian and the raw surprises
-    # are skewed: on pure noise a detection comes about once in 2000 samples (docs/predictive.md).
+    # are skewed, and pure noise keeps setting new all-time highs and lows now and then: on
+    # noise a detection comes about once in 1000 samples (docs/predictive.md).
     found = [i for seed in range(5) for i in detections(noise(4000, seed=seed))]
-    assert len(found) <= 20
+    assert len(found) <= 30
 
 
 def test_a_spike_is_detected_within_a_few_samples() -> None:
     values = noise(3000)
     values[2000] += 30.0  # 15 standard deviations
-    found = detections(values)
-    assert found and 2000 <= found[0] <= 2010
-    assert all(i >= 2000 for i in found)
+    assert caught(detections(values), 2000, 0)  # beyond the all-time range: at once
 
 
 def test_a_spike_downwards_is_detected_too() -> None:
     values = noise(3000)
     values[2000] -= 40.0
-    found = detections(values)
-    assert found and 2000 <= found[0] <= 2010
+    assert caught(detections(values), 2000, 0)
+
+
+def test_a_smaller_spike_than_a_recent_one_is_not_news() -> None:
+    values = noise(3000)
+    values[500] += 40.0  # an early spike sets the range and the recent maximum ...
+    values[2000] += 30.0  # ... so this smaller one is scored, but halved below a detection
+    out = scores(values)
+    assert out[500] == 1.0
+    assert 0.1 < max(out[2000:2011]) < DETECTION
 
 
 def test_a_level_shift_is_detected_at_once() -> None:
     values = noise(3000)
     shifted = values[:2000] + [v + 15.0 for v in values[2000:]]
-    found = detections(shifted)
-    assert found and 2000 <= found[0] <= 2005
+    assert caught(detections(shifted), 2000, 0)
 
 
 def test_turning_erratic_is_detected() -> None:
     values = noise(3000)
     erratic = values[:2000] + [50.0 + (v - 50.0) * 4 for v in values[2000:]]
-    found = detections(erratic)
-    assert found and 2000 <= found[0] <= 2010
+    assert caught(detections(erratic), 2000, 10)
 
 
 def test_a_missing_daily_peak_is_detected_by_the_time_of_day_profile() -> None:
