@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -48,6 +47,31 @@ RETRY_AFTER = timedelta(seconds=5)
 # so a job loaded from the store after a restart finds its live scheduler here, by name.
 _RUNNING: dict[str, ClockScheduler] = {}
 _RUNNING_LOCK = threading.Lock()
+
+
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """APScheduler's background scheduler whose job-processing passes can be closed for good.
+
+    Its loop, caught in the middle of a pass by `shutdown()`, dies on the jobs it is handing out
+    (once stopped it looks them up among "pending" jobs, and the executor refuses new work).
+    Closing the passes first, waiting for one in progress, makes shutdown orderly.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._pass_lock = threading.Lock()
+        self._passes_closed = False
+        super().__init__(**options)
+
+    def close_passes(self) -> None:
+        with self._pass_lock:
+            self._passes_closed = True
+
+    def _process_jobs(self) -> float | None:
+        with self._pass_lock:
+            if self._passes_closed:
+                return None
+            wait: float | None = super()._process_jobs()
+            return wait
 
 
 def jobstore_engine(engine: Engine) -> Engine:
@@ -73,14 +97,14 @@ def _job_id(clock_id: int, at: datetime) -> str:
     return f"clock-{clock_id}-{round(at.timestamp() * 1_000_000)}"
 
 
-def fire_clock_job(scheduler_name: str, clock_id: int) -> None:
+def fire_clock_job(scheduler_name: str, clock_id: int, instant: float | None = None) -> None:
     """The job function stored in the job store."""
     with _RUNNING_LOCK:
         scheduler = _RUNNING.get(scheduler_name)
     if scheduler is None:
         logger.warning("clock %s: no running scheduler %r in this process; job skipped", clock_id, scheduler_name)
         return
-    scheduler.fire(clock_id)
+    scheduler.fire(clock_id, datetime.fromtimestamp(instant, UTC) if instant is not None else None)
 
 
 class ClockScheduler:
@@ -106,7 +130,7 @@ class ClockScheduler:
         if persistent:
             self._store_engine = jobstore_engine(engine)
             store = SQLAlchemyJobStore(engine=self._store_engine, tablename=JOB_TABLE)
-        self._aps = BackgroundScheduler(
+        self._aps = _Scheduler(
             jobstores={"default": store, "local": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(threads)},
             # Never drop a late job: a deadline missed while down must still fire, once.
@@ -120,6 +144,7 @@ class ClockScheduler:
         self.errors = 0
         self._queue: queue.Queue[tuple[int, datetime | None] | None] = queue.Queue()
         self._feeder: threading.Thread | None = None
+        self._stopping = False
         self.last_resync = (0, 0)  # (clocks scheduled, jobs written to the store) at the last resync
 
     # ------------------------------------------------------------ life
@@ -143,6 +168,12 @@ class ClockScheduler:
             self._queue.put(None)  # clocks handed over before this are still written
             self._feeder.join(timeout=30)
             self._feeder = None
+        with self._lock:
+            # APScheduler's shutdown holds its job store lock while it waits for running jobs; a
+            # job then adding its clock's next instant would wait for that lock forever. From here
+            # on jobs leave the job store alone (the next start reschedules from the database).
+            self._stopping = True
+        self._aps.close_passes()
         with contextlib.suppress(Exception):
             self._aps.shutdown(wait=wait)
         if self._store_engine is not None and self._store_engine is not self._engine:
@@ -191,20 +222,24 @@ class ClockScheduler:
                 self._queue.task_done()
 
     def _apply(self, clock_id: int, at: datetime | None) -> None:
-        """(Re)schedule the clock's job at `at`; None removes it."""
+        """(Re)schedule the clock's job at `at`; None forgets it.
+
+        A job for an instant that is no longer the clock's is never removed: APScheduler's own loop
+        may be handing it to the executor right now and would die on a job that vanished under it.
+        Left alone, it fires once, finds the clock's row says otherwise, and does nothing.
+        """
         with self._lock:
-            old = self._scheduled.get(clock_id)
-            if old == at:
+            if self._stopping:
                 return
-            if old is not None:
-                with contextlib.suppress(JobLookupError):
-                    self._aps.remove_job(_job_id(clock_id, old))
+            if self._scheduled.get(clock_id) == at:
+                return
             if at is None:
                 self._scheduled.pop(clock_id, None)
                 return
             self._scheduled[clock_id] = at
-            self._aps.add_job(fire_clock_job, DateTrigger(run_date=at, timezone=UTC), args=[self.name, clock_id],
-                              id=_job_id(clock_id, at), replace_existing=True)
+            self._aps.add_job(fire_clock_job, DateTrigger(run_date=at, timezone=UTC),
+                              args=[self.name, clock_id, at.timestamp()], id=_job_id(clock_id, at),
+                              replace_existing=True)
 
     def resync(self) -> int:
         """Schedule every clock with something left to do, from the database; returns how many."""
@@ -229,9 +264,7 @@ class ClockScheduler:
                 continue
             self._apply(clock_id, at)
             changed += 1
-        for job_id in stored - wanted:
-            with contextlib.suppress(JobLookupError):
-                self._aps.remove_job(job_id, jobstore="default")
+        # Stored jobs no longer wanted are left to fire once and do nothing (see `_apply`).
         self.last_resync = (len(due), changed)
         logger.info("clock scheduler %s: %d clocks scheduled from the database (%d jobs written)",
                     self.name, len(due), changed)
@@ -257,10 +290,14 @@ class ClockScheduler:
 
     # ------------------------------------------------------------ firing
 
-    def fire(self, clock_id: int) -> None:
-        """Run what is due on one clock now (called by its job)."""
+    def fire(self, clock_id: int, instant: datetime | None = None) -> None:
+        """Run what is due on one clock now (called by its job, scheduled for `instant`)."""
         with self._lock:
-            target = self._scheduled.pop(clock_id, None)
+            current = self._scheduled.get(clock_id)
+            # A job for an instant the clock has moved away from is stale: it still looks (the
+            # row decides) but does not count as a firing and keeps the current job's place.
+            stale = instant is not None and current is not None and abs((current - instant).total_seconds()) > 1e-3
+            target = None if stale else self._scheduled.pop(clock_id, None)
         started = time.monotonic()
         try:
             with self._sessions.begin() as session:

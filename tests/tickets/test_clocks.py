@@ -220,6 +220,27 @@ def test_a_restart_keeps_the_stored_jobs_that_are_still_right(
         assert second.last_resync == (5, 0) and second.pending() == 5
 
 
+def test_shutdown_while_clocks_fire_does_not_hang(
+    engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int]
+) -> None:
+    """APScheduler's shutdown holds its job store lock while waiting for running jobs, which
+    themselves schedule their clock's next instant: the scheduler must not deadlock there."""
+    import threading
+
+    service = TicketService(_fast_policy(0.4), SystemClock())
+    scheduler = ClockScheduler(engine, sessions, service, reconcile_every=60, threads=4)
+    scheduler.start()
+    with sessions.begin() as s:
+        for n in range(30):
+            service.on_transition(s, transition("raised", "red", 95.0, metric=f"m{n}"))
+    service.after_commit()
+    time.sleep(0.25)  # the warnings (at 50 %) are firing now
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    stopper.join(20)
+    assert not stopper.is_alive(), "shutdown hung"
+
+
 @pytest.mark.parametrize("persistent", [True, False])
 def test_scheduler_names_are_unique_per_process(engine: Engine, sessions: sessionmaker[Session],
                                                 persistent: bool) -> None:
