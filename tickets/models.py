@@ -241,6 +241,22 @@ class RuleState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PredictiveState(Base):
+    """The predictive monitor's snapshot of one device and its latest forecast per metric.
+
+    Written by the collector (in the transaction of the batch that raised or withdrew a warning,
+    and otherwise every `predictive_flush_s`); `forecasts` is what the server shows, since the
+    server does not host the monitor.
+    """
+
+    __tablename__ = "predictive_states"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    forecasts: Mapped[dict[str, Any]]  # metric -> latest forecast summary (see collector.predictive)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class DeadLetter(Base):
     """A message the collector rejected, with the reason; the payload is kept truncated."""
 

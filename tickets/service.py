@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 import rules
-from tickets import actions, firing, opening
+from rules.predict import PredictiveEvent
+from tickets import actions, firing, opening, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
@@ -68,6 +69,12 @@ class TicketService:
         customer's ops contacts told at once; escalated → the open ticket upgraded to red; cleared →
         a note and a recovery message to the same recipients. Does not commit."""
         return opening.on_transition(self.ctx, session, transition, recent)
+
+    def on_predictive(self, session: Session, event: PredictiveEvent) -> Ticket | None:
+        """raised → a blue `predictive` ticket for the junior group (its own open key, beside any
+        orange/red ticket of the metric); withdrawn → that ticket closed with the event's message as
+        the note. Does not commit."""
+        return predictive.on_predictive(self.ctx, session, event)
 
     def on_device_offline(self, session: Session, device_id: str, since: datetime) -> Ticket | None:
         return opening.on_device_offline(self.ctx, session, device_id, since)
