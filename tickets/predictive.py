@@ -43,10 +43,10 @@ def on_predictive(ctx: Context, session: Session, event: PredictiveEvent) -> Tic
         if not created:
             add_note(session, ticket, COLLECTOR, f"warning raised again: {event.message}", at)
         return ticket
-    ticket = find_open(session, key)
-    if ticket is not None:
-        _close(ctx, session, ticket, event, at)
-    return ticket
+    current = find_open(session, key)
+    if current is not None:
+        _close(ctx, session, current, event, at)
+    return current
 
 
 def _close(ctx: Context, session: Session, ticket: Ticket, event: PredictiveEvent, at: datetime) -> None:
