@@ -120,7 +120,7 @@ def test_collector_sigkilled_at_20_random_points(
     figures: Figures,
 ) -> None:
     devices = [f"kill-{n:02d}" for n in range(20)]
-    fleet = audit.streams(devices, int(scaled(300, 1_000)), seed=11)
+    fleet = audit.streams(devices, int(scaled(200, 1_000)), seed=11)
     expected = audit.expected_from(fleet, tmp_path)
     s = scene(tmp_path, broker, postgres_server, receiver, devices)
     seed = 20_260_105
