@@ -192,6 +192,9 @@ class TimedService:
         self.pending.append(transition.device_id)
         return ticket
 
+    def on_predictive(self, session: Any, event: Any) -> Any:
+        return self.inner.on_predictive(session, event)
+
     def on_device_offline(self, session: Any, device_id: str, since: Any) -> Any:
         return self.inner.on_device_offline(session, device_id, since)
 
