@@ -26,13 +26,15 @@ from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
 from collector.persist import TicketSink, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
+from collector.predictive import PredictiveConfigSource, PredictiveStage
 from collector.settings import CollectorSettings
 from collector.store import TelemetryStore, open_store
 from collector.thresholds import ThresholdSource, device_classes
 from collector.writer import StoreWriter
 from rules import RuleEngine, SnapshotError, Transition
+from rules.predict import PredictiveEvent, PredictiveMonitor, PredictiveStateError
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
-from tickets.models import Device, RuleState
+from tickets.models import Device, PredictiveState, RuleState
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,12 @@ class Collector:
         self.tracker = DeviceTracker(settings.default_interval_s, settings.offline_intervals)
         self.decoder = Decoder(settings.mqtt.topic_prefix, settings.mqtt.telegraf_topics)
         self.registry = RegistryBuffer(settings.registry_flush_s, max_due=REGISTRY_ROWS_PER_BATCH)
+        self.predictive = PredictiveStage(PredictiveMonitor(settings.predictive), self.rules.thresholds,
+                                          flush_s=settings.predictive_flush_s, max_rows=REGISTRY_ROWS_PER_BATCH)
+        self.predictive_config = PredictiveConfigSource(settings.config_file)
         self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
                                  payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
-                                 clock=clock, state_flush_s=settings.registry_flush_s)
+                                 clock=clock, state_flush_s=settings.registry_flush_s, predictive=self.predictive)
         self.thresholds = ThresholdSource(settings.thresholds_file)
         self._service = ticket_service
         tel = settings.telemetry
@@ -129,24 +134,40 @@ class Collector:
                     self.rules.restore_device(device_id, state)
                     self.pipeline.remember_state(device_id, state)
                     restored += 1
+                    self.predictive.set_device_class(device_id, state.get("device_class"))
                 except SnapshotError as exc:
                     logger.error("rule state of %s not restored (%s); it starts afresh", device_id, exc)
+            self.predictive.load_alerts(self.rules.active_alerts())
             rows = session.execute(sa.select(Device.id, Device.state, Device.interval_s, Device.agent_version,
-                                             Device.instance, Device.device_class))
-            for device_id, state, interval, version, instance, device_class in rows:
+                                             Device.instance, Device.device_class, Device.latest_ts))
+            last_ts: dict[str, float | None] = {}
+            for device_id, state, interval, version, instance, device_class, latest_ts in rows:
                 self.tracker.load(device_id, state, interval, now)
                 self.registry.load(device_id, (version, instance, interval, device_class))
+                last_ts[device_id] = latest_ts
+            predicted = 0
+            for device_id, state in session.execute(sa.select(PredictiveState.device_id, PredictiveState.state)):
+                try:
+                    self.predictive.restore(device_id, state, last_ts.get(device_id))
+                    predicted += 1
+                except PredictiveStateError as exc:
+                    logger.error("predictive state of %s not restored (%s); its trends start afresh", device_id, exc)
             self._poll_thresholds(session)
-        logger.info("restored the rule state of %d devices", restored)
+        logger.info("restored the rule state of %d devices, the predictive state of %d", restored, predicted)
 
     def _poll_thresholds(self, session: Session) -> None:
         thresholds = self.thresholds.poll(session)
         if thresholds is not None:
             self.rules.set_thresholds(thresholds)
+            self.predictive.set_thresholds(thresholds)
             if self.thresholds.version_changed:
                 # A class set in the registry applies until the device's samples say otherwise.
                 for device_id, device_class in device_classes(session):
                     self.rules.set_device_class(device_id, device_class)
+                    self.predictive.set_device_class(device_id, device_class)
+        config = self.predictive_config.poll()
+        if config is not None:
+            self.predictive.set_config(config)
 
     # -- the processing thread -----------------------------------------------------------------
 
@@ -168,7 +189,8 @@ class Collector:
                 if not messages and now is None and not self.registry.has_due(self._clock()):
                     continue  # (unwritten seqs are picked up by the offline check's batches)
                 batch = self.pipeline.process(messages, now)
-                if not messages and not batch.events and not batch.registry and not batch.states:
+                if (not messages and not batch.events and not batch.registry and not batch.states
+                        and not batch.predictive_states):
                     continue
                 if not self._commit(batch):
                     return  # stopping with the batch uncommitted: it is redelivered
@@ -182,8 +204,9 @@ class Collector:
     def _final_flush(self) -> None:
         """Device rows and seqs still coalescing are written before the collector stops."""
         pending, states = self.registry.drain(), self.pipeline.drain_states()
-        if pending or states:
-            self._commit(Batch([], registry=pending, states=states))
+        predictive = self.pipeline.drain_predictive()
+        if pending or states or predictive:
+            self._commit(Batch([], registry=pending, states=states, predictive_states=predictive))
 
     def _commit(self, batch: Batch) -> bool:
         """Write the batch in one transaction, retrying while the database is unavailable."""
@@ -212,7 +235,7 @@ class Collector:
             logger.exception("ticket service after_commit failed")
         return True
 
-    def _ticket_error(self, subject: Transition | DeviceEvent, exc: Exception) -> None:
+    def _ticket_error(self, subject: Transition | DeviceEvent | PredictiveEvent, exc: Exception) -> None:
         self.metrics.ticket_errors.inc()
         logger.error("ticket service failed on %s: %s", subject, exc, exc_info=exc)
 
@@ -228,6 +251,8 @@ class Collector:
                 m.alerts_raised.labels(transition.severity.value).inc()
         for event in batch.events:
             m.device_state.labels(event.state).inc()
+        for _, warning in batch.predictions:
+            m.predictive.labels(warning.change.value, warning.kind.value).inc()
         if batch.messages:
             m.batch_size.observe(len(batch.messages))
             done = time.monotonic()

@@ -42,6 +42,10 @@ class CollectorMetrics:
         )
         for severity in ("orange", "red"):
             self.alerts_raised.labels(severity)
+        self.predictive = Counter(
+            "edgewatch_collector_predictive_warnings", "Predictive warnings, by change (raised, withdrawn) and kind",
+            ["change", "kind"], registry=r,
+        )
         self.device_state = Counter(
             "edgewatch_collector_device_state_changes", "Devices going online or offline", ["state"], registry=r
         )
@@ -60,7 +64,8 @@ class CollectorMetrics:
             "edgewatch_collector_commit_errors", "Failed ticket-database commits (retried)", registry=r
         )
         self.ticket_errors = Counter(
-            "edgewatch_collector_ticket_errors", "Alert transitions the ticket service failed on", registry=r
+            "edgewatch_collector_ticket_errors",
+            "Alert transitions and predictive warnings the ticket service failed on", registry=r,
         )
         self.input_queue = Gauge(
             "edgewatch_collector_input_queue_messages", "Messages received and waiting to be processed",

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from collector.devices import OFFLINE, ONLINE, DeviceEvent
 from collector.pipeline import Batch
 from rules import Transition
+from rules.predict import PredictiveEvent
 from tickets.models import DeadLetter, Device
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class TicketSink(Protocol):
     def on_transition(
         self, session: Session, transition: Transition, recent: Sequence[tuple[float, float]] = ()
     ) -> Any: ...
+
+    def on_predictive(self, session: Session, event: PredictiveEvent) -> Any: ...
 
     def on_device_offline(self, session: Session, device_id: str, since: datetime) -> Any: ...
 
@@ -86,6 +89,12 @@ INSERT INTO rule_states (device_id, state, updated_at) VALUES (:device_id, {stat
 ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
 """
 
+PREDICTIVE_STATE_UPSERT = """
+INSERT INTO predictive_states (device_id, state, forecasts, updated_at) VALUES (:device_id, {state}, {forecasts}, :at)
+ON CONFLICT (device_id) DO UPDATE SET
+    state = excluded.state, forecasts = excluded.forecasts, updated_at = excluded.updated_at
+"""
+
 
 class _Dialect:
     """SQL text and value encodings for the driver in use (sqlite3 or psycopg)."""
@@ -95,9 +104,12 @@ class _Dialect:
         if self.postgres:
             self.device_upsert = _pyformat(DEVICE_UPSERT.format(latest="CAST(:latest AS json)"))
             self.rule_state_upsert = _pyformat(RULE_STATE_UPSERT.format(state="CAST(:state AS json)"))
+            self.predictive_upsert = _pyformat(PREDICTIVE_STATE_UPSERT.format(
+                state="CAST(:state AS json)", forecasts="CAST(:forecasts AS json)"))
         else:
             self.device_upsert = DEVICE_UPSERT.format(latest=":latest")
             self.rule_state_upsert = RULE_STATE_UPSERT.format(state=":state")
+            self.predictive_upsert = PREDICTIVE_STATE_UPSERT.format(state=":state", forecasts=":forecasts")
 
     def time(self, ts: float) -> Any:
         at = utc(ts)
@@ -141,6 +153,18 @@ def upsert_rule_states(session: Session, states: Mapping[str, Any]) -> None:
         session.connection().exec_driver_sql(d.rule_state_upsert, rows)
 
 
+def upsert_predictive_states(session: Session, rows: Mapping[str, Mapping[str, Any]]) -> None:
+    """The predictive monitor's per-device state and latest forecasts (`PredictiveStage.row`)."""
+    if not rows:
+        return
+    d = _dialect(session)
+    at = d.time(time.time())
+    dumps = json.dumps
+    values = [{"device_id": device_id, "state": dumps(rows[device_id]["state"]),
+               "forecasts": dumps(rows[device_id]["forecasts"]), "at": at} for device_id in sorted(rows)]
+    session.connection().exec_driver_sql(d.predictive_upsert, values)
+
+
 def _storable(text: str) -> str:
     """PostgreSQL text cannot hold NUL, and a refused dead letter would fail its batch on every retry:
     written as the same escape `truncate_payload` uses for undecodable bytes."""
@@ -178,23 +202,33 @@ def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent
 
 def write_batch(
     session: Session, batch: Batch, service: TicketSink,
-    on_ticket_error: Callable[[Transition | DeviceEvent, Exception], None],
+    on_ticket_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
 ) -> None:
     """Everything of `batch` into `session` (the caller commits). A ticket-service failure on one
-    transition rolls back that transition alone (a savepoint) and is reported, not raised."""
+    transition or predictive event rolls back that change alone (a savepoint) and is reported, not
+    raised. Predictive events go in sample order among the transitions."""
     upsert_devices(session, batch)
     upsert_rule_states(session, batch.states)
+    upsert_predictive_states(session, batch.predictive_states)
     insert_dead_letters(session, batch)
-    for transition, recent in batch.transitions:
+    predictions = iter(batch.predictions)
+    pending = next(predictions, None)
+    for index, (transition, recent) in enumerate(batch.transitions):
+        while pending is not None and pending[0] <= index:
+            _isolated(session, partial(service.on_predictive, session, pending[1]), pending[1], on_ticket_error)
+            pending = next(predictions, None)
         _isolated(session, partial(service.on_transition, session, transition, recent), transition,
                   on_ticket_error)
+    while pending is not None:
+        _isolated(session, partial(service.on_predictive, session, pending[1]), pending[1], on_ticket_error)
+        pending = next(predictions, None)
     for event in batch.events:
         _isolated(session, partial(apply_device_event, session, service, event), event, on_ticket_error)
 
 
 def _isolated(
-    session: Session, action: Callable[[], Any], subject: Transition | DeviceEvent,
-    on_error: Callable[[Transition | DeviceEvent, Exception], None],
+    session: Session, action: Callable[[], Any], subject: Transition | DeviceEvent | PredictiveEvent,
+    on_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
 ) -> None:
     try:
         with session.begin_nested():

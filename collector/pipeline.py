@@ -16,8 +16,10 @@ from typing import Any
 from collector.decode import Decoder, Ignored, Rejected, Status, Telemetry
 from collector.devices import DeviceEvent, DeviceTracker
 from collector.mqtt import Inbound
+from collector.predictive import PredictiveStage
 from collector.store import Point
 from rules import RuleEngine, Sample, Transition
+from rules.predict import PredictiveEvent
 from rules.sample import DEVICE_ID_PATTERN
 
 RECENT_SAMPLES = 10  # per device, handed to the ticket service as context for a new ticket
@@ -61,6 +63,10 @@ class Batch:
     touched: set[str] = field(default_factory=set)  # devices fed a new sample
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule-state snapshots to write
     events: list[DeviceEvent] = field(default_factory=list)
+    # Predictive warnings raised or withdrawn, each after the first n transitions of the batch
+    # (so that tickets change in the order the samples came), and the monitor rows to write.
+    predictions: list[tuple[int, PredictiveEvent]] = field(default_factory=list)
+    predictive_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -75,6 +81,7 @@ class Pipeline:
         self, decoder: Decoder, engine: RuleEngine, tracker: DeviceTracker, *, topic_prefix: str,
         payload_limit: int = 2048, registry: RegistryBuffer | None = None,
         clock: Callable[[], float] = time.time, state_flush_s: float = 5.0, state_rows: int = 500,
+        predictive: PredictiveStage | None = None,
     ) -> None:
         self._decoder = decoder
         self._engine = engine
@@ -88,6 +95,7 @@ class Pipeline:
         self._state_rows = state_rows
         self._registry = registry or RegistryBuffer()
         self._clock = clock
+        self._predictive = predictive
 
     def process(self, messages: Sequence[Inbound], now: float | None = None) -> Batch:
         """Decode and evaluate `messages`; with `now`, also declare silent devices offline."""
@@ -107,8 +115,15 @@ class Pipeline:
             batch.events.extend(self._tracker.silent(now))
         at = self._clock() if now is None else now
         self._changed_states(batch, at)
+        if self._predictive is not None:
+            urgent = {event.device_id for _, event in batch.predictions}
+            batch.predictive_states = self._predictive.take(at, batch.touched, urgent)
         batch.registry = self._registry.take(batch.seen, at)
         return batch
+
+    def drain_predictive(self) -> dict[str, dict[str, Any]]:
+        """Every unwritten predictive monitor row (at shutdown)."""
+        return self._predictive.drain() if self._predictive is not None else {}
 
     def drain_states(self) -> dict[str, dict[str, Any]]:
         """Snapshots of every device whose latest seq is not yet stored (at shutdown)."""
@@ -157,7 +172,7 @@ class Pipeline:
                 batch.states[device_id] = state
 
     def _telemetry(self, batch: Batch, decoded: Telemetry, received_at: float) -> None:
-        feed, fresh = self._engine.feed, False
+        feed, fresh, predictive = self._engine.feed, False, self._predictive
         for sample in decoded.samples:
             device_id = sample.device_id
             batch.points.append(Point(device_id, sample.seq, sample.ts, received_at, sample.metrics))
@@ -172,6 +187,11 @@ class Pipeline:
             recent.append(sample)
             for transition in result.transitions:
                 batch.transitions.append((transition, _context(recent, transition.metric)))
+            if predictive is not None:
+                warned = predictive.feed(sample, result.transitions)
+                if warned:
+                    position = len(batch.transitions)
+                    batch.predictions.extend((position, event) for event in warned)
             seen = batch.seen.get(device_id)
             if seen is None:
                 seen = batch.seen[device_id] = DeviceSeen(received_at)

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.predictive import load_predictive
 from edgewatch.config import ConfigError, Settings, default_data_dir, parse_broker_url
+from rules.predict import PredictiveConfig
 
 DEFAULT_CLIENT_ID = "edgewatch-collector"
 STORE_KINDS = ("sqlite", "influxdb", "none")
@@ -65,6 +67,12 @@ class CollectorSettings:
     dead_letter_payload_bytes: int = 2048
     # A device's last-seen time, latest values and stored seq may lag this much (not its alerts).
     registry_flush_s: float = 5.0
+    # Predictive warnings ([predictive] section); the file is re-read when it changes.
+    predictive: PredictiveConfig = field(default_factory=PredictiveConfig)
+    # A device's predictive monitor state and forecasts are written at least this often (and at
+    # once with a warning raised or withdrawn); a crash loses at most this much trend history.
+    predictive_flush_s: float = 300.0
+    config_file: Path | None = None
 
 
 def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
@@ -78,7 +86,8 @@ def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
 def load_settings(
     config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> CollectorSettings:
-    """Build the settings from `[collector]`, `[mqtt]`, `[database]`, `[telemetry]` and `EDGEWATCH_*`."""
+    """Build the settings from `[collector]`, `[mqtt]`, `[database]`, `[telemetry]`, `[predictive]` and
+    `EDGEWATCH_*`."""
     col = Settings.load(config_file, "collector", environ)
     mq = Settings.load(config_file, "mqtt", environ)
     db = Settings.load(config_file, "database", environ)
@@ -137,4 +146,7 @@ def load_settings(
         offline_check_s=col.float("offline_check_s", 2.0, positive=True),
         dead_letter_payload_bytes=col.int("dead_letter_payload_bytes", 2048, minimum=0),
         registry_flush_s=col.float("registry_flush_s", 5.0, minimum=0),
+        predictive=load_predictive(config_file, environ),
+        predictive_flush_s=col.float("predictive_flush_s", 300.0, env="PREDICTIVE_FLUSH_S", minimum=0),
+        config_file=Path(config_file) if config_file is not None else None,
     )
