@@ -62,6 +62,24 @@ def start(tmp: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
                             env=env, stdout=log, stderr=log)
 
 
+def prepare_session(broker: Mosquitto) -> None:
+    """Create the collector's persistent session and subscription, as the collector itself would."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="crash-test", protocol=paho.MQTTv5)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_: subscribed.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    client.subscribe("edgewatch/v1/+/telemetry", qos=1)
+    assert subscribed.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 def stored(tmp: Path) -> int:
     path = tmp / "telemetry.sqlite3"
     if not path.exists():
@@ -76,9 +94,8 @@ def stored(tmp: Path) -> int:
 @pytest.mark.slow
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(broker: Mosquitto, tmp_path: Path) -> None:
     messages = fleet()
+    prepare_session(broker)  # the broker queues for the collector from the first message on
     first = start(tmp_path, broker)
-    wait_for(lambda: (tmp_path / "edgewatch.db").exists() and stored(tmp_path) >= 0, timeout=30)
-    time.sleep(1.0)  # let it subscribe (its session then queues whatever it misses)
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="crash-publisher")
     client.connect("127.0.0.1", broker.port)
@@ -96,7 +113,7 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(broker: Mosquit
 
     threading.Thread(target=publish, daemon=True).start()
     try:
-        wait_for(lambda: stored(tmp_path) >= len(messages) // 4, timeout=60, what="a quarter stored")
+        wait_for(lambda: stored(tmp_path) >= len(messages) // 4, timeout=120, what="a quarter stored")
         children = psutil.Process(first.pid).children(recursive=True)
         assert children, "the MQTT client runs in a child process"
         first.send_signal(signal.SIGKILL)
@@ -108,11 +125,11 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(broker: Mosquit
         assert killed_at < len(messages), "the kill came too late to test anything"
         second = start(tmp_path, broker)
         try:
-            assert done.wait(60)
-            wait_for(lambda: stored(tmp_path) >= len(messages), timeout=90, what="every sample stored")
+            assert done.wait(120)
+            wait_for(lambda: stored(tmp_path) >= len(messages), timeout=180, what="every sample stored")
         finally:
             second.send_signal(signal.SIGTERM)
-            assert second.wait(timeout=30) == 0
+            assert second.wait(timeout=60) == 0
     finally:
         client.loop_stop()
         client.disconnect()
