@@ -42,7 +42,7 @@ T = "edgewatch/v1/{}/telemetry"
 @pytest.fixture
 def collector(broker: Mosquitto, tmp_path: Path) -> Iterator[Collector]:
     c = Collector(settings(tmp_path, broker.port, metrics_port=0))
-    c.start(timeout=10)
+    c.start(timeout=30)
     yield c
     c.stop()
 
@@ -127,11 +127,11 @@ def test_duplicates_are_counted_and_ignored(collector: Collector, broker: Mosqui
 
 def test_persistent_session_delivers_what_was_published_while_stopped(broker: Mosquitto, tmp_path: Path) -> None:
     first = Collector(settings(tmp_path, broker.port))
-    first.start(timeout=10)
+    first.start(timeout=30)
     first.stop()
     pub_lines(broker.port, [(T.format("gw-5"), sample("gw-5", s, latency_ms=400)) for s in range(1, 6)])
     second = Collector(settings(tmp_path, broker.port))
-    second.start(timeout=10)
+    second.start(timeout=30)
     try:
         wait_for(lambda: handled(second) >= 5, what="queued messages")
         assert second.metrics.value("edgewatch_collector_messages_total", outcome="processed") == 5
@@ -146,7 +146,7 @@ def test_mqtt_client_in_the_processing_process_works_too(broker: Mosquitto, tmp_
 
     base = settings(tmp_path, broker.port)
     c = Collector(replace(base, mqtt=replace(base.mqtt, separate_process=False)))
-    c.start(timeout=10)
+    c.start(timeout=30)
     try:
         pub_lines(broker.port, [(T.format("th-1"), sample("th-1", s, cpu_percent=99)) for s in (1, 2)])
         pub(broker.port, T.format("th-1"), b"[]")
@@ -170,12 +170,12 @@ def test_a_killed_mqtt_process_is_restarted(collector: Collector, broker: Mosqui
 
 def test_rule_state_survives_a_restart(broker: Mosquitto, tmp_path: Path) -> None:
     first = Collector(settings(tmp_path, broker.port))
-    first.start(timeout=10)
+    first.start(timeout=30)
     pub_lines(broker.port, [(T.format("gw-6"), sample("gw-6", s, mem_percent=70)) for s in (1, 2)])
     wait_for(lambda: handled(first) >= 2)
     first.stop()
     second = Collector(settings(tmp_path, broker.port))
-    second.start(timeout=10)
+    second.start(timeout=30)
     try:
         pub(broker.port, T.format("gw-6"), sample("gw-6", 3, mem_percent=70))  # the third breach
         rows = wait_for(lambda: ticket_rows(second.db_engine), what="orange ticket")
@@ -186,7 +186,7 @@ def test_rule_state_survives_a_restart(broker: Mosquitto, tmp_path: Path) -> Non
 
 def test_last_will_and_silence_make_offline_tickets(broker: Mosquitto, tmp_path: Path) -> None:
     c = Collector(settings(tmp_path, broker.port))
-    c.start(timeout=10)
+    c.start(timeout=30)
     try:
         # gw-7 says it reports every 0.2 s, then goes silent: offline after 3 intervals.
         pub(broker.port, "edgewatch/v1/gw-7/status", {"state": "online", "version": "1.0", "interval_s": 0.2})
@@ -249,7 +249,7 @@ def test_the_agent_reports_and_a_red_ticket_opens(broker: Mosquitto, tmp_path: P
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text("[metrics.mem_percent]\nthreshold = 0.01\n")  # any real memory use is red
     c = Collector(settings(tmp_path, broker.port, thresholds_file=thresholds))
-    c.start(timeout=10)
+    c.start(timeout=30)
     env = {**os.environ, "EDGEWATCH_MQTT_URL": broker.url, "EDGEWATCH_DEVICE_ID": "agent-1",
            "EDGEWATCH_AGENT_INTERVAL": "0.2", "EDGEWATCH_DATA_DIR": str(tmp_path / "agent")}
     agent = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "agent"], env=env,
@@ -270,7 +270,7 @@ def test_influxdb_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
     with victoria_metrics() as vm:
         tel = TelemetrySettings(store="influxdb", influx_url=vm.url, influx_token="t", flush_interval_s=0.05)
         c = Collector(settings(tmp_path, broker.port, telemetry=tel))
-        c.start(timeout=10)
+        c.start(timeout=30)
         try:
             pub_lines(broker.port, [(T.format("gw-10"), sample("gw-10", s, cpu_percent=10.0 + s)) for s in (1, 2, 3)])
             wait_for(lambda: c.metrics.value("edgewatch_collector_store_written_points_total") >= 3)
@@ -289,7 +289,7 @@ def test_store_outage_never_holds_up_tickets(broker: Mosquitto, tmp_path: Path) 
     tel = TelemetrySettings(store="influxdb", influx_url=f"http://127.0.0.1:{port}", flush_interval_s=0.05,
                             retry_max_s=0.5)
     c = Collector(settings(tmp_path, broker.port, telemetry=tel))
-    c.start(timeout=10)
+    c.start(timeout=30)
     try:
         pub_lines(broker.port, [(T.format("gw-11"), sample("gw-11", s, cpu_percent=99)) for s in (1, 2)])
         rows = wait_for(lambda: ticket_rows(c.db_engine), what="ticket while the store is down")
@@ -310,7 +310,7 @@ def test_on_postgresql(broker: Mosquitto, postgres_server: object, tmp_path: Pat
     with engine.begin() as conn:  # a clean schema for this test
         conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     c = Collector(settings(tmp_path, broker.port, database_url=url))
-    c.start(timeout=20)
+    c.start(timeout=30)
     try:
         pub_lines(broker.port, [(T.format("pg-1"), sample("pg-1", s, cpu_percent=70)) for s in (1, 2, 3)])
         pub(broker.port, T.format("pg-1"), b"{broken")
