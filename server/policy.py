@@ -21,6 +21,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "list_devices": EVERYONE,
     "get_device": EVERYONE,
     "device_history": EVERYONE,
+    "device_forecast": EVERYONE,
     "update_device": MANAGERS,
     "list_alerts": EVERYONE,
     # tickets

@@ -197,6 +197,40 @@ class MetricHistory(BaseModel):
     threshold: ThresholdLine | None
 
 
+class PredictiveWarningOut(BaseModel):
+    kind: Literal["trend", "anomaly"]
+    message: str
+    expected_at: datetime | None = Field(description="when the trend is forecast to pass the threshold")
+    raised_at: datetime
+    ticket_id: int | None = Field(description="the open predictive ticket")
+
+
+class MetricForecast(BaseModel):
+    metric: str
+    unit: str
+    as_of: datetime | None = Field(description="the sample the forecast was last updated with")
+    enabled: bool = Field(description="predictive warnings on for this metric and device class")
+    threshold: float | None = Field(description="the orange threshold the forecast is against")
+    horizon_s: float
+    now: float | None = Field(description="the trend's value at as_of")
+    slope_per_hour: float | None = Field(description="units per hour, or percent per hour when log_scale")
+    log_scale: bool = False
+    eta_s: float | None = Field(description="seconds from as_of until the trend passes the threshold")
+    eta_at: datetime | None
+    eta_sd_s: float | None = Field(description="one standard error of eta_s")
+    confidence: float | None = Field(description="probability of passing the threshold within the horizon")
+    reliable: bool = Field(description="false while the history is shorter than the minimum for warnings")
+    anomaly_score: float | None = Field(description="0..1; 0.5 is about a one-in-100 000 event for the series")
+    points: list[HistoryPoint] = Field(description="the forecast line from as_of to as_of + horizon")
+    warning: PredictiveWarningOut | None
+
+
+class ForecastOut(BaseModel):
+    device_id: str
+    updated_at: datetime | None = Field(description="when the collector last stored this device's forecasts")
+    metrics: list[MetricForecast]
+
+
 class HistoryOut(BaseModel):
     device_id: str
     start: datetime

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rules import METRICS, ThresholdError, parse_thresholds
-from server import audit, queries, thresholds
+from server import audit, forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
 from server.errors import check_time
 from server.schemas import (
@@ -18,6 +18,7 @@ from server.schemas import (
     DeviceId,
     DeviceIn,
     DeviceOut,
+    ForecastOut,
     HistoryOut,
     HistoryPoint,
     MetricHistory,
@@ -118,6 +119,20 @@ def device_history(
         out.append(MetricHistory(metric=s.metric, unit=info.unit if info else "",
                                  points=[HistoryPoint(ts=t, value=v) for t, v in s.points], threshold=line))
     return HistoryOut(device_id=device.id, start=start, end=end, available=ctx.telemetry.available, metrics=out)
+
+
+@router.get("/devices/{device_id}/forecast", name="device_forecast", response_model=ForecastOut,
+            responses={404: {"description": "no such device (or not yours)"}})
+def device_forecast(
+    device_id: DeviceId,
+    who: Who,
+    session: Db,
+    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query()] = None,
+) -> ForecastOut:
+    """Each metric's trend forecast against its orange threshold (eta, confidence, the forecast line
+    to the horizon), its anomaly score and the open predictive warning, as last stored by the collector."""
+    device = _device(session, device_id, who)
+    return forecast.device_forecast(session, device.id, list(dict.fromkeys(metric)) if metric else None)
 
 
 @router.put("/devices/{device_id}", name="update_device", response_model=DeviceOut,
