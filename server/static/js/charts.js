@@ -9,7 +9,8 @@ function width(box) {
   return Math.max(240, (box.clientWidth || 600) - 26);
 }
 
-// series: [{label, points: [[unixSeconds, value|null], ...]}]; lines: [{label, value, colour, dash}]
+// series: [{label, points: [[unixSeconds, value|null], ...], colour?, dash?}]; lines: [{label, value, colour, dash}]
+// A series with `dash` (a forecast line) spans the gaps left by the other series' timestamps.
 export function timeChart(container, title, series, lines = [], unit = "") {
   const box = h("div", { class: "chart card" }, h("h3", {}, title));
   container.append(box);
@@ -24,7 +25,8 @@ export function timeChart(container, title, series, lines = [], unit = "") {
   series.forEach((s, i) => {
     const byX = new Map(s.points);
     data.push(xs.map((x) => (byX.has(x) ? byX.get(x) : null)));
-    opts.series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false });
+    opts.series.push({ label: s.label, stroke: s.colour || COLOURS[i % COLOURS.length], width: 2,
+                       dash: s.dash, spanGaps: Boolean(s.dash), points: s.dash ? { show: false } : undefined });
   });
   for (const line of lines) {
     data.push(xs.map(() => line.value));

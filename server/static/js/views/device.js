@@ -1,4 +1,5 @@
-// One device: its facts, latest values, and a chart per metric with its threshold, red and clear levels.
+// One device: its facts, latest values, and a chart per metric with its threshold and red levels and,
+// where the collector has one, the forecast line (dashed) from the latest sample to the horizon.
 import { api } from "../api.js";
 import { timeChart } from "../charts.js";
 import { ago, clear, fill, h, num, toast, when } from "../dom.js";
@@ -61,8 +62,12 @@ export async function render(view, [id], ctx) {
   async function drawCharts() {
     const end = new Date();
     const start = new Date(end.getTime() - span * 1000);
-    const hist = await api(`/devices/${encodeURIComponent(id)}/history`,
-      { query: { start: start.toISOString(), end: end.toISOString(), points: 300 } });
+    const [hist, forecast] = await Promise.all([
+      api(`/devices/${encodeURIComponent(id)}/history`,
+        { query: { start: start.toISOString(), end: end.toISOString(), points: 300 } }),
+      api(`/devices/${encodeURIComponent(id)}/forecast`).catch(() => ({ metrics: [] })),
+    ]);
+    const forecasts = new Map(forecast.metrics.map((f) => [f.metric, f]));
     clear(charts);
     if (!hist.available) charts.append(h("p", { class: "muted" }, "History is not available from this telemetry store."));
     for (const m of hist.metrics) {
@@ -70,7 +75,19 @@ export async function render(view, [id], ctx) {
         { label: "threshold", value: m.threshold.threshold, colour: "#e07b00" },
         { label: "red", value: m.threshold.red_level, colour: "#d0312d" },
       ] : [];
-      timeChart(charts, m.metric, [{ label: m.metric, points: m.points.map((p) => [p.ts, p.value]) }], lines, m.unit);
+      const series = [{ label: m.metric, points: m.points.map((p) => [p.ts, p.value]) }];
+      const f = forecasts.get(m.metric);
+      if (f && f.points.length) {
+        series.push({ label: "forecast", colour: "#2f6fb5", dash: [4, 4], points: f.points.map((p) => [p.ts, p.value]) });
+      }
+      timeChart(charts, m.metric, series, lines, m.unit);
+      const soon = f && f.eta_s !== null && f.eta_s <= f.horizon_s && f.reliable;
+      if (f && (f.warning || soon)) {
+        const note = f.warning ? f.warning.message
+          : `Forecast to pass ${num(f.threshold)} ${m.unit} in about ${(f.eta_s / 3600).toFixed(1)} h (confidence ${Math.round(f.confidence * 100)} %)`;
+        charts.lastElementChild.append(h("p", { class: f.warning ? "forecast-warning" : "muted",
+                                               dataset: { forecast: m.metric } }, note));
+      }
     }
   }
 
