@@ -67,7 +67,11 @@ class MqttSource:
 
     def _make_client(self) -> paho.Client:
         s = self._settings
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=paho.MQTTv5)
+        if s.protocol == "3.1.1":  # persistent session the 3.1.1 way: clean_session=False
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=paho.MQTTv311,
+                                 clean_session=False)
+        else:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=paho.MQTTv5)
         client.manual_ack_set(True)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
@@ -87,11 +91,15 @@ class MqttSource:
 
     def start(self, timeout: float | None = None) -> None:
         """Connect in the background; with `timeout`, wait for the subscription (BrokerError if late)."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._settings.session_expiry_s
-        props.ReceiveMaximum = self._receive_maximum
         s = self._settings
-        self._client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
+        if s.protocol == "3.1.1":
+            # No Receive Maximum in 3.1.1: the bounded queue holds paho's thread back instead.
+            self._client.connect_async(s.host, s.port, s.keepalive_s)
+        else:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+            props.ReceiveMaximum = self._receive_maximum
+            self._client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
         self._client.loop_start()
         if timeout is not None and not self.subscribed.wait(timeout):
             self.stop()
@@ -112,8 +120,11 @@ class MqttSource:
         self._generation += 1
         logger.info("connected to the broker (session present: %s)", flags.session_present)
         self.connected.set()
-        options = SubscribeOptions(qos=1)
-        client.subscribe([(topic, options) for topic in self._subscriptions])
+        if self._settings.protocol == "3.1.1":
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
+        else:
+            options = SubscribeOptions(qos=1)
+            client.subscribe([(topic, options) for topic in self._subscriptions])
 
     def _on_connect_fail(self, _c: Any, _u: Any) -> None:
         s = self._settings

@@ -31,6 +31,9 @@ class MqttSettings:
     # Run the MQTT client in a child process, so that the network work and the processing each
     # get a core instead of sharing one interpreter lock.
     separate_process: bool = True
+    # "5" (session expiry, Receive Maximum) or "3.1.1" for brokers without MQTT 5, such as the
+    # embedded Python broker the demo falls back to; both keep a persistent session.
+    protocol: str = "5"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ def parse_mqtt_url(url: str, source: str) -> tuple[str, int, bool]:
         raise ConfigError(source, "url", str(exc)) from None
 
 
+MQTT_PROTOCOLS = ("5", "3.1.1")
+
+
+def _protocol(value: str) -> str:
+    if value not in MQTT_PROTOCOLS:
+        raise ConfigError("EDGEWATCH_MQTT_PROTOCOL / mqtt.protocol", "protocol", f"expected 5 or 3.1.1, got {value!r}")
+    return value
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> CollectorSettings:
@@ -109,6 +121,7 @@ def load_settings(
         session_expiry_s=mq.int("session_expiry_s", 7 * 24 * 3600, minimum=0),
         keepalive_s=mq.int("keepalive_s", 30, minimum=5),
         separate_process=mq.bool("separate_process", True, env="MQTT_SEPARATE_PROCESS"),
+        protocol=_protocol(mq.str("protocol", "5", env="MQTT_PROTOCOL") or "5"),
     )
     store = tel.str("store", "sqlite", env="TELEMETRY_STORE") or "sqlite"
     if store not in STORE_KINDS:

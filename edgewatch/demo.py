@@ -50,8 +50,8 @@ STAFF = [
 class Broker:
     """mosquitto as a child process, or amqtt in a thread of this process."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, choice: str = "auto") -> None:
+        self.data_dir, self.port, self.choice = data_dir, port, choice
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._loop: Any = None
@@ -60,7 +60,9 @@ class Broker:
 
     def start(self) -> None:
         mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
-        if mosquitto:
+        if self.choice == "mosquitto" and not mosquitto:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        if mosquitto and self.choice != "embedded":
             self._start_mosquitto(mosquitto)
         else:
             self._start_amqtt()
@@ -92,9 +94,12 @@ class Broker:
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
         ready = threading.Event()
+        # amqtt logs every connection that closes without a CONNECT (the agent's TCP latency probe).
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
             self._amqtt = AmqttBroker(config, loop=self._loop)
             self._loop.run_until_complete(self._amqtt.start())
             ready.set()
@@ -103,7 +108,7 @@ class Broker:
         self._thread = threading.Thread(target=run, name="edgewatch-demo-broker", daemon=True)
         self._thread.start()
         ready.wait(15)
-        self.kind = "embedded amqtt broker"
+        self.kind = "embedded amqtt broker, MQTT 3.1.1"
 
     def stop(self) -> None:
         if self._process is not None:
@@ -172,8 +177,10 @@ class Demo:
         env["EDGEWATCH_NOTIFY_INBOX"] = str(inbox)
 
         self.broker_port = free_port(self.args.mqtt_port)
-        broker = Broker(self.data_dir, self.broker_port)
+        broker = Broker(self.data_dir, self.broker_port, self.args.broker)
         broker.start()
+        if broker.kind.startswith("embedded"):
+            env["EDGEWATCH_MQTT_PROTOCOL"] = "3.1.1"  # the embedded broker has no MQTT 5
         self.stack.callback(broker.stop)
         url = f"mqtt://127.0.0.1:{self.broker_port}"
         env["EDGEWATCH_MQTT_URL"] = url
@@ -304,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8080, help="dashboard port if free (EDGEWATCH_HTTP_PORT wins)")
     parser.add_argument("--mqtt-port", type=int, default=1883, help="broker port if free, else any free port")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto",
+                        help="mosquitto when installed (auto), or the embedded Python broker (pip install amqtt)")
     parser.add_argument("--keep", action="store_true", help="keep the previous demo's tickets and telemetry")
     parser.add_argument("--no-agent", action="store_true", help="do not run an agent for this machine")
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.services import free_port
 
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "demo-test-token-0123456789abcdef"
 
 
-def test_demo_raises_red_and_orange_tickets_and_notifies_within_a_minute(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["auto", "embedded"])
+def test_demo_raises_red_and_orange_tickets_and_notifies_within_a_minute(tmp_path: Path, broker: str) -> None:
     http_port = free_port()
     env = {
         **os.environ,
@@ -28,7 +30,7 @@ def test_demo_raises_red_and_orange_tickets_and_notifies_within_a_minute(tmp_pat
     }
     log = (tmp_path / "demo.out").open("w+")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "edgewatch.cli", "demo", "--mqtt-port", "0", "--devices", "40"],
+        [sys.executable, "-m", "edgewatch.cli", "demo", "--mqtt-port", "0", "--devices", "40", "--broker", broker],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -62,6 +64,7 @@ def test_demo_raises_red_and_orange_tickets_and_notifies_within_a_minute(tmp_pat
         assert red_notified, "the customer's ops contact got no red notification in the local inbox"
         output = (tmp_path / "demo.out").read_text()
         assert f"http://127.0.0.1:{http_port}/" in output and TOKEN in output
+        assert ("embedded amqtt broker" in output) == (broker == "embedded")
     finally:
         demo.send_signal(signal.SIGINT)
         try:
