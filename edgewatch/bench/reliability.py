@@ -66,8 +66,8 @@ def cell(value: Any) -> str:
 def render(rows: list[dict[str, Any]], states: dict[str, str], *, soak: bool) -> str:
     rows = sorted(rows, key=lambda r: (KIND_ORDER.index(r["kind"]) if r["kind"] in KIND_ORDER else 9, r["scenario"]))
     lines = [
-        f"Measured with `edgewatch bench reliability`{'' if soak else ' --quick'} "
-        f"({'long' if soak else 'short (CI)'} versions), {len(rows)} scenarios.",
+        f"Measured with `edgewatch bench reliability{'' if soak else ' --quick'}` "
+        f"({'the long versions' if soak else 'the short versions CI runs'}), {len(rows)} scenarios.",
         "",
         "| kind | scenario | tried | result | data lost | duplicates | test |",
         "|---|---|---|---|---|---|---|",
