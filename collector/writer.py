@@ -2,8 +2,9 @@
 
 The processing thread hands over each committed batch's points with a callback that acknowledges
 the batch's MQTT messages. The callback runs once the points are durable in the store, so a crash
-before that means redelivery, not loss. While the store is unreachable the callback runs at once
-(the ticket database already holds the batch's effects) and the points wait in a bounded buffer,
+before that means redelivery, not loss. While the store is unreachable, or so slow that a batch
+has waited `max_ack_delay_s`, the callback runs at once (the ticket database already holds the
+batch's effects) and the points wait in a bounded buffer,
 retried with exponential back-off; when the buffer is full the oldest points are dropped and
 counted. Rule evaluation never waits for the store.
 """
@@ -58,6 +59,7 @@ class StoreWriter:
         flush_interval_s: float = 0.2,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        max_ack_delay_s: float = 2.0,
         on_written: Callable[[int], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -70,6 +72,7 @@ class StoreWriter:
         self._on_written = on_written or (lambda n: None)
         self._on_dropped = on_dropped or (lambda n: None)
         self._clock = clock
+        self._max_ack_delay = max_ack_delay_s
         self._jobs: deque[_Job] = deque()
         self._points = 0
         self._cond = threading.Condition()
@@ -99,6 +102,11 @@ class StoreWriter:
             self._points += len(points)
             if self.degraded:
                 job.release()
+            elif job.queued_at - self._jobs[0].queued_at > self._max_ack_delay:
+                # The store is up but slow: do not let the broker's in-flight window, and with it
+                # rule evaluation, wait for it; the points stay buffered like during an outage.
+                for waiting in self._jobs:
+                    waiting.release()
             self._drop_overflow()
             self._cond.notify()
 

@@ -155,3 +155,31 @@ def test_writer_stop_leaves_unwritten_batches_unacknowledged(tmp_path: Path) -> 
     writer.submit(points(5), lambda: acked.append(1))
     writer.stop(timeout=5)  # stop forces a write attempt, which fails: nothing is acknowledged
     assert acked == []
+
+
+class Slow(Flaky):
+    """Takes `delay` seconds per write (a store that is up but slow)."""
+
+    def __init__(self, inner: SqliteStore, delay: float) -> None:
+        super().__init__(inner)
+        self.delay = delay
+
+    def write(self, batch: Sequence[Point]) -> int:
+        time.sleep(self.delay)
+        return super().write(batch)
+
+
+def test_a_slow_store_does_not_hold_acknowledgements_past_the_limit(tmp_path: Path) -> None:
+    slow = Slow(SqliteStore(tmp_path / "t.sqlite3"), delay=1.5)
+    writer = StoreWriter(slow, flush_points=5, flush_interval_s=0.01, max_ack_delay_s=0.2)
+    writer.start()
+    acked: list[int] = []
+    writer.submit(points(5), lambda: acked.append(0))
+    wait_until(lambda: slow.calls >= 1)  # the first write is under way, for 1.5 s
+    writer.submit(points(5, start=5), lambda: acked.append(1))
+    time.sleep(0.3)  # stands for the processing thread's next batches
+    writer.submit(points(5, start=10), lambda: acked.append(2))
+    assert acked == [0, 1, 2]  # released early: the broker is not held back by a slow store
+    assert writer.flush(20)
+    writer.stop()
+    assert len(read_sqlite_samples(tmp_path / "t.sqlite3")) == 15
