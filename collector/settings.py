@@ -34,6 +34,7 @@ class MqttSettings:
     # "5" (session expiry, Receive Maximum) or "3.1.1" for brokers without MQTT 5, such as the
     # embedded Python broker the demo falls back to; both keep a persistent session.
     protocol: str = "5"
+    ca_file: Path | None = None  # mqtts:// with a private CA; default: the system's trusted CAs
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ def _protocol(value: str) -> str:
     return value
 
 
+def _ca_file(value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError("EDGEWATCH_MQTT_CA_FILE / mqtt.ca_file", "ca_file", f"{path} is not a readable file")
+    return path
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> CollectorSettings:
@@ -122,6 +132,7 @@ def load_settings(
         keepalive_s=mq.int("keepalive_s", 30, minimum=5),
         separate_process=mq.bool("separate_process", True, env="MQTT_SEPARATE_PROCESS"),
         protocol=_protocol(mq.str("protocol", "5", env="MQTT_PROTOCOL") or "5"),
+        ca_file=_ca_file(mq.str("ca_file", None, env="MQTT_CA_FILE")),
     )
     store = tel.str("store", "sqlite", env="TELEMETRY_STORE") or "sqlite"
     if store not in STORE_KINDS:

@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from collector.mqtt import Inbound, MqttSource
-from collector.settings import MqttSettings
+from collector.settings import MqttSettings, load_settings
+from edgewatch.config import ConfigError
+from tests.agent.tls import make_tls_files
+from tests.support import services
 from tests.support.services import Mosquitto
 
 TOPIC = "edgewatch/v1/+/telemetry"
@@ -49,3 +57,23 @@ def test_messages_published_while_away_arrive_and_acknowledged_ones_do_not_retur
     again = drain(third, 2)
     third.stop()
     assert sorted(m.payload for m in again) == sorted(m.payload for m in messages[3:])
+
+
+def test_mqtts_with_a_private_ca(tmp_path: Path) -> None:
+    tls_dir = Path(tempfile.mkdtemp(prefix="ew-tls-"))
+    os.chmod(tls_dir, 0o755)  # mosquitto reads the files as its own user
+    try:
+        files = make_tls_files(tls_dir)
+        config = f"cafile {files.ca}\ncertfile {files.server_cert}\nkeyfile {files.server_key}\n"
+        with services.mosquitto(config) as tls_broker:
+            env = {"EDGEWATCH_MQTT_URL": f"mqtts://127.0.0.1:{tls_broker.port}", "EDGEWATCH_MQTT_CA_FILE": str(files.ca),
+                   "EDGEWATCH_DATA_DIR": str(tmp_path)}
+            settings = replace(load_settings(None, env).mqtt, separate_process=False)
+            assert settings.tls and settings.ca_file == files.ca
+            source = MqttSource(settings, [TOPIC], queue_size=10)
+            source.start(timeout=10)  # subscribed over TLS, the broker's certificate checked against the CA
+            source.stop()
+        with pytest.raises(ConfigError, match="ca_file"):
+            load_settings(None, {**env, "EDGEWATCH_MQTT_CA_FILE": str(tmp_path / "missing.pem")})
+    finally:
+        shutil.rmtree(tls_dir)
