@@ -154,13 +154,16 @@ class ClockScheduler:
             if self.name in _RUNNING:
                 raise RuntimeError(f"a clock scheduler named {self.name!r} already runs in this process")
             _RUNNING[self.name] = self
-        self._aps.start()
+        # Paused until resync is done: a stored job due since before the restart must not be
+        # handed out while resync, not seeing it in the store any more, schedules it again.
+        self._aps.start(paused=True)
         self._feeder = threading.Thread(target=self._feed, name=f"clock-feeder-{self.name}", daemon=True)
         self._feeder.start()
         self._service.use_scheduler(self)
         self.resync()
         self._aps.add_job(self.reconcile, "interval", seconds=self._reconcile_every, jobstore="local",
                           id="reconcile", replace_existing=True)
+        self._aps.resume()
 
     def shutdown(self, wait: bool = True) -> None:
         self._service.use_scheduler(None)
