@@ -161,10 +161,12 @@ def bare_drain(port: int, messages: Sequence[tuple[str, bytes]], timeout: float)
     return len(messages) / elapsed, cpu / len(messages)
 
 
-def collector_settings(workdir: Path, port: int) -> Any:
+def collector_settings(workdir: Path, port: int, predictive: bool = True) -> Any:
     from collector.settings import CollectorSettings, MqttSettings, TelemetrySettings
+    from rules.predict import PredictiveConfig, PredictiveSettings
 
     return CollectorSettings(
+        predictive=PredictiveConfig(PredictiveSettings(enabled=predictive)),
         data_dir=workdir, database_url=f"sqlite:///{workdir / 'edgewatch.db'}",
         mqtt=MqttSettings(port=port, client_id="bench-collector"),
         telemetry=TelemetrySettings(sqlite_path=workdir / "telemetry.sqlite3"),
@@ -277,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="background load during the latency run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--no-predictive", action="store_true",
+                        help="switch the predictive warnings off (measures the collector without them)")
     args = parser.parse_args(argv)
 
     from collector.app import Collector
@@ -291,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({bare_cpu * 1e6:.0f} us CPU per message)", flush=True)
 
             service = TimedService()
-            settings = collector_settings(workdir, broker.port)
+            settings = collector_settings(workdir, broker.port, predictive=not args.no_predictive)
             collector = Collector(settings, ticket_service=service)
             collector.start(timeout=30)  # creates the persistent session
             collector.stop()
@@ -311,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate = count / elapsed
             raised = {s: collector.metrics.value("edgewatch_collector_alerts_raised_total", severity=s)
                       for s in ("orange", "red")}
-            print(f"collector (SQLite store): {int(count)} messages processed at {rate:,.0f} msg/s "
+            label = "SQLite store" + (", predictive warnings off" if args.no_predictive else "")
+            print(f"collector ({label}): {int(count)} messages processed at {rate:,.0f} msg/s "
                   f"(alerts raised: {raised['orange']:.0f} orange, {raised['red']:.0f} red)", flush=True)
             print(f"ratio collector / bare drain: {rate / bare:.2f} (goal >= 0.60)", flush=True)
             in_service = sum(service.service_s)
