@@ -29,7 +29,6 @@ from tickets.models import DeadLetter, Device
 
 logger = logging.getLogger(__name__)
 
-INT32_MAX = 2**31 - 1  # devices.latest_seq is a 32-bit INTEGER on PostgreSQL
 DEVICES = cast(sa.Table, Device.__table__)
 DEAD_LETTERS = cast(sa.Table, DeadLetter.__table__)
 
@@ -135,10 +134,9 @@ def upsert_devices(session: Session, batch: Batch) -> None:
     dumps = json.dumps
     rows = []
     for device_id, seen in sorted(batch.registry.items()):  # sorted: the same lock order in every process
-        seq = seen.seq if seen.seq is not None and seen.seq <= INT32_MAX else None
         rows.append({
             "id": device_id, "at": d.time(seen.received_at), "agent_version": seen.agent_version,
-            "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seq, "latest_ts": seen.ts,
+            "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seen.seq, "latest_ts": seen.ts,
             "latest": None if seen.latest is None else dumps(seen.latest), "device_class": seen.device_class,
         })
     session.connection().exec_driver_sql(d.device_upsert, rows)

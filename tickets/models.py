@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -222,7 +223,7 @@ class Device(Base):
     agent_version: Mapped[str | None] = mapped_column(String(64))
     interval_s: Mapped[float | None] = mapped_column(Float)
     instance: Mapped[str | None] = mapped_column(String(128))
-    latest_seq: Mapped[int | None] = mapped_column(Integer)
+    latest_seq: Mapped[int | None] = mapped_column(BigInteger)  # seq is a 64-bit counter (Telegraf's: µs-based)
     latest_ts: Mapped[float | None] = mapped_column(Float)  # the device's own clock, Unix seconds
     latest: Mapped[dict[str, Any] | None]  # metric -> value of the latest sample
     thresholds: Mapped[dict[str, Any] | None]  # per-device override, same layout as a [devices.X] table
@@ -281,6 +282,7 @@ class Ticket(Base):
         CheckConstraint("severity IS NULL OR severity IN ('orange', 'red')", name="severity_allowed"),
         CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
         Index("ix_tickets_status_opened", "status", "opened_at"),
+        Index("ix_tickets_customer_id_id", "customer_id", "id"),  # one customer's queue, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
