@@ -173,6 +173,9 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
             setattr(device, key, value)
             audit.record(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
                          field=key, old=before[key], new=value, at=now)
+    if after["device_class"] != before["device_class"]:
+        # Running collectors re-read device classes when the thresholds version moves.
+        thresholds.save(session, thresholds.load(session).value, expected_version=None, actor=who.actor, now=now)
     session.commit()
     return _out(queries.device_views(session, [device])[0])
 

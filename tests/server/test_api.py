@@ -289,3 +289,15 @@ def test_extreme_values_are_refused_not_crashed_on(api: Harness) -> None:
     nul = c.post("/api/v1/customers", json={"name": "bad\u0000name"}, headers=h)
     assert nul.status_code == 422
     assert c.get("/api/v1/customers", headers=h).status_code == 200  # the session is still usable
+
+
+def test_a_device_class_change_moves_the_thresholds_version(api: Harness) -> None:
+    """Running collectors re-read device classes when the version moves; a class-only change must move it."""
+    c, sup = api.client, api.auth("supervisor")
+    api.add_device("gw-9", "Acme Power", device_class="gateway")
+    before = c.get("/api/v1/thresholds", headers=sup).json()["version"]
+    assert c.put("/api/v1/devices/gw-9", json={"device_class": "router"}, headers=sup).status_code == 200
+    assert c.get("/api/v1/thresholds", headers=sup).json()["version"] == before + 1
+    # changing something else leaves it alone
+    assert c.put("/api/v1/devices/gw-9", json={"customer_id": api.customers["Beta Water"]}, headers=sup).status_code == 200
+    assert c.get("/api/v1/thresholds", headers=sup).json()["version"] == before + 1
