@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,19 @@ def _drop_to_postgres_user() -> None:  # runs in the child before exec
         os.setuid(ids[0])
 
 
+def create_database(port: int, attempts: int = 20) -> None:
+    """createdb, retried: the port opens a moment before the server accepts logins ("starting up")."""
+    command = [find_executable("createdb", *POSTGRES_BIN_DIRS), "-h", "127.0.0.1", "-p", str(port), "-U",
+               "edgewatch", "edgewatch"]
+    for attempt in range(attempts):
+        result = subprocess.run(command, capture_output=True, timeout=30)
+        if result.returncode == 0:
+            return
+        if attempt == attempts - 1:
+            raise RuntimeError(f"createdb failed: {result.stderr.decode(errors='replace').strip()}")
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def postgres() -> Iterator[Postgres]:
     with tempfile.TemporaryDirectory(prefix="ew-postgres-") as tmp:
@@ -182,21 +196,7 @@ def postgres() -> Iterator[Postgres]:
         server = Postgres(free_port(), datadir)
         server.start()
         try:
-            subprocess.run(
-                [
-                    find_executable("createdb", *POSTGRES_BIN_DIRS),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(server.port),
-                    "-U",
-                    "edgewatch",
-                    "edgewatch",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=30,
-            )
+            create_database(server.port)
             yield server
         finally:
             server.stop()
