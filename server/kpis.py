@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tickets.models import Clock, Ticket, TicketStatus
+from tickets.policy import SLA_CLOCKS  # the escalation chain is an internal clock, not an SLA promise
 
 T = TypeVar("T")
 
@@ -199,7 +200,7 @@ def _sla(session: Session, sql: _Sql, f: KpiFilter, start: datetime, end: dateti
         .join(Ticket, Clock.ticket_id == Ticket.id)
         # The id range adds nothing to the join's answer; it lets the clocks' ticket_id index
         # serve the window instead of a scan of every clock.
-        .where(window, Clock.ticket_id.between(low, high))
+        .where(window, Clock.ticket_id.between(low, high), Clock.name.in_(SLA_CLOCKS))
     )
     for d, name, n_settled, n_met in session.execute(query.group_by(day, Clock.name)):
         days[d].sla[name] = (n_settled, n_met)

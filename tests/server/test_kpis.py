@@ -17,7 +17,7 @@ S = timedelta(seconds=1)
 
 def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: float | None = None,
         cancelled: float | None = None, rating: int | None = None,
-        first_response: tuple[float | None, float | None] | None = None) -> None:
+        first_response: tuple[float | None, float | None] | None = None, escalation: bool = False) -> None:
     """A ticket with offsets in seconds from its opening; first_response = (stopped, breached)."""
     status = "cancelled" if cancelled else "resolved" if resolved else "received"
     with h.sessions() as session:
@@ -34,6 +34,9 @@ def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: flo
                               original_due_at=opened + 300 * S, due_at=opened + 300 * S,
                               stopped_at=opened + stopped * S if stopped is not None else None,
                               breached_at=opened + breached * S if breached is not None else None))
+        if escalation:  # the internal escalation-chain clock: not an SLA promise, never on the board
+            session.add(Clock(ticket_id=ticket.id, name="escalation", started_at=opened, original_due_at=opened,
+                              due_at=opened, stopped_at=opened + 30 * S))
         session.commit()
 
 
@@ -41,7 +44,7 @@ def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: flo
 def board(request: pytest.FixtureRequest) -> Harness:
     h: Harness = request.getfixturevalue(request.param)
     add(h, T(2026, 1, 1, 9))  # still open from before the window
-    add(h, T(2026, 1, 3, 10), ack=60, resolved=3600, rating=5, first_response=(60, None))
+    add(h, T(2026, 1, 3, 10), ack=60, resolved=3600, rating=5, first_response=(60, None), escalation=True)
     add(h, T(2026, 1, 3, 11), ack=120, resolved=7200, rating=3, first_response=(400, 300))
     add(h, T(2026, 1, 3, 12), ack=600, first_response=(None, None))
     add(h, T(2026, 1, 3, 13), cancelled=1800)
