@@ -36,8 +36,27 @@ def record(
     new: Any = None,
     reason: str | None = None,
 ) -> AuditEntry:
+    return record_entity(session, entity="ticket", entity_id=str(ticket.id), ticket_id=ticket.id, actor=actor,
+                         action=action, at=at, field=field, old=old, new=new, reason=reason)
+
+
+def record_entity(
+    session: Session,
+    *,
+    entity: str,
+    entity_id: str,
+    actor: str,
+    action: str,
+    at: datetime,
+    ticket_id: int | None = None,
+    field: str | None = None,
+    old: Any = None,
+    new: Any = None,
+    reason: str | None = None,
+) -> AuditEntry:
+    """One append-only audit row for any entity (tickets, devices, customers, tokens, settings)."""
     entry = AuditEntry(
-        at=at, entity="ticket", entity_id=str(ticket.id), ticket_id=ticket.id, actor=actor,
+        at=at, entity=entity, entity_id=entity_id, ticket_id=ticket_id, actor=actor,
         action=action, field=field, old_value=jsonable(old), new_value=jsonable(new), reason=reason,
     )
     session.add(entry)

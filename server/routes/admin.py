@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rules import ThresholdError
-from server import audit, kpis, queries, thresholds
+from server import kpis, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
 from server.errors import check_date
 from server.schemas import (
@@ -34,6 +34,7 @@ from server.schemas import (
     WhoAmI,
 )
 from server.security import hash_token, new_token
+from tickets.audit import record_entity
 from tickets.models import ApiToken, Contact, Customer
 
 router = APIRouter(prefix="/api/v1")
@@ -76,7 +77,7 @@ def put_thresholds(body: ThresholdsIn, request: Request, who: Who, session: Db) 
     except thresholds.VersionConflict as exc:
         session.rollback()
         raise HTTPException(409, str(exc)) from None
-    audit.record(session, entity="settings", entity_id="thresholds", actor=who.actor, action="update",
+    record_entity(session, entity="settings", entity_id="thresholds", actor=who.actor, action="update",
                  field="document", old=before.value, new=doc.value, at=now, reason=f"version {doc.version}")
     session.commit()
     return _thresholds_out(doc)
@@ -103,7 +104,7 @@ def create_customer(body: CustomerIn, request: Request, who: Who, session: Db) -
     except IntegrityError:
         session.rollback()
         raise HTTPException(409, f"a customer named {body.name!r} exists already") from None
-    audit.record(session, entity="customer", entity_id=str(customer.id), actor=who.actor, action="create",
+    record_entity(session, entity="customer", entity_id=str(customer.id), actor=who.actor, action="create",
                  field="name", new=customer.name, at=customer.created_at)
     session.commit()
     return CustomerOut.model_validate(customer)
@@ -144,7 +145,7 @@ def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who
                       secret=body.secret, role=body.role, active=True, created_at=now)
     session.add(contact)
     session.flush()
-    audit.record(session, entity="contact", entity_id=str(contact.id), actor=who.actor, action="create",
+    record_entity(session, entity="contact", entity_id=str(contact.id), actor=who.actor, action="create",
                  new={"customer_id": customer.id, "name": body.name, "channel": body.channel}, at=now)
     session.commit()
     return _contact_out(contact)
@@ -175,7 +176,7 @@ def create_token(body: TokenIn, request: Request, who: Who, session: Db) -> NewT
                      created_at=now)
     session.add(token)
     session.flush()
-    audit.record(session, entity="token", entity_id=str(token.id), actor=who.actor, action="create",
+    record_entity(session, entity="token", entity_id=str(token.id), actor=who.actor, action="create",
                  new={"role": body.role, "customer_id": body.customer_id, "name": body.name}, at=now)
     session.commit()
     return NewTokenOut(token=secret, **TokenOut.model_validate(token).model_dump())
@@ -190,7 +191,7 @@ def revoke_token(token_id: int, request: Request, who: Who, session: Db) -> Toke
         raise HTTPException(404, f"token {token_id} does not exist")
     if token.revoked_at is None:
         token.revoked_at = context(request).clock.now()
-        audit.record(session, entity="token", entity_id=str(token.id), actor=who.actor, action="revoke",
+        record_entity(session, entity="token", entity_id=str(token.id), actor=who.actor, action="revoke",
                      at=token.revoked_at)
         session.commit()
     return TokenOut.model_validate(token)

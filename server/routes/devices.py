@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rules import METRICS, ThresholdError, parse_thresholds
-from server import audit, forecast, queries, thresholds
+from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
 from server.errors import check_time
 from server.schemas import (
@@ -25,6 +25,7 @@ from server.schemas import (
     Page,
     ThresholdLine,
 )
+from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -171,7 +172,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
     for key, value in after.items():
         if before[key] != value:
             setattr(device, key, value)
-            audit.record(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
+            record_entity(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
                          field=key, old=before[key], new=value, at=now)
     if after["device_class"] != before["device_class"]:
         # Running collectors re-read device classes when the thresholds version moves.
