@@ -1,7 +1,7 @@
 """`edgewatch bench reliability`: run the reliability suite's long versions (tests/reliability with
 EDGEWATCH_SOAK=1: the 10-minute load, the full outages, 100 000 fuzz cases) and regenerate the
 table of figures in docs/reliability.md. Runs from a source checkout (it needs the tests); takes
-about 20-30 minutes on 2 cores and prints the suite's progress as it goes.
+about 45 minutes on 2 cores and prints the suite's progress as it goes.
 """
 
 from __future__ import annotations
