@@ -179,7 +179,9 @@ class Collector:
             try:
                 messages = self.source.get_batch(s.batch_size, s.batch_wait_s)
                 now: float | None = None
-                if self._clock() >= next_offline:
+                # A full batch means a backlog is waiting at the broker: devices whose samples sit
+                # in it only look silent. Judge silence again once the collector has caught up.
+                if self._clock() >= next_offline and len(messages) < s.batch_size:
                     now = self._clock()
                     next_offline = now + s.offline_check_s
                 if time.monotonic() >= next_thresholds:
