@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import find_executable, free_port, wait_for_port
+from tests.support.services import find_executable, free_port, stop_process, wait_for_port
 
 
 @dataclass
@@ -35,14 +36,8 @@ class VictoriaMetrics:
         wait_for_port(self.port, timeout=20)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
+        stop_process(self.process, signal.SIGTERM, 10)
+        self.process = None
 
     def export(self, match: str = '{__name__=~"device_health_.*"}') -> list[dict[str, object]]:
         """Every stored series matching `match` (after forcing buffered rows to be searchable)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.support.services import Mosquitto, find_executable, free_port, wait_for_port
+from tests.support.services import Mosquitto, start_secured_mosquitto
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 USERS = {"gw-0001": "pw-one", "gw-0002": "pw-two", "edgewatch-collector": "pw-collector"}
@@ -21,23 +20,10 @@ USERS = {"gw-0001": "pw-one", "gw-0002": "pw-two", "edgewatch-collector": "pw-co
 
 @pytest.fixture
 def secured_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    passwd = tmp_path / "passwd"
-    for user, password in USERS.items():
-        flag = ["-c"] if not passwd.exists() else []
-        subprocess.run([find_executable("mosquitto_passwd"), *flag, "-b", str(passwd), user, password], check=True)
-    broker = Mosquitto(free_port(), tmp_path)
     shipped = (DEPLOY / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in shipped and "acl_file" in shipped
     # The shipped access settings with this test's paths and port instead of the container's.
-    # (`user root`: mosquitto started as root would otherwise drop to a user that cannot read tmp_path.)
-    conf = tmp_path / "secured.conf"
-    conf.write_text(
-        f"per_listener_settings false\nallow_anonymous false\nlistener {broker.port} 127.0.0.1\n"
-        f"password_file {passwd}\nacl_file {DEPLOY / 'acl'}\npersistence false\nlog_dest stderr\nuser root\n"
-    )
-    log = (tmp_path / "mosquitto.log").open("ab")
-    broker.process = subprocess.Popen([find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
-    wait_for_port(broker.port)
+    broker = start_secured_mosquitto(tmp_path, USERS, DEPLOY / "acl")
     try:
         yield broker
     finally:

@@ -16,7 +16,6 @@ from tests.reliability.agents import AgentProcess
 from tests.reliability.figures import Figures
 from tests.reliability.stack import CollectorProcess, create_database, stored_samples, wait_until
 from tests.support import services
-from tests.support.services import find_executable, free_port, wait_for_port
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 
@@ -31,20 +30,10 @@ def tls(tmp_path: Path) -> TlsFiles:
 
 @pytest.fixture
 def secured_broker(tmp_path: Path, tls: TlsFiles) -> Iterator[services.Mosquitto]:
-    passwd = tmp_path / "passwd"
-    for user, password in PASSWORDS.items():
-        flag = [] if passwd.exists() else ["-c"]
-        subprocess.run([find_executable("mosquitto_passwd"), *flag, "-b", str(passwd), user, password], check=True)
-    broker = services.Mosquitto(free_port(), tmp_path)
-    conf = tmp_path / "secured.conf"
-    conf.write_text(
-        f"per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\nacl_file {ACL}\n"
-        f"listener {broker.port} 127.0.0.1\ncertfile {tls.server_cert}\nkeyfile {tls.server_key}\n"
-        f"cafile {tls.ca}\ntls_version tlsv1.2\npersistence false\nlog_dest stderr\nuser root\n"
+    broker = services.start_secured_mosquitto(
+        tmp_path, PASSWORDS, ACL,
+        f"certfile {tls.server_cert}\nkeyfile {tls.server_key}\ncafile {tls.ca}\ntls_version tlsv1.2\n",
     )
-    log = (tmp_path / "mosquitto.log").open("ab")
-    broker.process = subprocess.Popen([find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
-    wait_for_port(broker.port)
     try:
         yield broker
     finally:

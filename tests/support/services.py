@@ -70,14 +70,39 @@ class Mosquitto:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
+        stop_process(self.process, signal.SIGTERM, 10)
+        self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, signum: int, timeout: float) -> None:
+    """Ask a service to stop with `signum`; kill it if it has not within `timeout` seconds."""
+    if process is None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def start_secured_mosquitto(workdir: Path, passwords: dict[str, str], acl: Path, extra_config: str = "") -> Mosquitto:
+    """mosquitto with anonymous access off, a password file made from `passwords` and the given ACL."""
+    passwd = workdir / "passwd"
+    for user, password in passwords.items():
+        flag = [] if passwd.exists() else ["-c"]
+        subprocess.run([find_executable("mosquitto_passwd"), *flag, "-b", str(passwd), user, password], check=True)
+    broker = Mosquitto(free_port(), workdir)
+    conf = workdir / "secured.conf"
+    # `user root`: started as root, mosquitto would drop to a user that cannot read workdir.
+    conf.write_text(
+        f"per_listener_settings false\nallow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+        f"listener {broker.port} 127.0.0.1\n{extra_config}persistence false\nlog_dest stderr\nuser root\n"
+    )
+    log = (workdir / "mosquitto.log").open("ab")
+    broker.process = subprocess.Popen([find_executable("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
+    wait_for_port(broker.port)
+    return broker
 
 
 @contextlib.contextmanager
@@ -126,14 +151,8 @@ class Postgres:
         wait_for_port(self.port, timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
+        stop_process(self.process, signal.SIGINT, 20)  # SIGINT: PostgreSQL's fast shutdown
+        self.process = None
 
 
 def _postgres_ids() -> tuple[int, int] | None:
