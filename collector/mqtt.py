@@ -20,8 +20,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -37,8 +36,9 @@ logger = logging.getLogger(__name__)
 MAX_RECEIVE_MAXIMUM = 65_535
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(NamedTuple):
+    """One received message (a tuple: built once per message on the hot path, so it is cheap)."""
+
     topic: str | None  # None when the topic is not valid UTF-8
     payload: bytes
     qos: int

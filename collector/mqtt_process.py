@@ -162,7 +162,7 @@ class ProcessMqttSource:
                 if item == "subscribed":
                     self.subscribed.set()
                 else:
-                    self._buffer.extend(Inbound(*fields) for fields in item)
+                    self._buffer.extend(map(Inbound._make, item))
                 if not self._conn.poll():
                     return True
         except (EOFError, OSError):

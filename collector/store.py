@@ -16,9 +16,8 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from collector.errors import StoreUnavailable
 
@@ -28,8 +27,9 @@ CORE_METRICS = ("cpu_percent", "mem_percent", "latency_ms")
 MEASUREMENT = "device_health"
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    """One sample's values for the telemetry store (a tuple: one is built per sample)."""
+
     device_id: str
     seq: int
     ts: float  # the device's clock, Unix seconds

@@ -110,12 +110,25 @@ class Thresholds:
         self.device_classes = dict(device_classes or {})
         self.bounded = {name: info.bounded for name, info in METRICS.items()}
         self.bounded.update(bounded or {})
+        # Resolved rules, shared by every device without overrides of its own: the collector asks
+        # for a rule per metric per sample, and this object never changes once built.
+        self._resolved: dict[tuple[str | None, str | None, str], MetricRule | None] = {}
 
     def class_of(self, device_id: str) -> str | None:
         return self.device_classes.get(device_id)
 
     def rule_for(self, device_id: str, device_class: str | None, metric: str) -> MetricRule | None:
         """The rule for this metric on this device, or None when the metric has no threshold."""
+        if device_class is None:
+            device_class = self.device_classes.get(device_id)
+        key = (device_id if device_id in self.devices else None, device_class, metric)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            rule = self._resolved[key] = self._resolve(device_id, device_class, metric)
+            return rule
+
+    def _resolve(self, device_id: str, device_class: str | None, metric: str) -> MetricRule | None:
         merged = self._merged(device_id, device_class, metric)
         if merged.threshold is None:
             return None
