@@ -61,6 +61,7 @@ class Batch:
     seen: dict[str, DeviceSeen] = field(default_factory=dict)  # every device heard from
     registry: dict[str, DeviceSeen] = field(default_factory=dict)  # device rows due to be written
     touched: set[str] = field(default_factory=set)  # devices fed a new sample
+    unsettled: set[str] = field(default_factory=set)  # of those, whose rule state changed beyond the seq
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule-state snapshots to write
     events: list[DeviceEvent] = field(default_factory=list)
     # Predictive warnings raised or withdrawn, each after the first n transitions of the batch
@@ -151,7 +152,13 @@ class Pipeline:
         alerted = {t.device_id for t, _ in batch.transitions}
         snapshot = self._engine.snapshot_device
         stale = self._stale
+        unsettled = batch.unsettled
         for device_id in batch.touched:
+            if device_id not in unsettled:
+                # Only the seq moved (the engine says so): the stored row differs in nothing else.
+                if device_id not in stale:
+                    stale[device_id] = now
+                continue
             state = snapshot(device_id)
             if state is None:
                 continue
@@ -181,6 +188,8 @@ class Pipeline:
                 continue
             fresh = True
             batch.touched.add(device_id)
+            if not result.settled:
+                batch.unsettled.add(device_id)
             recent = self._recent.get(device_id)
             if recent is None:
                 recent = self._recent[device_id] = deque(maxlen=RECENT_SAMPLES)

@@ -26,9 +26,14 @@ class FeedResult:
     duplicate: bool = False
     # The sample came from a new agent instance (reinstalled device): seq counting started again.
     restarted: bool = False
+    # Nothing but the seq changed: every metric idle before and after, same instance and class, a
+    # device already known. Its snapshot then differs from the last one only in the seq, so a
+    # caller persisting snapshots need not take one for every sample.
+    settled: bool = False
 
 
-_NOTHING = FeedResult()
+_SETTLED = FeedResult(settled=True)
+_CHANGED = FeedResult()
 _DUPLICATE = FeedResult(duplicate=True)
 
 
@@ -96,6 +101,7 @@ class RuleEngine:
 
     def feed(self, sample: Sample) -> FeedResult:
         device = self._devices.get(sample.device_id)
+        settled = device is not None
         if device is None:
             device = self._devices[sample.device_id] = _DeviceState()
         restarted = False
@@ -103,12 +109,14 @@ class RuleEngine:
             restarted = device.instance is not None
             device.instance = sample.instance
             device.last_seq = -1
+            settled = False
         if sample.seq <= device.last_seq:
             return _DUPLICATE
         device.last_seq = sample.seq
         if sample.device_class is not None and sample.device_class != device.device_class:
             device.device_class = sample.device_class
             device.rules.clear()
+            settled = False
 
         transitions: list[Transition] | None = None
         for metric, value in sample.metrics.items():
@@ -124,7 +132,11 @@ class RuleEngine:
             state = device.metrics.get(metric)
             if state is None:
                 state = device.metrics[metric] = _MetricState()
+            elif settled and (state.streak or state.clear or state.active is not None):
+                settled = False
             change = _step(state, rule, value)
+            if state.streak:  # (from idle, a step can only start a streak or raise an alert)
+                settled = False
             if change is not None:
                 if transitions is None:
                     transitions = []
@@ -142,7 +154,9 @@ class RuleEngine:
                     )
                 )
         if transitions is None:
-            return FeedResult(restarted=True) if restarted else _NOTHING
+            if restarted:
+                return FeedResult(restarted=True)
+            return _SETTLED if settled else _CHANGED
         return FeedResult(tuple(transitions), restarted=restarted)
 
     # -- snapshot and restore -------------------------------------------------------------------

@@ -204,3 +204,33 @@ class TestThresholdLayers:
         assert engine.thresholds.rule_for("gw-1", None, "cpu_percent").threshold == 50  # type: ignore[union-attr]
         [t] = engine.feed(Sample("gw-1", 3, 0.0, {"cpu_percent": 55.0})).transitions
         assert (t.event, t.threshold) == (Event.RAISED, 50)
+
+
+SETTLED_STEPS = [
+    # (sample fields, settled?) fed in order to one device; cpu_percent threshold 60, red above 90
+    ({"seq": 1, "cpu": 10.0, "instance": "a"}, False),  # a new device
+    ({"seq": 2, "cpu": 10.0, "instance": "a"}, True),  # only the seq moved
+    ({"seq": 3, "cpu": 70.0, "instance": "a"}, False),  # a streak starts
+    ({"seq": 4, "cpu": 10.0, "instance": "a"}, False),  # ... and ends: the state changed back
+    ({"seq": 5, "cpu": 10.0, "instance": "a"}, True),
+    ({"seq": 6, "cpu": 95.0, "instance": "a"}, False),  # red raised
+    ({"seq": 7, "cpu": 95.0, "instance": "a"}, False),  # an active alert is not idle
+    ({"seq": 8, "cpu": 10.0, "instance": "a"}, False),
+    ({"seq": 9, "cpu": 10.0, "instance": "a"}, False),
+    ({"seq": 10, "cpu": 10.0, "instance": "a"}, False),  # cleared
+    ({"seq": 11, "cpu": 10.0, "instance": "a"}, True),
+    ({"seq": 1, "cpu": 10.0, "instance": "b"}, False),  # reinstalled
+    ({"seq": 2, "cpu": 10.0, "instance": "b", "device_class": "router"}, False),  # class changed
+    ({"seq": 3, "cpu": 10.0, "instance": "b", "device_class": "router"}, True),
+    ({"seq": 4, "mem": 10.0, "instance": "b"}, True),  # a metric seen for the first time, idle
+    ({"seq": 4, "cpu": 10.0, "instance": "b"}, False),  # a duplicate is not settled either
+]
+
+
+def test_settled_says_when_only_the_seq_changed() -> None:
+    engine = RuleEngine()
+    got = []
+    for fields in (dict(f) for f, _ in SETTLED_STEPS):
+        metrics = {"cpu_percent": fields.pop("cpu")} if "cpu" in fields else {"mem_percent": fields.pop("mem")}
+        got.append(engine.feed(Sample("gw-1", ts=1000.0 + len(got), metrics=metrics, **fields)).settled)
+    assert got == [settled for _, settled in SETTLED_STEPS]
