@@ -67,7 +67,7 @@ class Forecast:
 class TrendForecaster:
     """Feed `update(ts, value)` in time order; ask `forecast(threshold, horizon)` at any time."""
 
-    __slots__ = ("clip", "decorrelation", "half_life", "log_scale", "n", "run", *_SUMS)
+    __slots__ = ("clip", "decorrelation", "half_life", "last_decay", "last_dt", "log_scale", "n", "run", *_SUMS)
 
     def __init__(self, half_life: float = 3 * 3600.0, decorrelation: float = 600.0, *,
                  log_scale: bool = False, clip: float = 3.0) -> None:
@@ -85,34 +85,41 @@ class TrendForecaster:
         self.run = 0  # consecutive clipped samples: positive above the line, negative below
         self.t_ref = self.t_first = 0.0
         self.s0 = self.s1 = self.s2 = self.sy = self.sty = self.syy = self.w2 = 0.0
+        self.last_dt = self.last_decay = 0.0  # the fading factor of the last interval (a cache)
 
     def update(self, ts: float, value: float) -> None:
         """Add a sample. A sample older than the latest one is ignored (the fit moves forward only),
         and so is a value that is not positive on a log scale."""
-        if self.n and ts < self.t_ref:
+        n = self.n
+        if n and ts < self.t_ref:
             return
         if self.log_scale:
             if value <= 0:
                 return
             value = math.log(value)
-        if self.n == 0:
+        if n == 0:
             self.t_ref = self.t_first = ts
         dt = ts - self.t_ref
         if dt > 0:
-            # Move the origin to the new sample, then fade the old weights.
-            decay = math.exp(-dt * _LN2 / self.half_life)
-            s0, s1 = self.s0, self.s1
+            # Move the origin to the new sample, then fade the old weights. Agents sample at a
+            # fixed interval, so the fading factor of the last interval is usually the one needed.
+            if dt == self.last_dt:
+                decay = self.last_decay
+            else:
+                decay = self.last_decay = math.exp(-dt * _LN2 / self.half_life)
+                self.last_dt = dt
+            s0, s1, sy = self.s0, self.s1, self.sy
             self.s2 = decay * (self.s2 - 2.0 * dt * s1 + dt * dt * s0)
             self.s1 = decay * (s1 - dt * s0)
-            self.sty = decay * (self.sty - dt * self.sy)
+            self.sty = decay * (self.sty - dt * sy)
             self.s0 = decay * s0
-            self.sy *= decay
+            self.sy = sy * decay
             self.syy *= decay
             self.w2 *= decay * decay
             self.t_ref = ts
-        if self.n >= _SETTLED and self.s0 >= _SUPPORT:
+        if n >= _SETTLED and self.s0 >= _SUPPORT:
             value = self._clipped(value)
-        self.n += 1
+        self.n = n + 1
         self.s0 += 1.0
         self.sy += value
         self.syy += value * value

@@ -87,6 +87,7 @@ class PredictiveSettings:
     anomaly_level: float = 0.5  # calibrated anomaly score (0.5 ~ a one-in-10^5 event)
     anomaly_duration: float = 20 * MINUTE  # the score must stay at or above the level this long
     rearm: float = 6 * HOUR  # quiet time after a withdrawal before the next warning
+    refresh: float = 1 * MINUTE  # the crossing forecast is recomputed at most this often (sample time)
 
 
 # Built-in per-metric defaults, under anything configured: latency degrades multiplicatively.
@@ -106,6 +107,7 @@ _KEYS: dict[str, tuple[str, float | None, str]] = {
     "anomaly_level": ("anomaly_level", 1.0, "level"),
     "anomaly_minutes": ("anomaly_duration", MINUTE, "positive"),
     "rearm_hours": ("rearm", HOUR, "not_negative"),
+    "forecast_refresh_seconds": ("refresh", 1.0, "not_negative"),
 }
 
 
@@ -340,7 +342,8 @@ def _forecaster(settings: PredictiveSettings) -> TrendForecaster:
 class _Series:
     """The state of one (device, metric)."""
 
-    __slots__ = ("detector", "forecaster", "high_since", "last_ts", "low_since", "pending", "quiet_until", "warning")
+    __slots__ = ("detector", "forecast", "forecast_key", "forecast_ts", "forecaster", "high_since", "last_ts",
+                 "low_since", "pending", "quiet_until", "warning")
 
     def __init__(self, settings: PredictiveSettings, params: AnomalyParams) -> None:
         self.forecaster = _forecaster(settings)
@@ -351,6 +354,14 @@ class _Series:
         self.low_since: float | None = None  # ... below it
         self.quiet_until = -math.inf
         self.last_ts = -math.inf
+        self.forget_forecast()
+
+    def forget_forecast(self) -> None:
+        # The last crossing forecast, when it was made and for which (settings, threshold): a
+        # cache that spares recomputing it for every sample; not part of the snapshot.
+        self.forecast: Forecast | None = None
+        self.forecast_ts = -math.inf
+        self.forecast_key: tuple[PredictiveSettings, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -377,6 +388,7 @@ class _Series:
         quiet, last = data["quiet_until"], data["last_ts"]
         series.quiet_until = -math.inf if quiet is None else float(quiet)
         series.last_ts = -math.inf if last is None else float(last)
+        series.forget_forecast()
         return series
 
 
@@ -420,50 +432,54 @@ class PredictiveMonitor:
                 return (self._withdraw(series, Reason.DISABLED, ts, value, 0.0),)
             return ()
         if series is None:
-            series = self._series.setdefault(device_id, {})[metric] = _Series(settings, self._params)
+            if device is None:
+                device = self._series[device_id] = {}
+            series = device[metric] = _Series(settings, self._params)
         elif ts <= series.last_ts:
             return ()
         series.last_ts = ts
         forecaster = series.forecaster
         if forecaster.half_life != settings.half_life or forecaster.log_scale != settings.log_scale:
             forecaster = series.forecaster = _forecaster(settings)  # the trend settings changed
+            series.forget_forecast()
         forecaster.update(ts, value)
-        series.detector.update(ts, value)
-        score = series.detector.unusual
+        detector = series.detector
+        detector.update(ts, value)
+        score = detector.unusual
         if score >= settings.anomaly_level:
-            series.high_since = ts if series.high_since is None else series.high_since
+            if series.high_since is None:
+                series.high_since = ts
             series.low_since = None
         else:
-            series.low_since = ts if series.low_since is None else series.low_since
+            if series.low_since is None:
+                series.low_since = ts
             series.high_since = None
         if alert_active:
             series.pending = None
             if series.warning is not None:
                 return (self._withdraw(series, Reason.ALERT, ts, value, score, settings),)
             return ()
-        forecast = None
-        if threshold is not None:
-            forecast = forecaster.forecast(threshold, settings.horizon, settings.noise_margin)
-            if forecast is not None and forecast.span < settings.min_history:
-                forecast = None
         if series.warning is None:
-            return self._maybe_raise(series, settings, device_id, metric, ts, value, threshold, forecast, score)
-        return self._maybe_withdraw(series, settings, ts, value, forecast, score)
+            if ts < series.quiet_until:
+                series.pending = None
+                return ()
+            return self._maybe_raise(series, settings, device_id, metric, ts, value, threshold, score)
+        return self._maybe_withdraw(series, settings, ts, value, threshold, score)
 
     def _maybe_raise(
         self, series: _Series, settings: PredictiveSettings, device_id: str, metric: str, ts: float,
-        value: float, threshold: float | None, forecast: Forecast | None, score: float,
+        value: float, threshold: float | None, score: float,
     ) -> tuple[PredictiveEvent, ...]:
-        if ts < series.quiet_until:
-            series.pending = None
-            return ()
-        crossing = (
-            forecast is not None and threshold is not None and forecast.eta is not None
-            and forecast.eta <= settings.horizon and forecast.confidence >= settings.confidence
-        )
+        forecast = _crossing_forecast(series, settings, ts, threshold)
+        crossing = _crosses(forecast, settings)
+        since = ts if series.pending is None else series.pending
+        if crossing and ts - since >= settings.confirm and series.forecast_ts < ts:
+            # Decided on a forecast from a few samples ago: a warning is raised on a fresh one.
+            forecast = _crossing_forecast(series, settings, ts, threshold, fresh=True)
+            crossing = _crosses(forecast, settings)
         if crossing:
-            series.pending = ts if series.pending is None else series.pending
-            if ts - series.pending >= settings.confirm:
+            series.pending = since
+            if ts - since >= settings.confirm:
                 assert forecast is not None and forecast.eta is not None and threshold is not None
                 series.pending = None
                 series.warning = _trend_warning(device_id, metric, ts, value, threshold, forecast, score)
@@ -477,8 +493,8 @@ class PredictiveMonitor:
         return ()
 
     def _maybe_withdraw(
-        self, series: _Series, settings: PredictiveSettings, ts: float, value: float,
-        forecast: Forecast | None, score: float,
+        self, series: _Series, settings: PredictiveSettings, ts: float, value: float, threshold: float | None,
+        score: float,
     ) -> tuple[PredictiveEvent, ...]:
         warning = series.warning
         assert warning is not None
@@ -486,12 +502,15 @@ class PredictiveMonitor:
             if series.low_since is not None and ts - series.low_since >= settings.anomaly_duration:
                 return (self._withdraw(series, Reason.BACK_TO_NORMAL, ts, value, score, settings),)
             return ()
-        still = forecast is not None and forecast.eta is not None and forecast.confidence >= 0.5
-        if still:
+        forecast = _crossing_forecast(series, settings, ts, threshold)
+        since = ts if series.pending is None else series.pending
+        if not _still_rising(forecast) and ts - since >= settings.confirm and series.forecast_ts < ts:
+            forecast = _crossing_forecast(series, settings, ts, threshold, fresh=True)  # as for a raise
+        if _still_rising(forecast):
             series.pending = None
             return ()
-        series.pending = ts if series.pending is None else series.pending
-        if ts - series.pending >= settings.confirm:
+        series.pending = since
+        if ts - since >= settings.confirm:
             return (self._withdraw(series, Reason.TREND_REVERSED, ts, value, score, settings),)
         return ()
 
@@ -564,6 +583,37 @@ class PredictiveMonitor:
 
     def restore_device(self, device_id: str, data: Mapping[str, Any]) -> None:
         self._series[device_id] = _device_from(device_id, data)
+
+
+def _crossing_forecast(
+    series: _Series, settings: PredictiveSettings, ts: float, threshold: float | None, fresh: bool = False
+) -> Forecast | None:
+    """The series' forecast against `threshold`, recomputed at most every `settings.refresh` seconds
+    (or now, when `fresh`); None without a threshold or with less than `min_history` of history."""
+    if threshold is None:
+        return None
+    forecaster = series.forecaster
+    if forecaster.t_ref - forecaster.t_first < settings.min_history:
+        return None  # (the forecast's span): too short a history to act on, so not worth computing
+    key = (settings, threshold)
+    if not fresh and ts - series.forecast_ts < settings.refresh and series.forecast_key == key:
+        return series.forecast
+    forecast = forecaster.forecast(threshold, settings.horizon, settings.noise_margin)
+    series.forecast, series.forecast_ts, series.forecast_key = forecast, ts, key
+    return forecast
+
+
+def _crosses(forecast: Forecast | None, settings: PredictiveSettings) -> bool:
+    """Forecast to pass the threshold within the horizon, confidently enough to warn."""
+    return (
+        forecast is not None and forecast.eta is not None and forecast.eta <= settings.horizon
+        and forecast.confidence >= settings.confidence
+    )
+
+
+def _still_rising(forecast: Forecast | None) -> bool:
+    """A trend warning holds while passing the threshold stays more likely than not."""
+    return forecast is not None and forecast.eta is not None and forecast.confidence >= 0.5
 
 
 def _device_from(device_id: str, data: Any) -> dict[str, _Series]:
