@@ -107,6 +107,7 @@ def open_ticket(
         contact_name=_first_contact(session, customer_id), engineer_level=ctx.policy.group_of(level),
         opened_at=at, committed_at=at + ctx.policy.resolution[level], follow_up_of_id=follow_up_of,
         escalated=False, escalation_step=0, updated_at=at,
+        clocks=[],  # known empty: adding the first clock need not load the collection
     )
     try:
         with session.begin_nested():
