@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from paho.mqtt.client import topic_matches_sub
 
 from collector import telegraf
@@ -95,6 +96,10 @@ def _text(payload: bytes) -> str:
 
 
 def _json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass  # the json module says precisely what is wrong, and accepts what it always accepted
     try:
         return json.loads(_text(payload))
     except ValueError as exc:  # json.JSONDecodeError; RecursionError is not a ValueError

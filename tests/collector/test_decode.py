@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import collector.decode
 from collector.decode import MAX_PAYLOAD_BYTES, Decoder, Ignored, Rejected, Status, Telemetry
 
 DECODER = Decoder("edgewatch/v1", ("telegraf/#",))
@@ -89,3 +93,39 @@ def test_telegraf_topic() -> None:
     assert isinstance(out, Telemetry) and out.source == "telegraf"
     assert out.samples[0].metrics == {"cpu_percent": 10.0}
     assert DECODER.decode("telegraf/gw-1/disk", b"disk,host=gw-1 used_percent=5 1", 0) == Ignored("no_known_metrics")
+
+
+# The fast parser (orjson) must not change any outcome: every payload decodes to what the json
+# module alone gives, accepted alike or rejected for the same reason. (A rejection's detail may
+# print an integer beyond 64 bits as a float: orjson reads such literals as floats.)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _with_json_module_only(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> object:
+    def refuse(_: bytes) -> object:
+        raise orjson.JSONDecodeError("forced", "", 0)
+
+    with monkeypatch.context() as m:
+        m.setattr(collector.decode.orjson, "loads", refuse)
+        return DECODER.decode(TOPIC, payload, 0.0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(metrics=st.dictionaries(st.sampled_from(["cpu_percent", "mem_percent", "latency_ms", "x"]), _JSON_VALUES),
+       extra=_JSON_VALUES, seq=_JSON_VALUES)
+def test_fast_parser_agrees_with_the_json_module(
+    metrics: dict[str, object], extra: object, seq: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = [sample(metrics=metrics, seq=seq, extra=extra), sample(metrics=metrics)[:-3],
+                json.dumps(extra).encode(), b"\xef\xbb\xbf" + sample(), sample().replace(b"gw-1", b"gw-\xff")]
+    for payload in payloads:
+        fast, reference = DECODER.decode(TOPIC, payload, 0.0), _with_json_module_only(payload, monkeypatch)
+        if isinstance(reference, Rejected):
+            assert isinstance(fast, Rejected) and fast.reason == reference.reason
+        else:
+            assert fast == reference
