@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -283,6 +284,9 @@ class Ticket(Base):
         CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
         Index("ix_tickets_status_opened", "status", "opened_at"),
         Index("ix_tickets_customer_id_id", "customer_id", "id"),  # one customer's queue, newest first
+        # The efficiency board reads a window of days by opening and by finishing time (migration 0005).
+        Index("ix_tickets_opened_at", "opened_at"),
+        Index("ix_tickets_finished_at", text("coalesce(resolved_at, cancelled_at, closed_at)")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
