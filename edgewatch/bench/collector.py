@@ -305,8 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             started, cpu = time.perf_counter(), cpu_seconds()
             collector.start(timeout=30)
             deadline = started + args.timeout
+            # Each poll reads the whole Prometheus registry under the collector's interpreter lock:
+            # every 10 ms that took 5 % of the collector's time; every 50 ms it is 1 %.
             while handled(collector) < args.messages and time.perf_counter() < deadline:
-                time.sleep(0.01)
+                time.sleep(0.05)
             elapsed = time.perf_counter() - started
             count = handled(collector)
             cpu = cpu_seconds() - cpu
