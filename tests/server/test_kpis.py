@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from server.kpis import percentile
 from tests.server.harness import Harness
-from tickets.models import Clock, Ticket
+from tickets.models import Clock, Customer, Ticket
 
 T = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
 S = timedelta(seconds=1)
@@ -109,3 +110,70 @@ def test_cache_serves_a_recent_board_and_expires() -> None:
     assert cache.get_or_compute("a", compute) == 5
     off = KpiCache(0)
     assert [off.get_or_compute("x", compute) for _ in range(2)] == [6, 7]
+
+
+@pytest.fixture(params=["sqlite_api", pytest.param("api", marks=pytest.mark.postgres)])
+def empty_board(request: pytest.FixtureRequest) -> Harness:
+    h: Harness = request.getfixturevalue(request.param)
+    return h
+
+
+def test_board_matches_a_count_by_hand_over_a_mixed_history(empty_board: Harness) -> None:
+    """Every per-day count and the backlog against a plain count over the same tickets: finished before,
+    inside and after the window, closed with and without resolving, cancelled, still open, on the
+    stroke of midnight, for two customers and levels; on both backends."""
+    import random
+
+    from server.kpis import KpiFilter, compute
+
+    h = empty_board
+    rng = random.Random(5)
+    made: list[dict[str, Any]] = []
+    with h.sessions.begin() as session:
+        customers = [Customer(name="A"), Customer(name="B")]
+        session.add_all(customers)
+        session.flush()
+        for n in range(120):
+            opened = T(2026, 1, 1) + timedelta(seconds=rng.choice((0, 1, 86399)) + 86400 * rng.randrange(10))
+            finish = rng.choice((None, "resolved", "closed", "resolve+close", "cancelled"))
+            done = opened + timedelta(hours=rng.choice((1, 30, 80)))
+            row: dict[str, Any] = dict(
+                kind="on_site", level=rng.choice(("red", "blue")), priority=1, title=f"t{n}",
+                customer_id=rng.choice(customers).id, opened_at=opened, updated_at=opened,
+                acknowledged_at=opened + 90 * S if rng.random() < 0.7 else None,
+                status={None: "received", "resolve+close": "closed"}.get(finish, finish),
+                resolved_at=done if finish in ("resolved", "resolve+close") else None,
+                closed_at=(done if finish == "closed" else done + timedelta(days=2))
+                if finish in ("closed", "resolve+close") else None,
+                cancelled_at=done if finish == "cancelled" else None,
+                rating=rng.choice((None, 4)) if finish else None)
+            ticket = Ticket(**row)
+            session.add(ticket)
+            session.flush()
+            met = rng.random() < 0.5
+            session.add(Clock(ticket_id=ticket.id, name="first_response", started_at=opened,
+                              original_due_at=opened + 300 * S, due_at=opened + 300 * S,
+                              stopped_at=opened + 60 * S if met or rng.random() < 0.5 else None,
+                              breached_at=None if met else opened + 300 * S))
+            made.append({**row, "met": met})
+    for f in (KpiFilter(T(2026, 1, 4).date(), T(2026, 1, 7).date()),
+              KpiFilter(T(2026, 1, 2).date(), T(2026, 1, 12).date(), customer_id=customers[1].id, level="red")):
+        with h.sessions() as session:
+            days, total = compute(session, f)
+        assert [d for d, _ in days] == [
+            (f.start + timedelta(days=i)).isoformat() for i in range((f.end - f.start).days + 1)]
+        scoped = [t for t in made if f.customer_id in (None, t["customer_id"]) and f.level in (None, t["level"])]
+        for key, cohort in days:
+            day_end = datetime.fromisoformat(key).replace(tzinfo=UTC) + timedelta(days=1)
+            on_day = [t for t in scoped if t["opened_at"].date().isoformat() == key]
+            finished = [t.get("resolved_at") or t.get("cancelled_at") or t.get("closed_at") for t in scoped]
+            still_open = sum(1 for t, done in zip(scoped, finished, strict=True)
+                             if t["opened_at"] < day_end and (done is None or done >= day_end))
+            assert (cohort.opened, cohort.backlog) == (len(on_day), still_open), key
+            assert cohort.cancelled == sum(1 for t in on_day if t["cancelled_at"]), key
+            assert cohort.acknowledged == sum(1 for t in on_day if t["acknowledged_at"]), key
+            assert cohort.resolved == sum(1 for t in on_day if t["resolved_at"] and not t["cancelled_at"]), key
+            assert cohort.ratings == sum(1 for t in on_day if t["rating"]), key
+            settled_met = cohort.sla.get("first_response", (0, 0))
+            assert settled_met[1] == sum(1 for t in on_day if t["met"]), key
+        assert total.opened == sum(c.opened for _, c in days) and total.backlog == days[-1][1].backlog
