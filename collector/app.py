@@ -211,21 +211,27 @@ class Collector:
             self._commit(Batch([], registry=pending, states=states, predictive_states=predictive))
 
     def _commit(self, batch: Batch) -> bool:
-        """Write the batch in one transaction, retrying while the database is unavailable."""
+        """Write the batch in one transaction, retrying while the database is unavailable.
+
+        An error other than the database being unreachable or locked will not pass by itself
+        (a value it refuses): the retry then writes row by row, skipping and counting the rows
+        refused, so that one bad row never stalls the stream."""
         assert self._service is not None
         delay = 0.1
+        isolate = False
         while True:
             session = self._sessions()
             try:
-                write_batch(session, batch, self._service, self._ticket_error)
+                write_batch(session, batch, self._service, self._ticket_error, self._unstorable if isolate else None)
                 session.commit()
                 break
             except Exception as exc:
                 session.rollback()
                 self._service.after_rollback()
                 self.metrics.commit_errors.inc()
-                logger.error("committing a batch of %d messages failed (%s); retrying in %.1f s",
-                             len(batch.messages), exc, delay)
+                isolate = isolate or not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+                logger.error("committing a batch of %d messages failed (%s); retrying in %.1f s%s",
+                             len(batch.messages), exc, delay, " row by row" if isolate else "")
                 if self._stopping.wait(delay):
                     return False
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -236,6 +242,10 @@ class Collector:
         except Exception:
             logger.exception("ticket service after_commit failed")
         return True
+
+    def _unstorable(self, table: str, key: str, exc: Exception) -> None:
+        self.metrics.unstorable.labels(table).inc()
+        logger.error("the ticket database refused a %s row (%s): skipped; %s", table, key, exc)
 
     def _ticket_error(self, subject: Transition | DeviceEvent | PredictiveEvent, exc: Exception) -> None:
         self.metrics.ticket_errors.inc()

@@ -63,6 +63,11 @@ class CollectorMetrics:
         self.commit_errors = Counter(
             "edgewatch_collector_commit_errors", "Failed ticket-database commits (retried)", registry=r
         )
+        self.unstorable = Counter(
+            "edgewatch_collector_unstorable_rows",
+            "Rows the ticket database refused one by one (not a passing outage), skipped so the stream goes on",
+            ["table"], registry=r,
+        )
         self.ticket_errors = Counter(
             "edgewatch_collector_ticket_errors",
             "Alert transitions and predictive warnings the ticket service failed on", registry=r,

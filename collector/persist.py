@@ -127,7 +127,47 @@ def _dialect(session: Session) -> _Dialect:
     return _DIALECTS["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
 
 
-def upsert_devices(session: Session, batch: Batch) -> None:
+# Reports a row the database refused on its own: (table, row key, error).
+Unstorable = Callable[[str, str, Exception], None]
+
+
+def _execute(session: Session, statement: str | sa.Insert, rows: list[Any]) -> None:
+    # The connection is asked for here, inside any savepoint just begun: the session emits
+    # SAVEPOINT only when its connection is requested within the nested transaction.
+    if isinstance(statement, str):
+        session.connection().exec_driver_sql(statement, rows)
+    else:
+        session.execute(statement, rows)
+
+
+def _guarded(session: Session, table: str, rows: list[Any], key: str, statement: str | sa.Insert,
+             on_unstorable: Unstorable | None) -> None:
+    """Write `rows`; with `on_unstorable`, in a savepoint, and when the database refuses them,
+    again one row at a time: a refused row is reported and skipped, the rest are kept. An
+    OperationalError (the database unreachable, locked) is always raised: the batch waits."""
+    execute = partial(_execute, session, statement)
+    if on_unstorable is None:
+        execute(rows)
+        return
+    try:
+        with session.begin_nested():
+            execute(rows)
+        return
+    except sa.exc.OperationalError:
+        raise
+    except Exception:
+        pass
+    for row in rows:
+        try:
+            with session.begin_nested():
+                execute([row])
+        except sa.exc.OperationalError:
+            raise
+        except Exception as exc:
+            on_unstorable(table, str(row.get(key)), exc)
+
+
+def upsert_devices(session: Session, batch: Batch, on_unstorable: Unstorable | None = None) -> None:
     if not batch.registry:
         return
     d = _dialect(session)
@@ -139,19 +179,21 @@ def upsert_devices(session: Session, batch: Batch) -> None:
             "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seen.seq, "latest_ts": seen.ts,
             "latest": None if seen.latest is None else dumps(seen.latest), "device_class": seen.device_class,
         })
-    session.connection().exec_driver_sql(d.device_upsert, rows)
+    _guarded(session, "devices", rows, "id", d.device_upsert, on_unstorable)
 
 
-def upsert_rule_states(session: Session, states: Mapping[str, Any]) -> None:
+def upsert_rule_states(session: Session, states: Mapping[str, Any], on_unstorable: Unstorable | None = None) -> None:
     d = _dialect(session)
     at = d.time(time.time())
     dumps = json.dumps
     rows = [{"device_id": device_id, "state": dumps(states[device_id]), "at": at} for device_id in sorted(states)]
     if rows:
-        session.connection().exec_driver_sql(d.rule_state_upsert, rows)
+        _guarded(session, "rule_states", rows, "device_id", d.rule_state_upsert, on_unstorable)
 
 
-def upsert_predictive_states(session: Session, rows: Mapping[str, Mapping[str, Any]]) -> None:
+def upsert_predictive_states(
+    session: Session, rows: Mapping[str, Mapping[str, Any]], on_unstorable: Unstorable | None = None
+) -> None:
     """The predictive monitor's per-device state and latest forecasts (`PredictiveStage.row`)."""
     if not rows:
         return
@@ -160,7 +202,7 @@ def upsert_predictive_states(session: Session, rows: Mapping[str, Mapping[str, A
     dumps = json.dumps
     values = [{"device_id": device_id, "state": dumps(rows[device_id]["state"]),
                "forecasts": dumps(rows[device_id]["forecasts"]), "at": at} for device_id in sorted(rows)]
-    session.connection().exec_driver_sql(d.predictive_upsert, values)
+    _guarded(session, "predictive_states", values, "device_id", d.predictive_upsert, on_unstorable)
 
 
 def _storable(text: str) -> str:
@@ -169,18 +211,16 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00")
 
 
-def insert_dead_letters(session: Session, batch: Batch) -> None:
+def insert_dead_letters(session: Session, batch: Batch, on_unstorable: Unstorable | None = None) -> None:
     if not batch.dead_letters:
         return
-    session.execute(
-        sa.insert(DEAD_LETTERS),
-        [
-            {"received_at": utc(d.received_at), "topic": _storable(d.topic), "device_id": d.device_id,
-             "reason": d.reason, "detail": _storable(d.detail), "payload": _storable(d.payload),
-             "payload_size": d.payload_size}
-            for d in batch.dead_letters
-        ],
-    )
+    rows = [
+        {"received_at": utc(d.received_at), "topic": _storable(d.topic), "device_id": d.device_id,
+         "reason": d.reason, "detail": _storable(d.detail), "payload": _storable(d.payload),
+         "payload_size": d.payload_size}
+        for d in batch.dead_letters
+    ]
+    _guarded(session, "dead_letters", rows, "topic", sa.insert(DEAD_LETTERS), on_unstorable)
 
 
 def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent) -> None:
@@ -201,14 +241,16 @@ def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent
 def write_batch(
     session: Session, batch: Batch, service: TicketSink,
     on_ticket_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
+    on_unstorable: Unstorable | None = None,
 ) -> None:
     """Everything of `batch` into `session` (the caller commits). A ticket-service failure on one
     transition or predictive event rolls back that change alone (a savepoint) and is reported, not
-    raised. Predictive events go in sample order among the transitions."""
-    upsert_devices(session, batch)
-    upsert_rule_states(session, batch.states)
-    upsert_predictive_states(session, batch.predictive_states)
-    insert_dead_letters(session, batch)
+    raised. Predictive events go in sample order among the transitions. With `on_unstorable` (after
+    the database refused the batch), rows it refuses one by one are reported and skipped."""
+    upsert_devices(session, batch, on_unstorable)
+    upsert_rule_states(session, batch.states, on_unstorable)
+    upsert_predictive_states(session, batch.predictive_states, on_unstorable)
+    insert_dead_letters(session, batch, on_unstorable)
     predictions = iter(batch.predictions)
     pending = next(predictions, None)
     for index, (transition, recent) in enumerate(batch.transitions):
