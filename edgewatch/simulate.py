@@ -46,7 +46,10 @@ class FleetPublisher:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id or f"edgewatch-sim-{self.instance}"
         )
-        self.client.max_inflight_messages_set(2000)
+        # No in-flight limit: above one, paho queues the excess and rescans its whole in-flight
+        # window on every PUBACK to find the next to send, which held a 10 000-device fleet to
+        # about 3 000 samples/s at 200 us of CPU each.
+        self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         if tls:
             self.client.tls_set()

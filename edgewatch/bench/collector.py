@@ -96,7 +96,7 @@ def fleet(messages: int, devices: int, seed: int = 7) -> list[tuple[str, bytes]]
 
 def publish_all(port: int, messages: Sequence[tuple[str, bytes]]) -> None:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.monotonic_ns()}")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(0)  # unlimited: see edgewatch/simulate.py
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
