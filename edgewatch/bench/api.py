@@ -7,7 +7,8 @@ then serves the real app with uvicorn on 127.0.0.1 and times sequential requests
 keep-alive connection. The baseline measured in the same run is `GET /healthz` (the framework, one
 database round trip and the loopback), so the ratio shows what each endpoint costs above it.
 Goal: p99 <= 50 ms for every endpoint as served. The KPI board is served from a 60 s cache (it is a
-daily figure); its cold computation, cache off, is measured and printed too.
+daily figure); its cold computation, cache off, is measured and judged on its own line: the default
+14-day board is meant to meet the goal cold too, a 90-day one only through the cache.
 """
 
 from __future__ import annotations
@@ -182,13 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     baseline = statistics.median(results[0][1])
     print(f"\n{'endpoint':<28} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50/base':>9}  goal")
-    ok = True
+    ok = cold_ok = True
     for name, values in results:
         p99 = quantile(values, 0.99)
         meets = p99 <= GOAL_P99_MS
-        ok &= meets or name.endswith(("(baseline)", "(no cache)"))
+        if name.endswith("(no cache)"):
+            cold_ok &= meets
+        elif not name.endswith("(baseline)"):
+            ok &= meets
         print(f"{name:<28} {statistics.median(values):8.2f} {quantile(values, 0.9):8.2f} {p99:8.2f} "
               f"{max(values):8.2f} {statistics.median(values) / baseline:8.1f}x  {'ok' if meets else 'MISSED'}")
-    print(f"\np99 goal {GOAL_P99_MS:g} ms as served: {'met' if ok else 'missed'} ({args.requests} sequential requests "
-          "each; the cold KPI rows, cache off, are for information)")
+    print(f"\np99 goal {GOAL_P99_MS:g} ms as served: {'met' if ok else 'missed'}; KPI boards cold (cache off): "
+          f"{'met' if cold_ok else 'missed'} ({args.requests} sequential requests each)")
     return 0
