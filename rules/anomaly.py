@@ -284,10 +284,11 @@ class AnomalyDetector:
         at = n % width
         buffers, sums = self.buffers, self.lsum
         if n < p.likelihood_start:
-            for view in range(_VIEWS):
-                slot = view * width + at
-                sums[view] = sums[view] + raws[view] - buffers[slot]
-                buffers[slot] = raws[view]
+            slot = at
+            for view, raw in enumerate(raws):
+                sums[view] = sums[view] + raw - buffers[slot]
+                buffers[slot] = raw
+                slot += width
             return 0.0
         means, variances = self.lmean, self.lvar
         inverse = 1.0 / (n - p.likelihood_start + 1)
@@ -295,12 +296,12 @@ class AnomalyDetector:
         keep = 1.0 - rate
         min_var = p.likelihood_min_var
         top = 0.0
-        for view in range(_VIEWS):
-            raw = raws[view]
-            slot = view * width + at
+        slot = at
+        for view, raw in enumerate(raws):
             total = sums[view] + raw - buffers[slot]
             sums[view] = total
             buffers[slot] = raw
+            slot += width
             mu = means[view]
             d = total / width - mu
             var = variances[view]

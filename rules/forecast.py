@@ -15,6 +15,13 @@ Uncertainty: the residual scatter around the line gives the standard errors of t
 slope. Neighbouring samples of a real metric are not independent (a busy minute is followed by
 another), so the forecaster counts at most one independent sample per `decorrelation` seconds;
 without that, thousands of samples per hour would make any wiggle look certain.
+
+Bursts: the orange alert fires on three consecutive samples above the threshold, so a burst on top
+of a raised level can reach it hours before the trend does. The forecaster remembers the series'
+usual *sustained* burst height (the largest excess over the trend held for three samples in a row,
+fading with a half-life of a day); `forecast(..., bursts=p)` counts the crossing from trend + that
+height, once the trend alone is at least `p` likely to get there within 1.5 x the horizon (a rising
+trend that would cross soon anyway, not a flat series with the usual bursts).
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: the burst record (a version 1 snapshot restores with none)
 _LN2 = math.log(2.0)
 _SUMS = ("t_ref", "t_first", "s0", "s1", "s2", "sy", "sty", "syy", "w2")
 _SETTLED = 30  # samples before outliers are clipped
 _SUPPORT = 5.0  # ...and only while the fit has this much recent weight (not after a long gap)
 _RUN = 30  # this many outliers in a row on one side are a new level: stop clipping them
+_BURST_HALF_LIFE = 86400.0  # bursts come a few times a day: remember their height for about that long
+_BURST_REACH = 1.5  # ...and count them when the trend alone would cross within this x the horizon
 
 
 class ForecastStateError(ValueError):
@@ -67,7 +76,8 @@ class Forecast:
 class TrendForecaster:
     """Feed `update(ts, value)` in time order; ask `forecast(threshold, horizon)` at any time."""
 
-    __slots__ = ("clip", "decorrelation", "half_life", "last_decay", "last_dt", "log_scale", "n", "run", *_SUMS)
+    __slots__ = ("burst", "clip", "decorrelation", "excess", "half_life", "last_decay", "last_dt", "last_fade",
+                 "log_scale", "n", "run", *_SUMS)
 
     def __init__(self, half_life: float = 3 * 3600.0, decorrelation: float = 600.0, *,
                  log_scale: bool = False, clip: float = 3.0) -> None:
@@ -85,7 +95,9 @@ class TrendForecaster:
         self.run = 0  # consecutive clipped samples: positive above the line, negative below
         self.t_ref = self.t_first = 0.0
         self.s0 = self.s1 = self.s2 = self.sy = self.sty = self.syy = self.w2 = 0.0
-        self.last_dt = self.last_decay = 0.0  # the fading factor of the last interval (a cache)
+        self.last_dt = self.last_decay = self.last_fade = 0.0  # the fading factors of the last interval
+        self.burst = 0.0  # the usual sustained burst height above the trend (fitted scale), fading
+        self.excess = (0.0, 0.0)  # the last two samples' excess over the trend
 
     def update(self, ts: float, value: float) -> None:
         """Add a sample. A sample older than the latest one is ignored (the fit moves forward only),
@@ -104,10 +116,12 @@ class TrendForecaster:
             # Move the origin to the new sample, then fade the old weights. Agents sample at a
             # fixed interval, so the fading factor of the last interval is usually the one needed.
             if dt == self.last_dt:
-                decay = self.last_decay
+                decay, fade = self.last_decay, self.last_fade
             else:
                 decay = self.last_decay = math.exp(-dt * _LN2 / self.half_life)
+                fade = self.last_fade = math.exp(-dt * _LN2 / _BURST_HALF_LIFE)
                 self.last_dt = dt
+            self.burst *= fade
             s0, s1, sy = self.s0, self.s1, self.sy
             self.s2 = decay * (self.s2 - 2.0 * dt * s1 + dt * dt * s0)
             self.s1 = decay * (s1 - dt * s0)
@@ -125,11 +139,14 @@ class TrendForecaster:
         self.syy += value * value
         self.w2 += 1.0
 
-    def forecast(self, threshold: float, horizon: float, margin: float = 0.0) -> Forecast | None:
+    def forecast(self, threshold: float, horizon: float, margin: float = 0.0, bursts: float = 0.0) -> Forecast | None:
         """The trend and its crossing of `threshold` (upwards); None until three samples span time.
 
         With `margin` > 0 the crossing is where the trend comes within `margin` noise standard
-        deviations of the threshold: where single samples start to breach it often.
+        deviations of the threshold: where single samples start to breach it often. With `bursts`
+        (a probability, 0: off) it is where the trend comes within the usual sustained burst height,
+        if that is more and the trend alone reaches the first point within 1.5 x the horizon with
+        at least that probability.
         """
         fit = self._fit() if self.n >= 3 else None
         if fit is None:
@@ -146,6 +163,11 @@ class TrendForecaster:
         var_slope = sigma2 * self.w2 / (s0 * sxx) * inflate
         noise_sd = math.sqrt(sigma2)
         threshold -= margin * noise_sd
+        if bursts > 0.0 and self.burst > margin * noise_sd:
+            far = _BURST_REACH * horizon
+            sd_far = math.sqrt(var_mean + (far - t_mean) ** 2 * var_slope)
+            if _above(level + slope * far - threshold, sd_far) >= bursts:
+                threshold += margin * noise_sd - self.burst
         level_sd = math.sqrt(var_mean + t_mean * t_mean * var_slope)
         slope_sd = math.sqrt(var_slope)
         at_horizon = level + slope * horizon
@@ -167,6 +189,13 @@ class TrendForecaster:
         if fit is None:
             return value
         level, _, _, _, sigma2, _ = fit
+        excess = value - level
+        before, earlier = self.excess
+        self.excess = (excess, before)
+        sustained = excess if excess < before else before
+        sustained = sustained if sustained < earlier else earlier
+        if sustained > self.burst:
+            self.burst = sustained
         reach = self.clip * math.sqrt(sigma2)
         if value > level + reach:
             self.run = self.run + 1 if self.run > 0 else 1
@@ -202,13 +231,14 @@ class TrendForecaster:
             "n": self.n,
             "run": self.run,
             "sums": [getattr(self, name) for name in _SUMS],
+            "burst": [self.burst, *self.excess],
         }
 
     @classmethod
     def restore(cls, data: Mapping[str, Any]) -> TrendForecaster:
-        if not isinstance(data, Mapping) or data.get("version") != SNAPSHOT_VERSION:
+        if not isinstance(data, Mapping) or data.get("version") not in (1, SNAPSHOT_VERSION):
             found = data.get("version") if isinstance(data, Mapping) else type(data).__name__
-            raise ForecastStateError(f"forecaster snapshot version {found!r} is not {SNAPSHOT_VERSION}")
+            raise ForecastStateError(f"forecaster snapshot version {found!r} is not 1 or {SNAPSHOT_VERSION}")
         try:
             forecaster = cls(float(data["half_life"]), float(data["decorrelation"]),
                              log_scale=bool(data["log_scale"]), clip=float(data["clip"]))
@@ -217,10 +247,13 @@ class TrendForecaster:
             sums = [float(v) for v in data["sums"]]
             if len(sums) != len(_SUMS):
                 raise ValueError(f"{len(sums)} sums, expected {len(_SUMS)}")
+            # Version 1 had no burst record: it starts afresh.
+            burst, before, earlier = (float(v) for v in data["burst"]) if data["version"] == 2 else (0.0, 0.0, 0.0)
         except (KeyError, TypeError, ValueError) as exc:
             raise ForecastStateError(f"forecaster snapshot is malformed: {exc}") from None
         for name, value in zip(_SUMS, sums, strict=True):
             setattr(forecaster, name, value)
+        forecaster.burst, forecaster.excess = burst, (before, earlier)
         return forecaster
 
 

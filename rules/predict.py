@@ -80,6 +80,7 @@ class PredictiveSettings:
     confidence: float = 0.7  # ...with at least this probability
     half_life: float = 1 * HOUR  # memory of the trend fit
     noise_margin: float = 1.0  # the crossing counts from trend + margin x noise (samples breach first)
+    bursts: bool = True  # ...or from trend + the usual sustained burst height, on a confidently rising trend
     log_scale: bool = False  # fit the trend to log(value): steady relative growth
     min_history: float = 1 * HOUR  # no forecast from less history than this
     confirm: float = 15 * MINUTE  # a condition must hold this long to raise or withdraw
@@ -100,6 +101,7 @@ _KEYS: dict[str, tuple[str, float | None, str]] = {
     "confidence": ("confidence", 1.0, "probability"),
     "trend_half_life_hours": ("half_life", HOUR, "positive"),
     "noise_margin": ("noise_margin", 1.0, "not_negative"),
+    "bursts": ("bursts", None, "bool"),
     "log_scale": ("log_scale", None, "bool"),
     "min_history_minutes": ("min_history", MINUTE, "not_negative"),
     "confirm_minutes": ("confirm", MINUTE, "not_negative"),
@@ -546,8 +548,7 @@ class PredictiveMonitor:
         series = self._series.get(device_id, {}).get(metric)
         if series is None:
             return None
-        settings = self._config.resolve(device_class, metric)
-        return series.forecaster.forecast(threshold, settings.horizon, settings.noise_margin)
+        return _forecast(series.forecaster, threshold, self._config.resolve(device_class, metric))
 
     def anomaly_score(self, device_id: str, metric: str) -> float | None:
         series = self._series.get(device_id, {}).get(metric)
@@ -598,9 +599,14 @@ def _crossing_forecast(
     key = (settings, threshold)
     if not fresh and ts - series.forecast_ts < settings.refresh and series.forecast_key == key:
         return series.forecast
-    forecast = forecaster.forecast(threshold, settings.horizon, settings.noise_margin)
+    forecast = _forecast(forecaster, threshold, settings)
     series.forecast, series.forecast_ts, series.forecast_key = forecast, ts, key
     return forecast
+
+
+def _forecast(forecaster: TrendForecaster, threshold: float, settings: PredictiveSettings) -> Forecast | None:
+    bursts = settings.confidence if settings.bursts else 0.0
+    return forecaster.forecast(threshold, settings.horizon, settings.noise_margin, bursts)
 
 
 def _crosses(forecast: Forecast | None, settings: PredictiveSettings) -> bool:
