@@ -172,3 +172,11 @@ def test_restore_rejects_bad_snapshots() -> None:
 def test_params_are_validated(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AnomalyParams(**changes)  # type: ignore[arg-type]
+
+
+def test_a_time_that_rounds_up_to_midnight_counts_in_the_last_slot_of_the_day() -> None:
+    detector = AnomalyDetector()
+    detector.update(-1e-20, 5.0)  # -1e-20 % 86400 rounds to 86400.0: one past the last slot
+    detector.update(-1e-20, 7.0)
+    assert detector.profile[-1] == pytest.approx(5.2)
+    assert all(math.isnan(v) for v in detector.profile[:-1])

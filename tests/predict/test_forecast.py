@@ -180,3 +180,41 @@ def test_constructor_and_restore_errors() -> None:
         TrendForecaster.restore({**good, "sums": [1.0]})
     with pytest.raises(ForecastStateError, match="malformed"):
         TrendForecaster.restore({"version": 1})
+
+
+def bursty(hours: float, start: float, per_hour: float, seed: int = 4) -> list[tuple[float, float]]:
+    """A trend with noise and, every two hours, 10 minutes 20 points higher (like CPU bursts)."""
+    rng = random.Random(seed)
+    out = []
+    for ts, value in ramp(hours, start, per_hour):
+        burst = 20.0 if ts % (2 * HOUR) < 600 else 0.0
+        out.append((ts, value + burst + rng.gauss(0, 1.0)))
+    return out
+
+
+def test_the_usual_burst_height_is_remembered() -> None:
+    forecaster = fed(bursty(6, 30.0, 0.0))
+    assert 15.0 < forecaster.burst < 21.0  # sustained for three samples, faded a little since
+    assert fed(ramp(6, 30.0, 0.0, noise=1.0)).burst < 4.0  # noise alone makes no bursts
+
+
+def test_bursts_bring_the_crossing_forward_on_a_rising_trend_only() -> None:
+    rising = fed(bursty(6, 20.0, 3.0))  # at about 38 % after 6 h, 3 %/h: 60 % in about 7 h
+    plain = rising.forecast(60.0, 6 * HOUR, margin=1.0)
+    with_bursts = rising.forecast(60.0, 6 * HOUR, margin=1.0, bursts=0.7)
+    assert plain is not None and with_bursts is not None
+    assert plain.eta is not None and with_bursts.eta is not None
+    assert with_bursts.eta < plain.eta - 4 * HOUR  # the bursts (about 20 points) reach it ~6 h sooner
+    assert with_bursts.confidence > plain.confidence
+    flat = fed(bursty(6, 45.0, 0.0))  # the bursts reach 60 % already, but nothing is rising
+    assert flat.forecast(60.0, 6 * HOUR, 1.0, bursts=0.7) == flat.forecast(60.0, 6 * HOUR, 1.0)
+
+
+def test_a_version_1_snapshot_restores_without_a_burst_record() -> None:
+    forecaster = fed(bursty(3, 30.0, 1.0))
+    old = {k: v for k, v in forecaster.snapshot().items() if k != "burst"} | {"version": 1}
+    restored = TrendForecaster.restore(json.loads(json.dumps(old)))
+    assert restored.burst == 0.0 and restored.excess == (0.0, 0.0)
+    assert restored.forecast(60.0, HOUR) == forecaster.forecast(60.0, HOUR)  # no bursts asked for
+    with pytest.raises(ForecastStateError, match="malformed"):
+        TrendForecaster.restore({**forecaster.snapshot(), "burst": [1.0]})

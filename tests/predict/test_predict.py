@@ -368,3 +368,69 @@ def test_format_value() -> None:
     assert format_value("latency_ms", 250.5) == "250.5 ms"
     assert format_value("load_per_core", 2.0) == "2"
     assert format_value("my_metric", 7.0) == "7"
+
+
+# -- the forecast refresh and bursts ----------------------------------------------------------------
+
+
+def refreshed(seconds: float, **more: Any) -> PredictiveMonitor:
+    return PredictiveMonitor(parse_predictive({"forecast_refresh_seconds": seconds, **more}))
+
+
+def test_a_throttled_forecast_raises_on_a_fresh_one_at_most_a_refresh_later() -> None:
+    series = ramp(8, 40.0, 3.0)
+    [exact] = feed(refreshed(0), series)
+    monitor = refreshed(1800)
+    [warning] = feed(monitor, series)
+    assert exact.ts <= warning.ts <= exact.ts + 1800 + STEP
+    # The warning's expected time comes from a forecast made at the raising sample itself.
+    fresh = PredictiveMonitor(parse_predictive({"forecast_refresh_seconds": 0}))
+    feed(fresh, [s for s in series if s[0] <= warning.ts])
+    forecast = fresh.forecast("gw-0012", "mem_percent", 60.0)
+    assert forecast is not None and forecast.eta is not None
+    assert warning.expected_at == pytest.approx(warning.ts + forecast.eta)
+
+
+def test_a_stale_crossing_forecast_is_checked_afresh_before_raising() -> None:
+    # Rising fast for 70 minutes (the forecast made at 60 minutes crosses), then a long gap and a
+    # low, flat series: when the confirmation time is up, a fresh forecast no longer crosses.
+    series = ramp(70 / 60, 40.0, 6.0) + ramp(1, 20.0, 0.0, t0=12 * HOUR)
+    assert feed(refreshed(100 * HOUR), series) == feed(refreshed(0), series) == []
+    assert [e.change for e in feed(refreshed(100 * HOUR), ramp(2, 40.0, 6.0))] == [Change.RAISED]
+
+
+def test_a_throttled_forecast_still_withdraws_a_reversed_trend() -> None:
+    series = ramp(5, 40.0, 3.0) + ramp(3, 54.0, -4.0, t0=5 * HOUR)
+    exact = feed(refreshed(0), series)
+    events = feed(refreshed(2 * HOUR), series)
+    assert [(e.change, e.reason) for e in events] == [(e.change, e.reason) for e in exact]
+    assert events[1].reason is Reason.TREND_REVERSED
+    assert exact[1].ts <= events[1].ts <= exact[1].ts + 2 * HOUR + 15 * 60
+
+
+def bursty(hours: float, start: float, per_hour: float, t0: float = 0.0) -> list[tuple[float, float]]:
+    """A trend with ten minutes 20 points higher every two hours (like CPU bursts)."""
+    return [(ts, v + (20.0 if (ts - START) % (2 * HOUR) < 600 else 0.0))
+            for ts, v in ramp(hours, start, per_hour, t0=t0)]
+
+
+def test_bursts_on_a_rising_trend_warn_earlier_and_can_be_switched_off() -> None:
+    series = bursty(4, 30.0, 0.0) + bursty(14, 30.0, 2.0, t0=4 * HOUR)
+    [with_bursts] = feed(PredictiveMonitor(), series)
+    [plain] = feed(PredictiveMonitor(parse_predictive({"bursts": False})), series)
+    assert with_bursts.kind is plain.kind is WarningKind.TREND
+    assert with_bursts.ts < plain.ts - HOUR
+    assert feed(PredictiveMonitor(), bursty(12, 30.0, 0.0)) == []  # the same bursts without a trend: quiet
+
+
+def test_a_saved_state_from_before_the_burst_record_is_restored() -> None:
+    monitor = PredictiveMonitor()
+    feed(monitor, ramp(2, 40.0, 1.0))
+    saved = monitor.snapshot()
+    forecaster = saved["devices"]["gw-0012"]["mem_percent"]["forecaster"]
+    forecaster["version"] = 1
+    del forecaster["burst"]
+    restored = PredictiveMonitor()
+    restored.restore(json.loads(json.dumps(saved)))
+    assert feed(restored, ramp(1, 42.0, 1.0, t0=2 * HOUR)) == []
+    assert restored.snapshot()["devices"]["gw-0012"]["mem_percent"]["forecaster"]["version"] == 2
