@@ -71,6 +71,22 @@ def _show(value: Any) -> str:
     return f"`{value}`"
 
 
+# Sections whose keys are checked by their own parser rather than read one by one through Settings:
+# their rows come from that parser's reference, with what each key means.
+PREDICTIVE_NOTE = """Every key is optional. The same keys may be set per metric (`[predictive.metrics.NAME]`), per
+device class (`[predictive.classes.gateway]`, `[predictive.classes.router]`) and per metric within a
+class (`[predictive.classes.router.NAME]`); the most specific wins. Guide: [predictive](predictive.md).
+"""
+
+
+def describe() -> dict[str, dict[str, tuple[str, str, str]]]:
+    """Per section, key -> (default, type, meaning) for the sections with a reference of their own."""
+    from rules.predict import setting_reference
+
+    return {"predictive": {key: (_show(default), kind, meaning) for key, default, kind, meaning in
+                           setting_reference()}}
+
+
 def collect() -> dict[str, list[Row]]:
     import agent.settings
     import collector.settings
@@ -86,12 +102,24 @@ def collect() -> dict[str, list[Row]]:
     return sections
 
 
-def render(sections: dict[str, list[Row]]) -> str:
+def render(sections: dict[str, list[Row]],
+           described: dict[str, dict[str, tuple[str, str, str]]] | None = None) -> str:
+    described = describe() if described is None else described
     out = [HEADER]
-    for section in sorted(sections):
-        out += [f"\n## `[{section}]`\n", "| key | environment variable | default | type |", "|---|---|---|---|"]
-        out += [f"| `{key}` | {f'`{env}`' if env else ''} | {default} | {kind} |" for key, env, default, kind in
-                sorted(sections[section])]
+    for section in sorted({*sections, *described}):
+        out.append(f"\n## `[{section}]`\n")
+        meanings = described.get(section)
+        if meanings is None:
+            out += ["| key | environment variable | default | type |", "|---|---|---|---|"]
+            out += [f"| `{key}` | {f'`{env}`' if env else ''} | {default} | {kind} |" for key, env, default, kind in
+                    sorted(sections[section])]
+            continue
+        if section == "predictive":
+            out.append(PREDICTIVE_NOTE)
+        env_of = {row[0]: row[1] for row in sections.get(section, [])}
+        out += ["| key | environment variable | default | type | meaning |", "|---|---|---|---|---|"]
+        out += [f"| `{key}` | {f'`{env_of[key]}`' if env_of.get(key) else ''} | {default} | {kind} | {meaning} |"
+                for key, (default, kind, meaning) in meanings.items()]
     return "\n".join(out) + "\n"
 
 

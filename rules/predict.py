@@ -113,6 +113,32 @@ _KEYS: dict[str, tuple[str, float | None, str]] = {
 }
 
 
+# What each key means, for the configuration reference (docs/configuration.md).
+_MEANINGS: dict[str, str] = {
+    "enabled": "predictive warnings on or off",
+    "horizon_hours": "warn when the crossing of the orange threshold is expected within this time",
+    "confidence": "...with at least this probability (0.5 to below 1)",
+    "trend_half_life_hours": "memory of the trend fit",
+    "noise_margin": "the crossing counts from trend + this many noise deviations",
+    "bursts": "also from trend + the usual sustained burst height, on a confidently rising trend",
+    "log_scale": "fit the trend to log(value) (built-in default true for latency_ms)",
+    "min_history_minutes": "no trend warning from less history than this",
+    "confirm_minutes": "a trend condition must hold this long to raise or to withdraw",
+    "anomaly": "warn on sustained unusual behaviour too",
+    "anomaly_level": "anomaly score that counts as unusual (0.5 ~ a 1-in-100 000 event)",
+    "anomaly_minutes": "...for this long without a break to warn; as long below to withdraw",
+    "rearm_hours": "after a withdrawal, quiet this long before the next warning",
+    "forecast_refresh_seconds": "recompute the crossing forecast at most this often (sample time; 0: every sample)",
+}
+
+
+def setting_reference() -> list[tuple[str, Any, str, str]]:
+    """(key, default in the key's unit, type, meaning) of every `[predictive]` key."""
+    defaults = _user_units(_fields_of(PredictiveSettings()))
+    return [(key, defaults[key], "bool" if check == "bool" else "float", _MEANINGS[key])
+            for key, (_, _, check) in _KEYS.items()]
+
+
 class PredictiveConfig:
     """Settings per metric and device class: class.metric over class over metric over defaults."""
 

@@ -434,3 +434,13 @@ def test_a_saved_state_from_before_the_burst_record_is_restored() -> None:
     restored.restore(json.loads(json.dumps(saved)))
     assert feed(restored, ramp(1, 42.0, 1.0, t0=2 * HOUR)) == []
     assert restored.snapshot()["devices"]["gw-0012"]["mem_percent"]["forecaster"]["version"] == 2
+
+
+def test_the_setting_reference_lists_every_key_with_its_default() -> None:
+    from rules.predict import setting_reference
+
+    rows = setting_reference()
+    document = {key: default for key, default, _, _ in rows}
+    assert parse_predictive(document).resolve(None, "mem_percent") == PredictiveSettings()
+    assert all(meaning and kind in ("bool", "float") for _, _, kind, meaning in rows)
+    assert document["forecast_refresh_seconds"] == 60.0 and document["bursts"] is True
