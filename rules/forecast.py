@@ -76,7 +76,7 @@ class Forecast:
 class TrendForecaster:
     """Feed `update(ts, value)` in time order; ask `forecast(threshold, horizon)` at any time."""
 
-    __slots__ = ("burst", "clip", "decorrelation", "excess", "half_life", "last_decay", "last_dt", "last_fade",
+    __slots__ = ("burst", "clip", "decorrelation", "excess", "excess_before", "half_life", "last_decay", "last_dt", "last_fade",
                  "log_scale", "n", "run", *_SUMS)
 
     def __init__(self, half_life: float = 3 * 3600.0, decorrelation: float = 600.0, *,
@@ -97,7 +97,7 @@ class TrendForecaster:
         self.s0 = self.s1 = self.s2 = self.sy = self.sty = self.syy = self.w2 = 0.0
         self.last_dt = self.last_decay = self.last_fade = 0.0  # the fading factors of the last interval
         self.burst = 0.0  # the usual sustained burst height above the trend (fitted scale), fading
-        self.excess = (0.0, 0.0)  # the last two samples' excess over the trend
+        self.excess = self.excess_before = 0.0  # the last two samples' excess over the trend
 
     def update(self, ts: float, value: float) -> None:
         """Add a sample. A sample older than the latest one is ignored (the fit moves forward only),
@@ -190,8 +190,8 @@ class TrendForecaster:
             return value
         level, _, _, _, sigma2, _ = fit
         excess = value - level
-        before, earlier = self.excess
-        self.excess = (excess, before)
+        before, earlier = self.excess, self.excess_before
+        self.excess, self.excess_before = excess, before
         sustained = excess if excess < before else before
         sustained = sustained if sustained < earlier else earlier
         if sustained > self.burst:
@@ -231,7 +231,7 @@ class TrendForecaster:
             "n": self.n,
             "run": self.run,
             "sums": [getattr(self, name) for name in _SUMS],
-            "burst": [self.burst, *self.excess],
+            "burst": [self.burst, self.excess, self.excess_before],
         }
 
     @classmethod
@@ -253,7 +253,7 @@ class TrendForecaster:
             raise ForecastStateError(f"forecaster snapshot is malformed: {exc}") from None
         for name, value in zip(_SUMS, sums, strict=True):
             setattr(forecaster, name, value)
-        forecaster.burst, forecaster.excess = burst, (before, earlier)
+        forecaster.burst, forecaster.excess, forecaster.excess_before = burst, before, earlier
         return forecaster
 
 

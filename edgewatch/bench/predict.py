@@ -205,6 +205,7 @@ def run_cost(samples: int = 200_000) -> dict[str, float]:
     print(f"\ncost on one core (CPU time of this process), {samples} samples of one metric:")
     for name, rate in figures.items():
         print(f"  {name:<38} {rate:10,.0f} samples/s  ({rate / base:4.2f} x baseline)")
+    figures.update(run_stream_cost(max(1, samples // 20)))
     detector_bytes = deep_size(detector)
     forecaster_bytes = deep_size(forecaster)
     snapshot = monitor.snapshot_device("gw-0001") or {}
@@ -217,6 +218,36 @@ def run_cost(samples: int = 200_000) -> dict[str, float]:
     figures.update(detector_bytes=detector_bytes, forecaster_bytes=forecaster_bytes,
                    snapshot_bytes=snapshot_bytes)
     return figures
+
+
+def run_stream_cost(devices: int, samples: int = 20) -> dict[str, float]:
+    """The collector's view: many devices, each metric of each message fed to the monitor, new
+    series created along the way (the first samples of a device cost more than later ones)."""
+    rng = random.Random(3)
+    stream = [
+        (f"gw-{d:05d}", 1.7e9 + s * 10.0 + d * 1e-4,
+         {"cpu_percent": 20 + rng.gauss(0, 3), "mem_percent": 40 + rng.gauss(0, 1),
+          "latency_ms": 30 * rng.lognormvariate(0, 0.2)})
+        for s in range(samples) for d in range(devices)
+    ]
+    engine = RuleEngine(Thresholds())
+    started = time.process_time()
+    for seq, (device_id, ts, metrics) in enumerate(stream, start=1):
+        engine.feed(Sample(device_id, seq, ts, metrics))
+    rules_cpu = max(time.process_time() - started, 1e-9)
+    feed = PredictiveMonitor().feed
+    started = time.process_time()
+    for device_id, ts, metrics in stream:
+        for metric, value in metrics.items():
+            feed(device_id, metric, ts, value, THRESHOLDS[metric], False, "gateway")
+    monitor_cpu = max(time.process_time() - started, 1e-9)
+    feeds = 3 * len(stream)
+    print(f"stream of {devices} devices x {samples} samples x 3 metrics (new series included):")
+    print(f"  rule engine (baseline)                 {len(stream) / rules_cpu:10,.0f} messages/s")
+    print(f"  predictive monitor                     {feeds / monitor_cpu:10,.0f} samples/s  "
+          f"({monitor_cpu / feeds * 1e6:.2f} us per sample; {monitor_cpu / rules_cpu:.2f} x the rule engine's "
+          f"time per message)")
+    return {"stream monitor": feeds / monitor_cpu, "stream rule engine": len(stream) / rules_cpu}
 
 
 # -- the simulated fleet ----------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_a_version_1_snapshot_restores_without_a_burst_record() -> None:
     forecaster = fed(bursty(3, 30.0, 1.0))
     old = {k: v for k, v in forecaster.snapshot().items() if k != "burst"} | {"version": 1}
     restored = TrendForecaster.restore(json.loads(json.dumps(old)))
-    assert restored.burst == 0.0 and restored.excess == (0.0, 0.0)
+    assert restored.burst == restored.excess == restored.excess_before == 0.0
     assert restored.forecast(60.0, HOUR) == forecaster.forecast(60.0, HOUR)  # no bursts asked for
     with pytest.raises(ForecastStateError, match="malformed"):
         TrendForecaster.restore({**forecaster.snapshot(), "burst": [1.0]})
