@@ -76,8 +76,8 @@ class Forecast:
 class TrendForecaster:
     """Feed `update(ts, value)` in time order; ask `forecast(threshold, horizon)` at any time."""
 
-    __slots__ = ("burst", "clip", "decorrelation", "excess", "excess_before", "half_life", "last_decay", "last_dt", "last_fade",
-                 "log_scale", "n", "run", *_SUMS)
+    __slots__ = ("burst", "clip", "decorrelation", "excess", "excess_before", "half_life", "last_decay", "last_dt",
+                 "last_fade", "log_scale", "n", "run", *_SUMS)
 
     def __init__(self, half_life: float = 3 * 3600.0, decorrelation: float = 600.0, *,
                  log_scale: bool = False, clip: float = 3.0) -> None:
