@@ -7,7 +7,7 @@ spell it exactly as below so that SQLite and PostgreSQL both match it to the ind
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-27
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
