@@ -13,10 +13,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Protocol, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -62,15 +64,64 @@ def _insert(session: Session, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-# The two upserts below run for every device of every batch: they go straight to the driver
-# (executemany) instead of through SQLAlchemy's per-row type processing, which cost more than
-# the rest of the hot path together. Values are pre-encoded the way the ORM types store them.
-DEVICE_UPSERT = """
-INSERT INTO devices (id, state, first_seen_at, last_seen_at, agent_version, interval_s, instance,
-                     latest_seq, latest_ts, latest, device_class, offline_since)
-VALUES (:id, 'online', :at, :at, :agent_version, :interval_s, :instance,
-        :latest_seq, :latest_ts, {latest}, :device_class, NULL)
-ON CONFLICT (id) DO UPDATE SET
+# The upserts below run for every device of every batch: they go straight to the driver instead
+# of through SQLAlchemy's per-row type processing, which cost more than the rest of the hot path
+# together. SQLite (in-process) takes them as one executemany; PostgreSQL as ONE statement over a
+# JSON array of rows (json_to_recordset), since its executemany runs a statement per row on the
+# server, which made 500 rows cost 11 ms instead of 5.
+
+
+@dataclass(frozen=True)
+class _Upsert:
+    table: str
+    columns: str  # the target columns of the INSERT
+    values: str  # what is inserted, per row: `:name` for the row's fields
+    conflict: str  # ON CONFLICT ...
+    fields: dict[str, str]  # row field -> PostgreSQL type (json_to_recordset's column list)
+    json_fields: tuple[str, ...] = ()  # stored as JSON
+    time_fields: tuple[str, ...] = ("at",)  # Unix seconds in the row
+
+    @cached_property
+    def sqlite(self) -> str:
+        return f"INSERT INTO {self.table} {self.columns} VALUES ({self.values}) {self.conflict}"
+
+    @cached_property
+    def postgres(self) -> str:
+        record = ", ".join(f"{name} {kind}" for name, kind in self.fields.items())
+        select = re.sub(r"(?<![:\w]):(\w+)", r"r.\1", self.values)
+        return (f"INSERT INTO {self.table} {self.columns} SELECT {select} "
+                f"FROM json_to_recordset(CAST(%(rows)s AS json)) AS r({record}) {self.conflict}")
+
+    def run(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            encoded = [{**row, **{f: _iso(row[f]) for f in self.time_fields}} for row in rows]
+            connection.exec_driver_sql(self.postgres, {"rows": orjson.dumps(encoded).decode()})
+            return
+        dumps = json.dumps
+        connection.exec_driver_sql(self.sqlite, [
+            {**row, **{f: _sqlite_time(row[f]) for f in self.time_fields},
+             **{f: None if row[f] is None else dumps(row[f]) for f in self.json_fields}}
+            for row in rows
+        ])
+
+
+def _iso(ts: float) -> str:
+    return utc(ts).isoformat()
+
+
+def _sqlite_time(ts: float) -> str:
+    # The text form SQLAlchemy's DateTime type writes on SQLite (naive, UTC implied).
+    return utc(ts).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+DEVICE_UPSERT = _Upsert(
+    "devices",
+    "(id, state, first_seen_at, last_seen_at, agent_version, interval_s, instance, latest_seq, latest_ts, latest, "
+    "device_class, offline_since)",
+    ":id, 'online', :at, :at, :agent_version, :interval_s, :instance, :latest_seq, :latest_ts, :latest, "
+    ":device_class, NULL",
+    """ON CONFLICT (id) DO UPDATE SET
     state = 'online',
     offline_since = NULL,
     last_seen_at = excluded.last_seen_at,
@@ -80,67 +131,41 @@ ON CONFLICT (id) DO UPDATE SET
     latest_seq = CASE WHEN excluded.latest_ts IS NULL THEN devices.latest_seq ELSE excluded.latest_seq END,
     latest_ts = COALESCE(excluded.latest_ts, devices.latest_ts),
     latest = CASE WHEN excluded.latest_ts IS NULL THEN devices.latest ELSE excluded.latest END,
-    device_class = COALESCE(devices.device_class, excluded.device_class)
-"""
+    device_class = COALESCE(devices.device_class, excluded.device_class)""",
+    {"id": "text", "at": "timestamptz", "agent_version": "text", "interval_s": "float8", "instance": "text",
+     "latest_seq": "bigint", "latest_ts": "float8", "latest": "json", "device_class": "text"},
+    json_fields=("latest",),
+)
 
-RULE_STATE_UPSERT = """
-INSERT INTO rule_states (device_id, state, updated_at) VALUES (:device_id, {state}, :at)
-ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-"""
+RULE_STATE_UPSERT = _Upsert(
+    "rule_states", "(device_id, state, updated_at)", ":device_id, :state, :at",
+    "ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    {"device_id": "text", "state": "json", "at": "timestamptz"}, json_fields=("state",),
+)
 
-PREDICTIVE_STATE_UPSERT = """
-INSERT INTO predictive_states (device_id, state, forecasts, updated_at) VALUES (:device_id, {state}, {forecasts}, :at)
-ON CONFLICT (device_id) DO UPDATE SET
-    state = excluded.state, forecasts = excluded.forecasts, updated_at = excluded.updated_at
-"""
-
-
-class _Dialect:
-    """SQL text and value encodings for the driver in use (sqlite3 or psycopg)."""
-
-    def __init__(self, name: str) -> None:
-        self.postgres = name == "postgresql"
-        if self.postgres:
-            self.device_upsert = _pyformat(DEVICE_UPSERT.format(latest="CAST(:latest AS json)"))
-            self.rule_state_upsert = _pyformat(RULE_STATE_UPSERT.format(state="CAST(:state AS json)"))
-            self.predictive_upsert = _pyformat(PREDICTIVE_STATE_UPSERT.format(
-                state="CAST(:state AS json)", forecasts="CAST(:forecasts AS json)"))
-        else:
-            self.device_upsert = DEVICE_UPSERT.format(latest=":latest")
-            self.rule_state_upsert = RULE_STATE_UPSERT.format(state=":state")
-            self.predictive_upsert = PREDICTIVE_STATE_UPSERT.format(state=":state", forecasts=":forecasts")
-
-    def time(self, ts: float) -> Any:
-        at = utc(ts)
-        # SQLite: the text form SQLAlchemy's DateTime type writes (naive, UTC implied).
-        return at if self.postgres else at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-def _pyformat(sql: str) -> str:
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
-
-
-_DIALECTS = {name: _Dialect(name) for name in ("sqlite", "postgresql")}
-
-
-def _dialect(session: Session) -> _Dialect:
-    return _DIALECTS["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+PREDICTIVE_STATE_UPSERT = _Upsert(
+    "predictive_states", "(device_id, state, forecasts, updated_at)", ":device_id, :state, :forecasts, :at",
+    "ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, forecasts = excluded.forecasts, "
+    "updated_at = excluded.updated_at",
+    {"device_id": "text", "state": "json", "forecasts": "json", "at": "timestamptz"},
+    json_fields=("state", "forecasts"),
+)
 
 
 # Reports a row the database refused on its own: (table, row key, error).
 Unstorable = Callable[[str, str, Exception], None]
 
 
-def _execute(session: Session, statement: str | sa.Insert, rows: list[Any]) -> None:
+def _execute(session: Session, statement: _Upsert | sa.Insert, rows: list[Any]) -> None:
     # The connection is asked for here, inside any savepoint just begun: the session emits
     # SAVEPOINT only when its connection is requested within the nested transaction.
-    if isinstance(statement, str):
-        session.connection().exec_driver_sql(statement, rows)
+    if isinstance(statement, _Upsert):
+        statement.run(session, rows)
     else:
         session.execute(statement, rows)
 
 
-def _guarded(session: Session, table: str, rows: list[Any], key: str, statement: str | sa.Insert,
+def _guarded(session: Session, table: str, rows: list[Any], key: str, statement: _Upsert | sa.Insert,
              on_unstorable: Unstorable | None) -> None:
     """Write `rows`; with `on_unstorable`, in a savepoint, and when the database refuses them,
     again one row at a time: a refused row is reported and skipped, the rest are kept. An
@@ -170,25 +195,20 @@ def _guarded(session: Session, table: str, rows: list[Any], key: str, statement:
 def upsert_devices(session: Session, batch: Batch, on_unstorable: Unstorable | None = None) -> None:
     if not batch.registry:
         return
-    d = _dialect(session)
-    dumps = json.dumps
-    rows = []
-    for device_id, seen in sorted(batch.registry.items()):  # sorted: the same lock order in every process
-        rows.append({
-            "id": device_id, "at": d.time(seen.received_at), "agent_version": seen.agent_version,
-            "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seen.seq, "latest_ts": seen.ts,
-            "latest": None if seen.latest is None else dumps(seen.latest), "device_class": seen.device_class,
-        })
-    _guarded(session, "devices", rows, "id", d.device_upsert, on_unstorable)
+    rows = [
+        {"id": device_id, "at": seen.received_at, "agent_version": seen.agent_version,
+         "interval_s": seen.interval_s, "instance": seen.instance, "latest_seq": seen.seq, "latest_ts": seen.ts,
+         "latest": seen.latest, "device_class": seen.device_class}
+        for device_id, seen in sorted(batch.registry.items())  # sorted: the same lock order in every process
+    ]
+    _guarded(session, "devices", rows, "id", DEVICE_UPSERT, on_unstorable)
 
 
 def upsert_rule_states(session: Session, states: Mapping[str, Any], on_unstorable: Unstorable | None = None) -> None:
-    d = _dialect(session)
-    at = d.time(time.time())
-    dumps = json.dumps
-    rows = [{"device_id": device_id, "state": dumps(states[device_id]), "at": at} for device_id in sorted(states)]
+    at = time.time()
+    rows = [{"device_id": device_id, "state": states[device_id], "at": at} for device_id in sorted(states)]
     if rows:
-        _guarded(session, "rule_states", rows, "device_id", d.rule_state_upsert, on_unstorable)
+        _guarded(session, "rule_states", rows, "device_id", RULE_STATE_UPSERT, on_unstorable)
 
 
 def upsert_predictive_states(
@@ -197,12 +217,10 @@ def upsert_predictive_states(
     """The predictive monitor's per-device state and latest forecasts (`PredictiveStage.row`)."""
     if not rows:
         return
-    d = _dialect(session)
-    at = d.time(time.time())
-    dumps = json.dumps
-    values = [{"device_id": device_id, "state": dumps(rows[device_id]["state"]),
-               "forecasts": dumps(rows[device_id]["forecasts"]), "at": at} for device_id in sorted(rows)]
-    _guarded(session, "predictive_states", values, "device_id", d.predictive_upsert, on_unstorable)
+    at = time.time()
+    values = [{"device_id": device_id, "state": rows[device_id]["state"], "forecasts": rows[device_id]["forecasts"],
+               "at": at} for device_id in sorted(rows)]
+    _guarded(session, "predictive_states", values, "device_id", PREDICTIVE_STATE_UPSERT, on_unstorable)
 
 
 def _storable(text: str) -> str:
