@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports after argument parsing, so `--help` is instant.
     from dataclasses import replace
 
-    from collector.app import Collector
+    from collector.app import Collector, tune_garbage_collector
     from collector.errors import CollectorError
     from collector.settings import load_settings
     from rules import ThresholdError
@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if runtime is not None:
             runtime.start()
         collector.start(timeout=None)
+        tune_garbage_collector(settings.gc_threshold)
         logger.info("collector running: mqtt://%s:%d as %r, store %s%s", settings.mqtt.host, settings.mqtt.port,
                     settings.mqtt.client_id, settings.telemetry.store,
                     f", metrics on :{collector.metrics_port}" if collector.metrics_port is not None else "")

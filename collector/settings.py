@@ -76,6 +76,8 @@ class CollectorSettings:
     # A device's predictive monitor state and forecasts are written at least this often (and at
     # once with a warning raised or withdrawn); a crash loses at most this much trend history.
     predictive_flush_s: float = 300.0
+    # Allocations between the interpreter's youngest garbage collections (0: Python's default).
+    gc_threshold: int = 50_000
     config_file: Path | None = None
 
 
@@ -172,5 +174,6 @@ def load_settings(
         registry_flush_s=col.float("registry_flush_s", 5.0, minimum=0),
         predictive=load_predictive(config_file, environ),
         predictive_flush_s=col.float("predictive_flush_s", 300.0, env="PREDICTIVE_FLUSH_S", minimum=0),
+        gc_threshold=col.int("gc_threshold", 50_000, minimum=0),
         config_file=Path(config_file) if config_file is not None else None,
     )

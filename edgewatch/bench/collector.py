@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="switch the predictive warnings off (measures the collector without them)")
     args = parser.parse_args(argv)
 
-    from collector.app import Collector
+    from collector.app import Collector, tune_garbage_collector
 
     messages = fleet(args.messages, args.devices)
     with tempfile.TemporaryDirectory(prefix="ew-bench-collector-") as tmp:
@@ -304,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             collector = Collector(settings, ticket_service=service)
             started, cpu = time.perf_counter(), cpu_seconds()
             collector.start(timeout=30)
+            tune_garbage_collector(settings.gc_threshold)  # as `edgewatch collector` does
             deadline = started + args.timeout
             # Each poll reads the whole Prometheus registry under the collector's interpreter lock:
             # every 10 ms that took 5 % of the collector's time; every 50 ms it is 1 %.
