@@ -98,12 +98,17 @@ class _Upsert:
             encoded = [{**row, **{f: _iso(row[f]) for f in self.time_fields}} for row in rows]
             connection.exec_driver_sql(self.postgres, {"rows": orjson.dumps(encoded).decode()})
             return
-        dumps = json.dumps
-        connection.exec_driver_sql(self.sqlite, [
-            {**row, **{f: _sqlite_time(row[f]) for f in self.time_fields},
-             **{f: None if row[f] is None else dumps(row[f]) for f in self.json_fields}}
-            for row in rows
-        ])
+        connection.exec_driver_sql(self.sqlite, [self._sqlite_row(row) for row in rows])
+
+    def _sqlite_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        encoded = row.copy()  # (the caller may retry with the same rows)
+        for name in self.time_fields:
+            encoded[name] = _sqlite_time(row[name])
+        for name in self.json_fields:
+            value = row[name]
+            if value is not None:
+                encoded[name] = json.dumps(value)
+        return encoded
 
 
 def _iso(ts: float) -> str:
