@@ -134,7 +134,7 @@ def create_app(
         clock=clock,
         metrics=metrics,
         telemetry=telemetry,
-        kpi_cache=KpiCache(settings.kpi_cache_s),
+        kpi_cache=KpiCache(settings.kpi_cache_s, stale_s=settings.kpi_stale_s),
     )
     if settings.admin_token:
         ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))

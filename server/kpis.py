@@ -15,6 +15,7 @@ time, so a cold board costs what its days hold, not what the whole history holds
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict, defaultdict
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from tickets.models import Clock, Ticket
 from tickets.policy import SLA_CLOCKS  # the escalation chain is an internal clock, not an SLA promise
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -279,29 +281,59 @@ def _carry_backlog(ordered: list[tuple[str, Cohort]], days: dict[str, Cohort]) -
 
 class KpiCache:
     """Recent boards by filter, kept `ttl_s` seconds: the board is a daily figure, and a minute-old
-    answer spares the database three scans per viewer. `ttl_s = 0` turns it off."""
+    answer spares the database three scans per viewer. `ttl_s = 0` turns it off.
 
-    def __init__(self, ttl_s: float, max_entries: int = 64, clock: Callable[[], float] = monotonic) -> None:
+    With `stale_s`, a board older than `ttl_s` but not by more than `stale_s` is still served at
+    once while a background thread computes the fresh one for the next viewer (stale while
+    revalidate): a viewer then waits for a computation only for a filter nobody asked for lately."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 64, clock: Callable[[], float] = monotonic,
+                 stale_s: float = 0.0) -> None:
         self.ttl_s = ttl_s
+        self.stale_s = stale_s
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T], refresh: Callable[[], T] | None = None) -> T:
+        """The board for `key`: `compute` runs in the caller's thread; `refresh` (default: `compute`)
+        in a background thread, so it must not use the caller's request-scoped resources."""
         if self.ttl_s <= 0:
             return compute()
         now = self._clock()
         with self._lock:
             found = self._entries.get(key)
-            if found is not None and now - found[0] < self.ttl_s:
-                self._entries.move_to_end(key)
-                value: T = found[1]
-                return value
+            if found is not None:
+                age = now - found[0]
+                if age < self.ttl_s + self.stale_s:
+                    self._entries.move_to_end(key)
+                    if age >= self.ttl_s and key not in self._refreshing:
+                        self._refreshing.add(key)
+                        threading.Thread(target=self._refresh, args=(key, refresh or compute), daemon=True,
+                                         name="edgewatch-kpi-refresh").start()
+                    value: T = found[1]
+                    return value
         value = compute()  # outside the lock: a slow board must not block other viewers' cached ones
+        self._store(key, now, value)
+        return value
+
+    def _refresh(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        try:
+            started = self._clock()
+            self._store(key, started, compute())
+        except Exception:
+            logger.exception("refreshing an efficiency board failed; the next viewer computes it")
+            with self._lock:
+                self._entries.pop(key, None)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def _store(self, key: Hashable, at: float, value: Any) -> None:
         with self._lock:
-            self._entries[key] = (now, value)
+            self._entries[key] = (at, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return value

@@ -30,6 +30,8 @@ class ServerSettings:
     telemetry_path: Path | None = None  # the collector's SQLite telemetry store, for device history
     poll_interval_s: float = 5.0  # how often the dashboard refreshes
     kpi_cache_s: float = 60.0  # how long a computed efficiency board is served again (0: never)
+    # ... and how much longer it is still served while a fresh one is computed in the background
+    kpi_stale_s: float = 600.0
     forwarded_allow_ips: str = "127.0.0.1"
 
     def __repr__(self) -> str:  # never print a secret
@@ -67,5 +69,6 @@ def load_settings(
         telemetry_path=Path(telemetry) if telemetry else data_dir / "telemetry.sqlite3",
         poll_interval_s=srv.float("poll_interval_s", 5.0, positive=True),
         kpi_cache_s=srv.float("kpi_cache_s", 60.0, minimum=0),
+        kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),
         forwarded_allow_ips=srv.str("forwarded_allow_ips", "127.0.0.1") or "127.0.0.1",
     )

@@ -87,6 +87,26 @@ def test_filters_and_window_checks(board: Harness) -> None:
     assert c.get("/api/v1/kpis", headers=board.auth("customer")).status_code == 403
 
 
+def test_a_stale_board_is_refreshed_from_the_database_in_the_background(board: Harness) -> None:
+    """Through the app on both backends: the refresh runs in its own thread with its own session."""
+    import time
+
+    cache = board.app.state.ctx.kpi_cache
+    now = [0.0]
+    cache._clock = lambda: now[0]
+    c, h = board.client, board.auth("supervisor")
+    params = {"start": "2026-01-03", "end": "2026-01-05"}
+    assert c.get("/api/v1/kpis", params=params, headers=h).json()["totals"]["opened"] == 5
+    add(board, T(2026, 1, 4, 9))
+    now[0] = cache.ttl_s + 1
+    assert c.get("/api/v1/kpis", params=params, headers=h).json()["totals"]["opened"] == 5  # stale, served at once
+    for _ in range(200):
+        if c.get("/api/v1/kpis", params=params, headers=h).json()["totals"]["opened"] == 6:
+            break
+        time.sleep(0.05)
+    assert c.get("/api/v1/kpis", params=params, headers=h).json()["totals"]["opened"] == 6
+
+
 def test_percentile_interpolates_between_closest_ranks() -> None:
     assert percentile([], 0.5) is None
     assert percentile([7.0], 0.9) == 7.0
@@ -110,6 +130,66 @@ def test_cache_serves_a_recent_board_and_expires() -> None:
     assert cache.get_or_compute("a", compute) == 5
     off = KpiCache(0)
     assert [off.get_or_compute("x", compute) for _ in range(2)] == [6, 7]
+
+
+def test_a_stale_board_is_served_at_once_and_refreshed_in_the_background() -> None:
+    import threading
+
+    from server.kpis import KpiCache
+
+    now = [0.0]
+    release, started = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:  # the refresh: slow, as a cold board is
+            started.set()
+            assert release.wait(5)
+        return len(calls)
+
+    cache = KpiCache(60, clock=lambda: now[0], stale_s=600)
+    assert cache.get_or_compute("a", compute) == 1
+    now[0] = 100  # stale: served at once, one refresh starts
+    assert cache.get_or_compute("a", compute) == 1
+    assert started.wait(5)
+    assert cache.get_or_compute("a", compute) == 1  # no second refresh while one runs
+    release.set()
+    deadline = threading.Event()
+    for _ in range(100):
+        if cache.get_or_compute("a", compute) == 2:
+            break
+        deadline.wait(0.05)
+    assert cache.get_or_compute("a", compute) == 2 and len(calls) == 2
+    now[0] = 100 + 60 + 600  # too old even to serve: computed while the viewer waits
+    release.set()
+    assert cache.get_or_compute("a", compute) == 3
+
+
+def test_a_failed_refresh_leaves_the_next_viewer_to_compute(caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from server.kpis import KpiCache
+
+    now = [0.0]
+    results: list[object] = [1, RuntimeError("database gone"), 3]
+
+    def compute() -> int:
+        item = results.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        assert isinstance(item, int)
+        return item
+
+    cache = KpiCache(60, clock=lambda: now[0], stale_s=600)
+    assert cache.get_or_compute("a", compute) == 1
+    now[0] = 100
+    assert cache.get_or_compute("a", compute) == 1  # stale; the refresh fails in the background
+    for _ in range(100):
+        if "refreshing an efficiency board failed" in caplog.text:
+            break
+        time.sleep(0.05)
+    assert cache.get_or_compute("a", compute) == 3
 
 
 @pytest.fixture(params=["sqlite_api", pytest.param("api", marks=pytest.mark.postgres)])
