@@ -19,7 +19,7 @@ from collector import telegraf
 from collector.errors import DecodeError
 from collector.lineproto import parse_lines
 from rules import Sample, SampleError, parse_sample
-from rules.sample import DEVICE_ID_PATTERN
+from rules.sample import DEVICE_ID_PATTERN, quote_value
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_VERSION_LENGTH = 64
@@ -70,6 +70,8 @@ class Decoder:
             return self._decode(topic, payload, received_at)
         except DecodeError as exc:
             return Rejected(exc.reason, exc.detail)
+        except RecursionError:  # (defence in depth: the parsers and messages bound their own nesting)
+            return Rejected("invalid_json", "nested too deeply")
 
     def _decode(self, topic: str | None, payload: bytes, received_at: float) -> Decoded:
         if topic is None:
@@ -116,7 +118,8 @@ def _optional_version(obj: dict[str, Any]) -> str | None:
     # Printable only: PostgreSQL cannot store NUL, UTF-8 cannot carry a lone surrogate, and a value
     # the database refuses would fail the whole batch on every retry.
     if not isinstance(version, str) or len(version) > MAX_VERSION_LENGTH or not version.isprintable():
-        raise DecodeError("bad_agent_version", f"agent_version must be short printable text, got {version!r:.80}")
+        raise DecodeError("bad_agent_version",
+                          f"agent_version must be short printable text, got {quote_value(version):.80}")
     return version
 
 
@@ -126,7 +129,7 @@ def _optional_interval(obj: dict[str, Any]) -> float | None:
         return None
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval) \
             or interval <= 0:
-        raise DecodeError("bad_interval", f"interval_s must be a positive number, got {interval!r:.80}")
+        raise DecodeError("bad_interval", f"interval_s must be a positive number, got {quote_value(interval):.80}")
     return float(interval)
 
 
@@ -151,10 +154,11 @@ def _status(device_id: str, payload: bytes) -> Status | Ignored:
         raise DecodeError("bad_status", f"a status is a JSON object, got {type(obj).__name__}")
     state = obj.get("state")
     if state not in ("online", "offline"):
-        raise DecodeError("bad_status", f"state must be 'online' or 'offline', got {state!r:.80}")
+        raise DecodeError("bad_status", f"state must be 'online' or 'offline', got {quote_value(state):.80}")
     claimed = obj.get("device_id")
     if claimed is not None and claimed != device_id:
-        raise DecodeError("topic_mismatch", f"payload device_id {claimed!r:.80} is not the topic's {device_id!r}")
+        raise DecodeError("topic_mismatch",
+                          f"payload device_id {quote_value(claimed):.80} is not the topic's {device_id!r}")
     return Status(device_id, state == "online", _optional_version(obj), _optional_interval(obj))
 
 

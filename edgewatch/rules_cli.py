@@ -63,6 +63,10 @@ def replay(lines: Iterable[bytes | str], engine: RuleEngine, out: IO[str], err: 
             counts["rejected"] += 1
             err.write(f"line {number}: invalid_json: {exc}\n")
             continue
+        except RecursionError:
+            counts["rejected"] += 1
+            err.write(f"line {number}: invalid_json: nested too deeply\n")
+            continue
         result = engine.feed(sample)
         if result.duplicate:
             counts["duplicate"] += 1

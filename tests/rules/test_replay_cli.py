@@ -117,3 +117,12 @@ def test_command_line_help_and_errors() -> None:
     assert edgewatch("frobnicate").returncode == 2
     assert edgewatch("rules").returncode == 2
     assert edgewatch("rules", "replay", "-", "--stats", stdin=b"").stderr.strip().endswith("no samples")
+
+
+def test_a_line_nested_too_deeply_is_rejected_not_fatal() -> None:
+    good = json.dumps({"v": 1, "device_id": "gw-1", "seq": 1, "ts": 1.0, "metrics": {"cpu_percent": 5.0}})
+    deep = '{"v": 1, "metrics": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    result = edgewatch("rules", "replay", "-", "--stats", stdin=f"{deep}\n{good}\n".encode())
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "line 1: invalid_json: nested too deeply"
+    assert "processed 1" in result.stderr

@@ -94,3 +94,15 @@ def test_rejections_carry_a_reason_code(reason: str, payload: Any) -> None:
 
 def test_percent_of_exactly_100_is_possible() -> None:
     assert parse_sample(sample(metrics={"cpu_percent": 100})).metrics["cpu_percent"] == 100.0
+
+
+def test_a_refused_value_is_quoted_within_bounds_however_deep_or_long() -> None:
+    deep: Any = 1.0
+    for _ in range(5_000):  # deeper than repr() can go
+        deep = [deep]
+    with pytest.raises(SampleError) as caught:
+        parse_sample({"v": 1, "device_id": "gw-1", "seq": 1, "ts": 1.0, "metrics": {"cpu_percent": deep}})
+    assert caught.value.reason == "bad_metric_value" and caught.value.detail.endswith("got [[[[...]]]]")
+    with pytest.raises(SampleError) as caught:
+        parse_sample({"v": 1, "device_id": "gw-1" * 1_000, "seq": 1, "ts": 1.0, "metrics": {}})
+    assert caught.value.reason == "bad_device_id" and len(caught.value.detail) < 300
