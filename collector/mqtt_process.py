@@ -53,9 +53,28 @@ def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     source = MqttSource(settings, subscriptions, queue_size, generation_base)
     source.start()
+    stop = threading.Event()
+
+    # The parent's acknowledgements are read by a thread of their own. Were they read between
+    # forwards, a parent busy sending acknowledgements while this process is blocked forwarding
+    # (each waiting for the other to read) would deadlock both with full socket buffers.
+    def read_commands() -> None:
+        try:
+            while True:
+                command = conn.recv()
+                if command == "stop":
+                    return
+                source.ack_ids(command)
+        except (EOFError, OSError):
+            pass  # the parent is gone: leave everything unacknowledged for the next collector
+        finally:
+            stop.set()
+
+    reader = threading.Thread(target=read_commands, name="edgewatch-mqtt-commands", daemon=True)
+    reader.start()
     told_subscribed = False
     try:
-        while True:
+        while not stop.is_set():
             batch = source.get_batch(FORWARD_MAX, FORWARD_LINGER_S, CHILD_IDLE_S)
             if batch:
                 conn.send([(m.topic, m.payload, m.qos, m.mid, m.retain, m.received_at, m.received_mono,
@@ -63,13 +82,8 @@ def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int
             if not told_subscribed and source.subscribed.is_set():
                 conn.send("subscribed")
                 told_subscribed = True
-            while conn.poll():
-                command = conn.recv()
-                if command == "stop":
-                    return
-                source.ack_ids(command)
     except (EOFError, OSError, BrokenPipeError):
-        pass  # the parent is gone: leave everything unacknowledged for the next collector
+        pass  # the parent is gone
     finally:
         source.stop()
 
@@ -142,6 +156,9 @@ class ProcessMqttSource:
             try:
                 with self._send_lock:
                     self._conn.send("stop")
+                    # Nothing more is read from the child: closing our end also frees it should
+                    # it be blocked forwarding messages (they stay unacknowledged at the broker).
+                    self._conn.close()
             except (OSError, ValueError):
                 pass
         if self._process is not None:
