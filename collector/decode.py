@@ -70,7 +70,7 @@ class Decoder:
             return self._decode(topic, payload, received_at)
         except DecodeError as exc:
             return Rejected(exc.reason, exc.detail)
-        except RecursionError:  # (defence in depth: the parsers and messages bound their own nesting)
+        except RecursionError:  # from a parser, or quoting a value, on a payload nested too deeply
             return Rejected("invalid_json", "nested too deeply")
 
     def _decode(self, topic: str | None, payload: bytes, received_at: float) -> Decoded:
@@ -104,10 +104,8 @@ def _json(payload: bytes) -> Any:
         pass  # the json module says precisely what is wrong, and accepts what it always accepted
     try:
         return json.loads(_text(payload))
-    except ValueError as exc:  # json.JSONDecodeError; RecursionError is not a ValueError
+    except ValueError as exc:  # json.JSONDecodeError (a RecursionError is answered by Decoder.decode)
         raise DecodeError("invalid_json", str(exc)) from None
-    except RecursionError:
-        raise DecodeError("invalid_json", "nested too deeply") from None
 
 
 def _optional_version(obj: dict[str, Any]) -> str | None:

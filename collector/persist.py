@@ -170,31 +170,30 @@ def _execute(session: Session, statement: _Upsert | sa.Insert, rows: list[Any]) 
         session.execute(statement, rows)
 
 
+def _savepoint(session: Session, action: Callable[[], Any]) -> Exception | None:
+    """Run `action` in a savepoint; the error that rolled it back, if any. An OperationalError (the
+    database unreachable, locked) is raised instead: then the whole batch waits and is retried."""
+    try:
+        with session.begin_nested():
+            action()
+    except sa.exc.OperationalError:
+        raise
+    except Exception as exc:
+        return exc
+    return None
+
+
 def _guarded(session: Session, table: str, rows: list[Any], key: str, statement: _Upsert | sa.Insert,
              on_unstorable: Unstorable | None) -> None:
     """Write `rows`; with `on_unstorable`, in a savepoint, and when the database refuses them,
-    again one row at a time: a refused row is reported and skipped, the rest are kept. An
-    OperationalError (the database unreachable, locked) is always raised: the batch waits."""
-    execute = partial(_execute, session, statement)
+    again one row at a time: a refused row is reported and skipped, the rest are kept."""
     if on_unstorable is None:
-        execute(rows)
-        return
-    try:
-        with session.begin_nested():
-            execute(rows)
-        return
-    except sa.exc.OperationalError:
-        raise
-    except Exception:
-        pass
-    for row in rows:
-        try:
-            with session.begin_nested():
-                execute([row])
-        except sa.exc.OperationalError:
-            raise
-        except Exception as exc:
-            on_unstorable(table, str(row.get(key)), exc)
+        _execute(session, statement, rows)
+    elif _savepoint(session, partial(_execute, session, statement, rows)) is not None:
+        for row in rows:
+            refused = _savepoint(session, partial(_execute, session, statement, [row]))
+            if refused is not None:
+                on_unstorable(table, str(row.get(key)), refused)
 
 
 def upsert_devices(session: Session, batch: Batch, on_unstorable: Unstorable | None = None) -> None:
@@ -293,10 +292,6 @@ def _isolated(
     session: Session, action: Callable[[], Any], subject: Transition | DeviceEvent | PredictiveEvent,
     on_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
 ) -> None:
-    try:
-        with session.begin_nested():
-            action()
-    except sa.exc.OperationalError:
-        raise  # the database itself is in trouble: the whole batch is retried
-    except Exception as exc:
-        on_error(subject, exc)
+    failed = _savepoint(session, action)
+    if failed is not None:
+        on_error(subject, failed)
