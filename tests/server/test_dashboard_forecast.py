@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from collector.persist import upsert_predictive_states
 from tests.server import seed
 from tests.server.harness import harness
 from tests.server.live import CHROMIUM, CHROMIUM_ARGS, serve
-from tests.server.test_forecast import leaking_stage
+from tests.server.test_forecast import warned_by_a_leak
 from tickets.clock import SystemClock
 from tickets.db import session_factory
 
@@ -26,14 +25,7 @@ def test_forecast_line_warning_and_blue_ticket(pg_engine: Engine, tmp_path: Path
     with harness(session_factory(pg_engine), tmp_path, SystemClock()) as h:
         seed.fleet(h, tmp_path / "telemetry.sqlite3")
         seed.history(h)
-        stage, raised = leaking_stage("gw-0101", time.time() - 9 * 3600)
-        assert raised
-        with h.sessions() as session:
-            upsert_predictive_states(session, {"gw-0101": stage.row("gw-0101")})
-            ticket = h.service.on_predictive(session, raised[0])
-            session.commit()
-            assert ticket is not None
-            ticket_id = ticket.id
+        ticket_id = warned_by_a_leak(h, "gw-0101", time.time() - 9 * 3600)
         with serve(h.app) as base, playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:

@@ -29,17 +29,23 @@ def leaking_stage(device_id: str, t0: float) -> tuple[PredictiveStage, list]:
     return stage, raised
 
 
+def warned_by_a_leak(h: Harness, device_id: str, t0: float) -> int:
+    """What the collector leaves for a leaking device: its stored forecasts and the predictive
+    ticket its warning opened (the ticket's id)."""
+    stage, raised = leaking_stage(device_id, t0)
+    assert raised
+    with h.sessions() as session:
+        upsert_predictive_states(session, {device_id: stage.row(device_id)})
+        ticket = h.service.on_predictive(session, raised[0])
+        session.commit()
+        assert ticket is not None
+        return ticket.id
+
+
 def test_forecast_shows_the_trend_the_line_and_the_open_warning(api: Harness) -> None:
     api.add_device("gw-f", "Acme Power")
     api.add_device("gw-other", "Beta Water")
-    stage, raised = leaking_stage("gw-f", api.clock.now().timestamp() - 9 * HOUR)
-    assert raised
-    with api.sessions() as session:
-        upsert_predictive_states(session, {"gw-f": stage.row("gw-f")})
-        ticket = api.service.on_predictive(session, raised[0])
-        session.commit()
-        assert ticket is not None
-        ticket_id = ticket.id
+    ticket_id = warned_by_a_leak(api, "gw-f", api.clock.now().timestamp() - 9 * HOUR)
     answer = api.client.get("/api/v1/devices/gw-f/forecast", headers=api.auth("customer"))
     assert answer.status_code == 200, answer.text
     body = answer.json()
