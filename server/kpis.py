@@ -256,10 +256,10 @@ def _backlog(
     """
     done_at = _finished_at()
     opened = [Ticket.opened_at < end, *_scope(f)]
-    still_open = select(null().label("done_day"), (Ticket.opened_at < start).label("before")).where(
-        done_at.is_(None), *opened)
-    finished = select(case((done_at < end, sql.day(done_at))).label("done_day"),
-                      (Ticket.opened_at < start).label("before")).where(done_at >= start, *opened)
+    before = (Ticket.opened_at < start).label("before")
+    still_open = select(null().label("done_day"), before).where(done_at.is_(None), *opened)
+    finished = select(case((done_at < end, sql.day(done_at))).label("done_day"), before).where(
+        done_at >= start, *opened)
     both = union_all(still_open, finished).subquery()
     rows = session.execute(select(both.c.done_day, both.c.before, func.count()).group_by(both.c.done_day,
                                                                                          both.c.before))
