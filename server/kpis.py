@@ -324,9 +324,9 @@ class KpiCache:
             started = self._clock()
             self._store(key, started, compute())
         except Exception:
-            logger.exception("refreshing an efficiency board failed; the next viewer computes it")
-            with self._lock:
+            with self._lock:  # dropped before the log says so, so that the log line is true when read
                 self._entries.pop(key, None)
+            logger.exception("refreshing an efficiency board failed; the next viewer computes it")
         finally:
             with self._lock:
                 self._refreshing.discard(key)
