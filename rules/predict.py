@@ -89,6 +89,7 @@ class PredictiveSettings:
     anomaly_duration: float = 20 * MINUTE  # the score must stay at or above the level this long
     rearm: float = 6 * HOUR  # quiet time after a withdrawal before the next warning
     refresh: float = 1 * MINUTE  # the crossing forecast is recomputed at most this often (sample time)
+    min_step: float = 5.0  # learn from at most one sample per this many seconds of sample time
 
 
 # Built-in per-metric defaults, under anything configured: latency degrades multiplicatively.
@@ -110,6 +111,7 @@ _KEYS: dict[str, tuple[str, float | None, str]] = {
     "anomaly_minutes": ("anomaly_duration", MINUTE, "positive"),
     "rearm_hours": ("rearm", HOUR, "not_negative"),
     "forecast_refresh_seconds": ("refresh", 1.0, "not_negative"),
+    "min_step_seconds": ("min_step", 1.0, "not_negative"),
 }
 
 
@@ -129,6 +131,8 @@ _MEANINGS: dict[str, str] = {
     "anomaly_minutes": "...for this long without a break to warn; as long below to withdraw",
     "rearm_hours": "after a withdrawal, quiet this long before the next warning",
     "forecast_refresh_seconds": "recompute the crossing forecast at most this often (sample time; 0: every sample)",
+    "min_step_seconds": "learn from at most one sample per series in this time (sample time; the rules still see "
+                        "every sample; 0: every sample)",
 }
 
 
@@ -463,7 +467,13 @@ class PredictiveMonitor:
             if device is None:
                 device = self._series[device_id] = {}
             series = device[metric] = _Series(settings, self._params)
-        elif ts <= series.last_ts:
+        elif ts - series.last_ts < settings.min_step or ts <= series.last_ts:
+            # Not newer, or sooner than the monitor learns: a trend over hours gains nothing from
+            # 1 Hz samples, and the detector keeps the cadence it was measured at. Only the
+            # hand-over to an alert cannot wait for the next sample it learns from.
+            if alert_active and series.warning is not None and ts > series.last_ts:
+                series.pending = None
+                return (self._withdraw(series, Reason.ALERT, ts, value, series.detector.unusual, settings),)
             return ()
         series.last_ts = ts
         forecaster = series.forecaster

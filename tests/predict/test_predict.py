@@ -284,6 +284,39 @@ def test_old_samples_are_ignored() -> None:
     assert json.dumps(monitor.snapshot()) == before
 
 
+def test_a_fast_series_is_learned_at_the_monitors_step_and_warns_the_same() -> None:
+    # Every second for 8 hours: the monitor learns from one sample in five (min_step 5 s), so it
+    # raises the same warning, at the same time, as for the series sampled every 5 s.
+    rng = random.Random(3)
+    every_second = [(START + i, 40.0 + 3.0 * i / HOUR + rng.gauss(0, 1.0)) for i in range(int(8 * HOUR))]
+    fast = PredictiveMonitor()
+    [warning] = feed(fast, every_second)
+    slow = PredictiveMonitor()
+    [same] = feed(slow, every_second[::5])
+    assert warning == same
+    assert fast.snapshot() == slow.snapshot()
+
+
+def test_a_sample_between_steps_still_hands_a_warning_over_to_an_alert() -> None:
+    monitor = PredictiveMonitor()
+    series = ramp(8, 40.0, 3.0)
+    [_raised] = feed(monitor, series[:240])
+    last = series[239][0]
+    assert feed(monitor, [(last, 80.0)], alert=True) == []  # not newer: ignored even so
+    [withdrawn] = feed(monitor, [(last + 1.0, 80.0)], alert=True)  # newer, within the step
+    assert withdrawn.reason is Reason.ALERT and withdrawn.ts == last + 1.0
+    assert monitor.warnings() == {}
+
+
+def test_min_step_zero_learns_every_newer_sample_and_still_ignores_repeats() -> None:
+    monitor = PredictiveMonitor(parse_predictive({"min_step_seconds": 0}))
+    feed(monitor, [(START, 40.0), (START + 0.5, 41.0)])
+    learned = json.dumps(monitor.snapshot())
+    assert feed(monitor, [(START + 0.5, 99.0)]) == []
+    assert json.dumps(monitor.snapshot()) == learned
+    assert monitor.snapshot()["devices"]["gw-0012"]["mem_percent"]["forecaster"]["n"] == 2
+
+
 def test_queries() -> None:
     monitor = PredictiveMonitor()
     assert monitor.forecast("gw-0012", "mem_percent", 60.0) is None
@@ -444,3 +477,4 @@ def test_the_setting_reference_lists_every_key_with_its_default() -> None:
     assert parse_predictive(document).resolve(None, "mem_percent") == PredictiveSettings()
     assert all(meaning and kind in ("bool", "float") for _, _, kind, meaning in rows)
     assert document["forecast_refresh_seconds"] == 60.0 and document["bursts"] is True
+    assert document["min_step_seconds"] == 5.0
