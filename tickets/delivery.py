@@ -41,7 +41,7 @@ class DeliverySettings:
     limits: Mapping[str, RateLimit | None] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     batch: int = 200
     lease: timedelta = timedelta(seconds=120)
-    idle_wait: float = 5.0  # longest sleep when nothing is due (a commit wakes the worker earlier)
+    idle_wait: float = 5.0  # longest sleep when nothing is due (a commit that wrote notifications wakes it earlier)
 
 
 @dataclass

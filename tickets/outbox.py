@@ -8,12 +8,13 @@ can drop a repeated delivery. The delivery worker (`tickets.delivery`) sends the
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from tickets.models import (
@@ -30,6 +31,22 @@ from tickets.notify.message import Notification, NotificationError, notification
 logger = logging.getLogger(__name__)
 
 CONTACT, GROUP, MEMBER = "contact", "staff_group", "staff_member"
+
+# Whether this thread inserted outbox rows since it last asked: the delivery worker is woken
+# after a commit only then (the collector commits several times a second, mostly without any).
+_written = threading.local()
+
+
+@event.listens_for(OutboxMessage, "after_insert")
+def _note_written(_mapper: Any, _connection: Any, _row: OutboxMessage) -> None:
+    _written.rows = True
+
+
+def take_written() -> bool:
+    """True if this thread inserted outbox rows since its last call (committed or not: the caller knows)."""
+    rows: bool = getattr(_written, "rows", False)
+    _written.rows = False
+    return rows
 
 
 @dataclass(frozen=True)

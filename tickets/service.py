@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 import rules
 from rules.predict import PredictiveEvent
-from tickets import actions, firing, opening, predictive
+from tickets import actions, firing, opening, outbox, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
@@ -88,12 +88,13 @@ class TicketService:
         if self._scheduler is not None:
             for clock_id, at in touched:
                 self._scheduler.schedule(clock_id, at)
-        if self._on_outbox is not None:
+        if outbox.take_written() and self._on_outbox is not None:
             self._on_outbox()
 
     def after_rollback(self) -> None:
-        """Forget the clocks of a transaction that was rolled back."""
+        """Forget the clocks and outbox rows of a transaction that was rolled back."""
         self.ctx.take_touched()
+        outbox.take_written()
 
     # ------------------------------------------------------------ the scheduler's entry
 

@@ -311,3 +311,28 @@ def test_update_fields_is_audited_and_checked(sessions: sessionmaker[Session], s
         entry = next(a for a in rows(s, AuditEntry, ticket_id=ticket.id) if a.field == "first_judgement")
         assert (entry.old_value, entry.new_value, entry.actor, entry.reason) == (
             None, "fan failure likely", "desk", "phone call")
+
+
+def test_the_delivery_worker_is_woken_only_by_a_commit_that_wrote_notifications(
+    sessions: sessionmaker[Session], service: TicketService, fleet: dict[str, int]
+) -> None:
+    woken: list[int] = []
+    service.use_outbox_wakeup(lambda: woken.append(1))
+    try:
+        with sessions.begin() as s:
+            service.on_transition(s, transition("raised", "red", 95.0, seq=1))
+        service.after_commit()
+        assert woken == [1]
+        with sessions.begin() as s:  # a batch without ticket changes (most of the collector's)
+            s.get(Ticket, 1)
+        service.after_commit()
+        assert woken == [1]
+        with sessions.begin() as s:
+            service.on_transition(s, transition("raised", "red", 96.0, seq=1, device="gw-0002"))
+            s.flush()
+            s.rollback()
+        service.after_rollback()
+        service.after_commit()  # nothing of the rolled-back rows is left to deliver
+        assert woken == [1]
+    finally:
+        service.use_outbox_wakeup(None)
