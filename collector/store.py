@@ -1,6 +1,7 @@
 """The telemetry store: one small interface, chosen by configuration.
 
-- `SqliteStore`: the embedded default, one file, WAL, one transaction per batch.
+- `SqliteStore`: the embedded default, one file, WAL, one transaction per batch (appended, and
+  moved into each device's history every few seconds).
 - `InfluxStore`: InfluxDB v2 (or anything speaking its `/api/v2/write`) through influxdb-client.
 - `NullStore`: keeps nothing (tickets only).
 
@@ -15,7 +16,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -55,6 +57,8 @@ class NullStore:
         pass
 
 
+SAMPLE_COLUMNS = "device_id, ts, seq, received_at, cpu_percent, mem_percent, latency_ms, extra"
+
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     device_id   TEXT    NOT NULL,
@@ -66,12 +70,33 @@ CREATE TABLE IF NOT EXISTS samples (
     latency_ms  REAL,
     extra       TEXT,
     PRIMARY KEY (device_id, ts, seq)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS samples_recent (
+    device_id   TEXT    NOT NULL,
+    ts          REAL    NOT NULL,
+    seq         INTEGER NOT NULL,
+    received_at REAL    NOT NULL,
+    cpu_percent REAL,
+    mem_percent REAL,
+    latency_ms  REAL,
+    extra       TEXT
+);
 """
 
 
 class SqliteStore:
-    """Samples in one SQLite table: the three core metrics as columns, any others as a JSON object.
+    """Samples in SQLite: the three core metrics as columns, any others as a JSON object.
+
+    `samples` holds each device's history in order (clustered by device and time, so a chart
+    reads one range). Writing there directly costs a page write per device per batch: with
+    thousands of devices each batch touches thousands of pages, and the cost per sample grows
+    with the file (8 µs at 0.5 million samples, 22 µs at 3 million, 10 000 devices). So batches
+    are appended to `samples_recent` (durable at once, a few pages per batch) and moved into
+    `samples` every `merge_every_s`, sorted, in one transaction: each device's page is then
+    written once per move, not once per batch. Readers take both tables (`read_sqlite_samples`,
+    `server.telemetry`); the move is idempotent like every write (a later copy of a sample
+    replaces the earlier one), and what a crash leaves in `samples_recent` is moved at the next
+    start.
 
     With a retention, samples received longer ago are deleted once per `prune_every_s`, device by
     device along the primary key, on the writer thread (never on the rules' hot path). Retention
@@ -84,14 +109,17 @@ class SqliteStore:
         retention_days: float = 0.0,
         *,
         prune_every_s: float = 3600.0,
+        merge_every_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._retention_s = retention_days * 86400.0
         self._prune_every_s = prune_every_s
+        self._merge_every_s = merge_every_s
         self._clock = clock
         self._next_prune = clock() + min(prune_every_s, 60.0)  # soon after start, then periodically
+        self._next_merge = 0.0  # at the first write: what a crash left behind goes first
         self._devices: set[str] | None = None  # known device ids, read from the table at the first prune
         self.pruned = 0
 
@@ -102,7 +130,7 @@ class SqliteStore:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
-            conn.execute(SQLITE_SCHEMA)
+            conn.executescript(SQLITE_SCHEMA)
             self._conn = conn
         return self._conn
 
@@ -118,20 +146,32 @@ class SqliteStore:
             ))
         try:
             conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                conn.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with _transaction(conn):
+                conn.executemany(f"INSERT INTO samples_recent ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 rows)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite telemetry store {self._path}: {exc}") from exc
         if self._devices is not None:
             self._devices.update(p.device_id for p in points)
-        if self._retention_s > 0 and self._clock() >= self._next_prune:
+        now = self._clock()
+        if now >= self._next_merge:
+            self.merge()
+        if self._retention_s > 0 and now >= self._next_prune:
             self.prune()
         return 0
+
+    def merge(self) -> None:
+        """Move the recent samples into `samples`, in key order; the later of two copies wins."""
+        self._next_merge = self._clock() + self._merge_every_s
+        try:
+            conn = self._connection()
+            with _transaction(conn):
+                conn.execute(f"INSERT OR REPLACE INTO samples ({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} "
+                             "FROM samples_recent ORDER BY device_id, ts, seq, rowid")
+                conn.execute("DELETE FROM samples_recent")
+        except (sqlite3.Error, OSError) as exc:
+            # The samples are safe in samples_recent (and read from there); retried at the next write.
+            logger.warning("moving recent samples in the SQLite telemetry store %s failed: %s", self._path, exc)
 
     def prune(self) -> int:
         """Delete samples received before the retention period; returns how many went."""
@@ -157,8 +197,20 @@ class SqliteStore:
 
     def close(self) -> None:
         if self._conn is not None:
+            self.merge()
             self._conn.close()
             self._conn = None
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class InfluxStore:
@@ -217,11 +269,22 @@ def open_store(kind: str, settings: Any) -> TelemetryStore:
 
 
 def read_sqlite_samples(path: Path) -> list[dict[str, Any]]:
-    """All stored samples, oldest first (for tests and tools)."""
-    conn = sqlite3.connect(path)
+    """All stored samples, in key order, recent ones not yet moved included (for tests and tools)."""
+    if not Path(path).exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM samples ORDER BY device_id, ts, seq").fetchall()
-        return [dict(row) for row in rows]
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for table in ("samples", "samples_recent"):
+            if _has_table(conn, table):
+                order = "rowid" if table == "samples_recent" else "device_id, ts, seq"
+                for row in conn.execute(f"SELECT {SAMPLE_COLUMNS} FROM {table} ORDER BY {order}"):
+                    found[(row["device_id"], row["ts"], row["seq"])] = dict(row)  # the later copy wins
+        return [found[key] for key in sorted(found)]
     finally:
         conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None

@@ -60,16 +60,25 @@ class SqliteTelemetry:
             return [Series(metric, []) for metric in metrics]
         bucket = max((end - start) / max(max_points, 1), 1e-3)
         try:
+            # The collector appends to samples_recent and moves those rows into samples every few
+            # seconds, in one transaction (collector.store.SqliteStore): the chart reads both. Only
+            # a sample delivered again after a crash can be in both until the move; it then counts
+            # twice in its bucket's average, which a chart cannot show.
+            tables = [t for (t,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('samples', 'samples_recent')")]
+            if not tables:
+                return [Series(metric, []) for metric in metrics]
             result = []
             for metric in metrics:
                 # Core metrics are columns; the metric name is checked against them, never interpolated freely.
                 value = metric if metric in CORE_COLUMNS else "json_extract(extra, ?)"
                 params: list[object] = [] if metric in CORE_COLUMNS else [f"$.{json.dumps(metric)}"]
-                sql = (
-                    f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, AVG(ts), AVG({value}) FROM samples "
-                    "WHERE device_id = ? AND ts >= ? AND ts <= ? GROUP BY b ORDER BY b"
-                )
-                rows = conn.execute(sql, [start, bucket, *params, device_id, start, end]).fetchall()
+                rows_of = " UNION ALL ".join(
+                    f"SELECT ts, {value} AS v FROM {table} WHERE device_id = ? AND ts >= ? AND ts <= ?"
+                    for table in sorted(tables))
+                sql = (f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, AVG(ts), AVG(v) FROM ({rows_of}) "
+                       "GROUP BY b ORDER BY b")
+                rows = conn.execute(sql, [start, bucket, *[*params, device_id, start, end] * len(tables)]).fetchall()
                 result.append(Series(metric, [(float(ts), None if v is None else float(v)) for _, ts, v in rows]))
             return result
         except sqlite3.Error as exc:

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.store import read_sqlite_samples
 from rules import RuleEngine, Sample
 from tests.collector.helpers import sample, wait_for
 from tests.support.services import Mosquitto, free_port
@@ -81,14 +82,10 @@ def prepare_session(broker: Mosquitto) -> None:
 
 
 def stored(tmp: Path) -> int:
-    path = tmp / "telemetry.sqlite3"
-    if not path.exists():
+    try:
+        return len(read_sqlite_samples(tmp / "telemetry.sqlite3"))
+    except sqlite3.OperationalError:  # not created yet
         return 0
-    with sqlite3.connect(path, timeout=10) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 @pytest.mark.slow

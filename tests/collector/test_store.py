@@ -38,6 +38,63 @@ def test_sqlite_store_writes_columns_and_extras_idempotently(tmp_path: Path) -> 
     assert rows[1]["latency_ms"] == 12.5 and rows[1]["extra"] == '{"temperature_c":40.0}'
 
 
+def table_counts(path: Path) -> tuple[int, int]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return tuple(int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[return-value]
+                     for t in ("samples", "samples_recent"))
+
+
+def test_sqlite_store_appends_then_moves_each_devices_samples_into_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    now = [1000.0]
+    store = SqliteStore(path, merge_every_s=10, clock=lambda: now[0])
+    store.write(points(3))  # the first write moves what an earlier run left: nothing yet
+    store.write(points(2, device="gw-2"))
+    assert table_counts(path) == (3, 2)
+    assert [(r["device_id"], r["seq"]) for r in read_sqlite_samples(path)] == [
+        ("gw-1", 0), ("gw-1", 1), ("gw-1", 2), ("gw-2", 0), ("gw-2", 1)]  # readers see both tables
+    changed = [p._replace(metrics={**p.metrics, "cpu_percent": 99.0}) for p in points(1, device="gw-2")]
+    store.write(changed)  # delivered again with another value: the later copy wins
+    assert read_sqlite_samples(path)[3]["cpu_percent"] == 99.0 and len(read_sqlite_samples(path)) == 5
+    now[0] += 10
+    store.write(points(1, device="gw-1", start=3))
+    assert table_counts(path) == (6, 0)
+    rows = read_sqlite_samples(path)
+    assert len(rows) == 6 and rows[4]["cpu_percent"] == 99.0
+
+
+def test_sqlite_store_moves_what_a_crash_left_at_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    crashed = SqliteStore(path, merge_every_s=3600)
+    crashed.write(points(2))
+    crashed.write(points(2, start=2))
+    assert table_counts(path) == (2, 2)  # never closed: as after SIGKILL
+    SqliteStore(path).write(points(1, device="gw-2"))
+    assert table_counts(path) == (5, 0)
+
+
+def test_a_failed_move_keeps_the_samples_readable_and_is_retried(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "t.sqlite3"
+    now = [1000.0]
+    store = SqliteStore(path, merge_every_s=10, clock=lambda: now[0])
+    store.write(points(1))
+    with sqlite3.connect(path) as conn:  # the history refuses rows for a while (a full disk, say)
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON samples BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    now[0] += 10
+    store.write(points(2, start=1))  # stored all the same; the move fails and is logged
+    assert table_counts(path) == (1, 2) and len(read_sqlite_samples(path)) == 3
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    now[0] += 10
+    store.write(points(1, start=3))
+    assert table_counts(path) == (4, 0)
+    store.close()
+
+
 def test_sqlite_store_unwritable_path_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     store = SqliteStore(tmp_path / "file" / "t.sqlite3")

@@ -24,6 +24,7 @@ import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.store import read_sqlite_samples
 from tests.support.services import Postgres, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,8 +169,10 @@ class CollectorProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
     def stored(self) -> int:
-        """Telemetry rows in the collector's SQLite store (0 before it exists)."""
-        return count_rows(self.telemetry_path, "samples")
+        """Samples in the collector's SQLite store, each key once (0 before it exists); the store
+        appends to samples_recent and moves rows into samples every few seconds."""
+        return count_rows(self.telemetry_path, "(SELECT device_id, ts, seq FROM samples "
+                                               "UNION SELECT device_id, ts, seq FROM samples_recent)")
 
 
 def count_rows(path: Path, table: str) -> int:
@@ -184,11 +187,8 @@ def count_rows(path: Path, table: str) -> int:
 
 def stored_samples(path: Path) -> Counter[tuple[str, int]]:
     """(device, seq) -> how many rows the telemetry store holds for it."""
-    if not path.exists():
-        return Counter()
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
-            return Counter((d, s) for d, s in conn.execute("SELECT device_id, seq FROM samples"))
+        return Counter((row["device_id"], row["seq"]) for row in read_sqlite_samples(path))
     except sqlite3.OperationalError:  # not created yet
         return Counter()
 

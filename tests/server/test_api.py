@@ -244,17 +244,21 @@ def test_history_reads_the_collectors_sqlite_store(api: Harness, tmp_path) -> No
     api.add_device("gw-h", "Acme Power")
     store = SqliteStore(tmp_path / "telemetry.sqlite3")
     base = api.clock.now().timestamp() - 3600
-    store.write([Point("gw-h", i, base + i * 60, base + i * 60, {"cpu_percent": float(i), "temperature_c": 40.0})
-                 for i in range(60)])
-    store.close()
+    history = [Point("gw-h", i, base + i * 60, base + i * 60, {"cpu_percent": float(i), "temperature_c": 40.0})
+               for i in range(60)]
+    store.write(history[:30])
+    store.merge()  # the first half moved into the history, the second still among the recent samples
+    store.write(history[30:])
     answer = api.client.get("/api/v1/devices/gw-h/history", headers=api.auth("customer"),
                             params=[("metric", "cpu_percent"), ("metric", "temperature_c"), ("points", 10),
                                     ("start", "2026-01-05T08:00:00Z"), ("end", "2026-01-05T09:00:00Z")])
+    store.close()
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["available"] is True
     cpu, temp = body["metrics"]
     assert 8 <= len(cpu["points"]) <= 11 and cpu["points"][0]["value"] < cpu["points"][-1]["value"]
+    assert cpu["points"][-1]["value"] > 50  # the recent samples are on the chart
     assert cpu["threshold"]["red_level"] == 90 and cpu["unit"] == "%"
     assert {p["value"] for p in temp["points"]} == {40.0} and temp["threshold"] is None
 
