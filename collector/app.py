@@ -8,7 +8,6 @@ server's tests all host it this way.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -272,21 +271,6 @@ class Collector:
             observe = m.latency.observe
             for message in batch.messages:
                 observe(done - message.received_mono)
-
-
-def tune_garbage_collector(threshold: int) -> None:
-    """For a process that hosts a collector and little else (`edgewatch collector`), after start.
-
-    The collector keeps many long-lived objects (rule and predictive state of every device) and
-    allocates briskly; at Python's default the cyclic collector ran about 2 000 times while
-    200 000 queued messages drained and took 15 % of the processing thread. Collections every
-    `threshold` allocations, with what exists after start-up frozen out of them (restored state
-    is never garbage), cut that to about 1 %. Reference counting still frees everything else at
-    once; only reference cycles wait longer."""
-    if threshold > 0:
-        _, middle, oldest = gc.get_threshold()
-        gc.set_threshold(threshold, middle, oldest)
-    gc.freeze()
 
 
 def _default_ticket_service(engine: Engine) -> TicketSink:

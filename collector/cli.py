@@ -39,9 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports after argument parsing, so `--help` is instant.
     from dataclasses import replace
 
-    from collector.app import Collector, tune_garbage_collector
+    from collector.app import Collector
     from collector.errors import CollectorError
     from collector.settings import load_settings
+    from edgewatch.process import tune_garbage_collector
     from rules import ThresholdError
     from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate
     from tickets.runtime import TicketRuntime

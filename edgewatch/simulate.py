@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgewatch import __version__
 from edgewatch.config import ConfigError, parse_broker_url, read_toml
 from edgewatch.fleet import FleetError, SimDevice, default_fleet, fleet_from_scenario
+from edgewatch.process import tune_garbage_collector
 
 TOPIC = "edgewatch/v1/{}/telemetry"
 STATUS = "edgewatch/v1/{}/status"
@@ -114,6 +115,7 @@ def run(
     clock: Callable[[], float] = time.time,
 ) -> None:
     publisher.start()
+    tune_garbage_collector(50_000)  # after the fleet is built: its devices are never garbage
     next_at = time.monotonic()
     last_report = 0.0
     while not stop.is_set() and (steps is None or publisher.step_number < steps):

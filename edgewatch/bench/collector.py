@@ -283,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="switch the predictive warnings off (measures the collector without them)")
     args = parser.parse_args(argv)
 
-    from collector.app import Collector, tune_garbage_collector
+    from collector.app import Collector
+    from edgewatch.process import tune_garbage_collector
 
     messages = fleet(args.messages, args.devices)
     with tempfile.TemporaryDirectory(prefix="ew-bench-collector-") as tmp:
