@@ -24,7 +24,7 @@ from collector.devices import DeviceEvent, DeviceTracker
 from collector.metrics import CollectorMetrics
 from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
-from collector.persist import TicketSink, write_batch
+from collector.persist import TicketSink, database_unavailable, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
 from collector.predictive import PredictiveConfigSource, PredictiveStage
 from collector.settings import CollectorSettings
@@ -229,7 +229,7 @@ class Collector:
                 session.rollback()
                 self._service.after_rollback()
                 self.metrics.commit_errors.inc()
-                isolate = isolate or not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+                isolate = isolate or not database_unavailable(exc)
                 logger.error("committing a batch of %d messages failed (%s); retrying in %.1f s%s",
                              len(batch.messages), exc, delay, " row by row" if isolate else "")
                 if self._stopping.wait(delay):

@@ -31,6 +31,10 @@ class _Job:
     queued_at: float = field(default=0.0)
 
     def release(self) -> None:
+        # Called with the writer's lock held, on purpose: jobs are released by two threads (the
+        # writer, and `submit` while the store is degraded), and the lock keeps their
+        # acknowledgements in the order the messages came, as MQTT asks of PUBACKs. The callback
+        # only hands ids to the MQTT process, whose reader thread never blocks on this side.
         if self.on_safe is not None:
             callback, self.on_safe = self.on_safe, None
             try:
