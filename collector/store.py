@@ -59,8 +59,7 @@ class NullStore:
 
 SAMPLE_COLUMNS = "device_id, ts, seq, received_at, cpu_percent, mem_percent, latency_ms, extra"
 
-SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
+_SAMPLE_COLUMNS_DDL = """
     device_id   TEXT    NOT NULL,
     ts          REAL    NOT NULL,
     seq         INTEGER NOT NULL,
@@ -68,18 +67,13 @@ CREATE TABLE IF NOT EXISTS samples (
     cpu_percent REAL,
     mem_percent REAL,
     latency_ms  REAL,
-    extra       TEXT,
+    extra       TEXT"""
+
+SQLITE_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS samples ({_SAMPLE_COLUMNS_DDL},
     PRIMARY KEY (device_id, ts, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS samples_recent (
-    device_id   TEXT    NOT NULL,
-    ts          REAL    NOT NULL,
-    seq         INTEGER NOT NULL,
-    received_at REAL    NOT NULL,
-    cpu_percent REAL,
-    mem_percent REAL,
-    latency_ms  REAL,
-    extra       TEXT
+CREATE TABLE IF NOT EXISTS samples_recent ({_SAMPLE_COLUMNS_DDL}
 );
 """
 
@@ -102,6 +96,9 @@ class SqliteStore:
     device along the primary key, on the writer thread (never on the rules' hot path). Retention
     goes by the collector's receive time, so a device whose clock is years off keeps its history.
     """
+
+    # Where each batch goes (`edgewatch bench store` writes into `samples` itself as its baseline).
+    _write_sql = f"INSERT INTO samples_recent ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
     def __init__(
         self,
@@ -147,8 +144,7 @@ class SqliteStore:
         try:
             conn = self._connection()
             with _transaction(conn):
-                conn.executemany(f"INSERT INTO samples_recent ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                 rows)
+                conn.executemany(self._write_sql, rows)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite telemetry store {self._path}: {exc}") from exc
         if self._devices is not None:

@@ -20,16 +20,9 @@ from collector.store import SAMPLE_COLUMNS, Point, SqliteStore
 
 
 class DirectStore(SqliteStore):
-    """The baseline: each batch written into `samples` itself."""
+    """The baseline: each batch written into `samples` itself (`samples_recent` stays empty)."""
 
-    def write(self, points: Sequence[Point]) -> int:
-        conn = self._connection()
-        conn.execute("BEGIN")
-        conn.executemany(f"INSERT OR REPLACE INTO samples ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         [(p.device_id, p.ts, p.seq, p.received_at, p.metrics["cpu_percent"],
-                           p.metrics["mem_percent"], p.metrics["latency_ms"], None) for p in points])
-        conn.execute("COMMIT")
-        return 0
+    _write_sql = f"INSERT OR REPLACE INTO samples ({SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def batches(devices: int, total: int, batch: int) -> Iterator[list[Point]]:
