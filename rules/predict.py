@@ -472,7 +472,6 @@ class PredictiveMonitor:
             # 1 Hz samples, and the detector keeps the cadence it was measured at. Only the
             # hand-over to an alert cannot wait for the next sample it learns from.
             if alert_active and series.warning is not None and ts > series.last_ts:
-                series.pending = None
                 return (self._withdraw(series, Reason.ALERT, ts, value, series.detector.unusual, settings),)
             return ()
         series.last_ts = ts
