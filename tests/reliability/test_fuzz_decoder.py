@@ -42,7 +42,8 @@ json_value = st.recursive(
     json_scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_text, inner, max_size=3),
     max_leaves=8,
 )
-device_ids = st.one_of(st.from_regex(DEVICE_ID_PATTERN, fullmatch=True), st.sampled_from(["gw-1", "rt-0002"]), odd_text)
+valid_device_ids = st.one_of(st.from_regex(DEVICE_ID_PATTERN, fullmatch=True), st.sampled_from(["gw-1", "rt-0002"]))
+device_ids = st.one_of(valid_device_ids, odd_text)
 metric_names = st.one_of(st.sampled_from(["cpu_percent", "mem_percent", "latency_ms", "disk_percent"]),
                          st.from_regex(r"[a-z][a-z0-9_]{0,70}", fullmatch=True), odd_text)
 metric_values = st.one_of(
@@ -189,8 +190,9 @@ def test_odd_unicode_device_ids_are_refused_with_the_reason(device_id: str) -> N
     assert isinstance(topic_decoded, Rejected) and topic_decoded.reason in ("bad_topic", "bad_device_id")
 
 
-@given(device_ids.filter(lambda d: DEVICE_ID_PATTERN.fullmatch(d) is not None),
-       device_ids.filter(lambda d: DEVICE_ID_PATTERN.fullmatch(d) is not None))
+# Valid ids drawn directly: filtering the odd ones out of `device_ids` discarded so many draws that
+# Hypothesis's health check failed the test now and then.
+@given(valid_device_ids, valid_device_ids)
 @settings(max_examples=200, deadline=None)
 def test_device_id_in_topic_and_payload_must_agree(topic_device: str, payload_device: str) -> None:
     telemetry = DECODER.decode(f"edgewatch/v1/{topic_device}/telemetry",
