@@ -27,6 +27,7 @@ from collector.mqtt_process import ProcessMqttSource
 from collector.persist import TicketSink, database_unavailable, write_batch
 from collector.pipeline import Batch, Pipeline, RegistryBuffer
 from collector.predictive import PredictiveConfigSource, PredictiveStage
+from collector.rearm import apply_rearms
 from collector.settings import CollectorSettings
 from collector.store import TelemetryStore, open_store
 from collector.thresholds import ThresholdSource, device_classes
@@ -169,6 +170,20 @@ class Collector:
         if config is not None:
             self.predictive.set_config(config)
 
+    def _apply_rearms(self) -> None:
+        """Alerts forgotten after a forced resolve (collector.rearm); retried at the next poll on failure."""
+        try:
+            with self._sessions() as session, session.begin():
+                count = apply_rearms(session, self.rules, self.predictive.forget_alert, self.pipeline.remember_state)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            logger.warning("re-arm requests not applied, the ticket database is unavailable (%s); "
+                           "retrying at the next poll", exc)
+            return
+        if count:
+            self.metrics.rearms.inc(count)
+
     # -- the processing thread -----------------------------------------------------------------
 
     def _run(self) -> None:
@@ -188,6 +203,7 @@ class Collector:
                     next_thresholds = time.monotonic() + s.thresholds_poll_s
                     with self._sessions() as session:
                         self._poll_thresholds(session)
+                    self._apply_rearms()
                 if not messages and now is None and not self.registry.has_due(self._clock()):
                     continue  # (unwritten seqs are picked up by the offline check's batches)
                 batch = self.pipeline.process(messages, now)

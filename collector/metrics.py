@@ -72,6 +72,11 @@ class CollectorMetrics:
             "edgewatch_collector_ticket_errors",
             "Alert transitions and predictive warnings the ticket service failed on", registry=r,
         )
+        self.rearms = Counter(
+            "edgewatch_collector_rearms",
+            "Alerts forgotten after their ticket was resolved by force (the next breach opens a new ticket)",
+            registry=r,
+        )
         self.input_queue = Gauge(
             "edgewatch_collector_input_queue_messages", "Messages received and waiting to be processed",
             registry=r,

@@ -115,6 +115,10 @@ class PredictiveStage:
         """The alerts active in the restored rule engine."""
         self._alerts = set(active)
 
+    def forget_alert(self, device_id: str, metric: str) -> None:
+        """An alert the rule engine forgot (re-armed after a forced resolve)."""
+        self._alerts.discard((device_id, metric))
+
     # -- the hot path -----------------------------------------------------------------------------
 
     def feed(self, sample: Sample, transitions: Iterable[Transition]) -> list[PredictiveEvent]:

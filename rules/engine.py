@@ -95,6 +95,13 @@ class RuleEngine:
             if state.active is not None
         }
 
+    def rearm(self, device_id: str, metric: str) -> Severity | None:
+        """Forget the (device, metric) alert and its streaks, so the next breach counts afresh (a
+        ticket resolved by force while its alert was active). Returns the severity that was active."""
+        device = self._devices.get(device_id)
+        state = device.metrics.pop(metric, None) if device is not None else None
+        return state.active if state is not None else None
+
     def last_seq(self, device_id: str) -> int | None:
         device = self._devices.get(device_id)
         return None if device is None or device.last_seq < 0 else device.last_seq

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import audit, outbox
-from tickets.core import Context, facts, load, stop_clocks
-from tickets.errors import IllegalTransition, InvalidInput
+from tickets import alerts, audit, outbox
+from tickets.core import Context, clock_named, facts, load, running, stop_clocks
+from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput
 from tickets.lifecycle import next_status
-from tickets.models import ContactRole, Ticket, TicketKind, TicketStatus
+from tickets.models import ContactRole, Device, NoteVisibility, RatingSource, Ticket, TicketKind, TicketStatus
 from tickets.notify.message import Notification, iso
-from tickets.opening import add_note, open_ticket
+from tickets.opening import add_note, open_key, open_ticket
 from tickets.policy import DISPATCH, ESCALATION, FIRST_RESPONSE, ON_SITE, PRE_MAINTENANCE_START, RCA
 
 RCA_FIELDS = ("symptom", "investigation", "responsibility")
@@ -34,6 +34,8 @@ _STOPS: Mapping[str, tuple[str, ...]] = {
     "start": (FIRST_RESPONSE, ESCALATION, DISPATCH, PRE_MAINTENANCE_START),
     "check_in": (FIRST_RESPONSE, ESCALATION, DISPATCH, PRE_MAINTENANCE_START, ON_SITE),
 }
+# Actions after which the ticket no longer answers for its alert: refused while the alert is active.
+_RELEASES = ("resolve", "cancel", "close")
 _STAMPS = {
     "dispatch": "dispatched_at", "start": "started_at", "check_in": "on_site_at",
     "resolve": "resolved_at", "close": "closed_at", "cancel": "cancelled_at",
@@ -42,18 +44,23 @@ _STAMPS = {
 
 def act(
     ctx: Context, session: Session, ticket_id: int, action: str, actor: str,
-    note: str | None = None, assignee: str | None = None,
+    note: str | None = None, assignee: str | None = None, *, force: bool = False,
 ) -> Ticket:
-    """Apply one lifecycle action (see tickets.lifecycle.TRANSITIONS)."""
+    """Apply one lifecycle action (see tickets.lifecycle.TRANSITIONS). Resolving, cancelling or closing
+    a ticket whose threshold alert is still active raises AlertStillActive unless `force` (with a
+    note); a forced release re-arms the rule so that the next breach opens a new ticket."""
     ticket = load(session, ticket_id)
     new_status = next_status(action, ticket.status, ticket.id)
-    if action == "acknowledge" and ticket.acknowledged_at is not None:
+    if action == "acknowledge" and ticket.acknowledged_at is not None and not running(
+            clock_named(ticket, FIRST_RESPONSE)):
         raise IllegalTransition(f"ticket {ticket.id} was already acknowledged at {iso(ticket.acknowledged_at)}")
     if action == "check_in" and ticket.on_site_at is not None:
         raise IllegalTransition(f"ticket {ticket.id}: already checked in on site at {iso(ticket.on_site_at)}")
     note = _text(note, "note") or None
     at = ctx.now()
     reason = note or action
+    if action in _RELEASES:
+        _release_alert(session, ticket, action, actor, note, force, at)
     if assignee is not None:
         audit.change(session, ticket, "assignee", _text(assignee, "assignee", 200), actor=actor, action=action,
                      at=at, reason=reason)
@@ -68,6 +75,13 @@ def act(
     if action in _STOPS:
         stop_clocks(ctx, session, ticket, _STOPS[action], actor=actor, at=at, reason=action)
     elif action == "resolve":
+        on_site = clock_named(ticket, ON_SITE)
+        if running(on_site):
+            # The on-site promise is kept only by a check-in before its due time.
+            assert on_site is not None
+            on_site.breached_at = at
+            audit.record(session, ticket, actor=actor, action="clock_breached", at=at,
+                         field=f"clocks.{ON_SITE}.breached_at", new=at, reason="resolved without a check-in on site")
         # The root-cause report is still owed after the fix; every other clock ends here.
         stop_clocks(ctx, session, ticket, tuple(c.name for c in ticket.clocks if c.name != RCA),
                     actor=actor, at=at, reason=action)
@@ -85,13 +99,38 @@ def act(
     return ticket
 
 
-def note(ctx: Context, session: Session, ticket_id: int, actor: str, text: str) -> Ticket:
+def _release_alert(session: Session, ticket: Ticket, action: str, actor: str, note: str | None, force: bool,
+                   at: datetime) -> None:
+    key = open_key(ticket.device_id, ticket.metric) if ticket.device_id and ticket.metric else None
+    severity = alerts.owned_alert(session, ticket, key)
+    if severity is None:
+        return
+    alert = f"the {severity} alert on {ticket.metric} of {ticket.device_id}"
+    if not force:
+        raise AlertStillActive(
+            f"cannot {action} ticket {ticket.id}: {alert} is still active, and the device would be left "
+            f"{severity} with no open ticket. Wait until the alert clears, or send "
+            '{"force": true, "note": "why"}: the rule is then re-armed and the next breach opens a new ticket',
+            ticket.device_id or "", ticket.metric or "", severity,
+        )
+    if not note:
+        raise InvalidInput("note", f"a forced {action} while {alert} is active needs a note saying why")
+    alerts.request_rearm(session, ticket, actor, at)
+    audit.record(session, ticket, actor=actor, action="forced", at=at, field="alert", old=severity, new=None,
+                 reason=f"{action} while {alert} was active: {note}; the rule is re-armed, the next breach "
+                        "opens a new ticket")
+
+
+def note(ctx: Context, session: Session, ticket_id: int, actor: str, text: str,
+         visibility: str = NoteVisibility.INTERNAL.value) -> Ticket:
     ticket = load(session, ticket_id)
     body = _text(text, "note")
     if not body:
         raise InvalidInput("note", "must not be empty")
+    if visibility not in set(NoteVisibility):
+        raise InvalidInput("visibility", f"must be internal or public, got {visibility!r}")
     at = ctx.now()
-    add_note(session, ticket, actor, body, at)
+    add_note(session, ticket, actor, body, at, visibility)
     ticket.updated_at = at
     return ticket
 
@@ -139,23 +178,56 @@ def attach_rca(ctx: Context, session: Session, ticket_id: int, actor: str, repor
     return ticket
 
 
-def rate(ctx: Context, session: Session, ticket_id: int, actor: str, rating: Any, comment: str | None = None) -> Ticket:
-    """Record the customer's 1-5 rating of a closed ticket; a low score opens a service-recovery follow-up."""
+def rate(ctx: Context, session: Session, ticket_id: int, actor: str, rating: Any, comment: str | None = None,
+         source: str = RatingSource.CUSTOMER.value) -> Ticket:
+    """Record the 1-5 rating of a closed ticket; a low score opens a service-recovery follow-up.
+
+    `source` says who gave it: the customer (survey link, customer token) or staff entering it for
+    them. A customer rates once; staff may record a rating only while there is none, and the
+    customer's own rating replaces a staff-entered one (both stay in the audit trail)."""
     ticket = load(session, ticket_id)
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise InvalidInput("rating", f"must be a whole number from 1 to 5, got {rating!r}")
+    if source not in set(RatingSource):
+        raise InvalidInput("source", f"must be customer or staff, got {source!r}")
     if ticket.status != TicketStatus.CLOSED:
         raise IllegalTransition(f"ticket {ticket.id} is {ticket.status}: only a closed ticket can be rated")
-    if ticket.rating is not None:
-        raise IllegalTransition(f"ticket {ticket.id} was already rated {ticket.rating}")
+    if ticket.rating is not None and (source == RatingSource.STAFF or ticket.rating_source != RatingSource.STAFF):
+        by = "the customer" if ticket.rating_source == RatingSource.CUSTOMER else "staff"
+        raise IllegalTransition(f"ticket {ticket.id} was already rated {ticket.rating} by {by}")
     at = ctx.now()
     audit.change(session, ticket, "rating", rating, actor=actor, action="rated", at=at, reason=comment)
+    audit.change(session, ticket, "rating_source", source, actor=actor, action="rated", at=at)
     audit.change(session, ticket, "rated_at", at, actor=actor, action="rated", at=at)
     if comment:
         audit.change(session, ticket, "rating_comment", _text(comment, "comment"), actor=actor, action="rated", at=at)
     ticket.updated_at = at
     if rating < ctx.policy.satisfaction_threshold:
         _follow_up(ctx, session, ticket, rating, at)
+    return ticket
+
+
+def open_manual(ctx: Context, session: Session, device_id: str, title: str, level: str, actor: str,
+                note: str | None = None) -> Ticket:
+    """A ticket opened by a person for a registered device: kind `manual`, the level's clocks, the
+    level's group told (and the customer's ops contacts for the levels in `customer_levels`)."""
+    if level not in ("red", "yellow", "blue"):
+        raise InvalidInput("level", f"must be red, yellow or blue, got {level!r}")
+    clean_title = _text(title, "title", 300)
+    if not clean_title:
+        raise InvalidInput("title", "must not be empty")
+    if session.get(Device, device_id) is None:
+        raise InvalidInput("device_id", f"no device {device_id!r} is registered")
+    text = _text(note, "note") or None
+    at = ctx.now()
+    # Several manual tickets may be open for one device: each gets a key of its own.
+    ticket, _ = open_ticket(
+        ctx, session, device_id=device_id, kind=TicketKind.MANUAL.value,
+        key=f"manual/{secrets.token_hex(8)}", metric=None, severity=None, level=level, title=clean_title,
+        description=text or clean_title, details={"opened_by": actor}, at=at, actor=actor,
+    )
+    if text:
+        add_note(session, ticket, actor, text, at)
     return ticket
 
 

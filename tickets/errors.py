@@ -21,6 +21,14 @@ class IllegalTransition(TicketError):
         super().__init__(reason)
 
 
+class AlertStillActive(IllegalTransition):
+    """Resolving, cancelling or closing would leave the device's alert without a ticket."""
+
+    def __init__(self, reason: str, device_id: str, metric: str, severity: str) -> None:
+        self.device_id, self.metric, self.severity = device_id, metric, severity
+        super().__init__(reason)
+
+
 class InvalidInput(TicketError):
     """A value given to an action is wrong (e.g. a rating of 7); the message names the field."""
 

@@ -116,6 +116,16 @@ class TicketStatus(StrEnum):
 OPEN_STATUSES = (TicketStatus.RECEIVED, TicketStatus.DISPATCHED, TicketStatus.IN_PROGRESS)
 
 
+class NoteVisibility(StrEnum):
+    INTERNAL = "internal"  # staff only: the default for staff and for everything the system writes
+    PUBLIC = "public"  # the customer sees it too
+
+
+class RatingSource(StrEnum):
+    CUSTOMER = "customer"  # the survey link or a customer's own token: counts in the satisfaction figure
+    STAFF = "staff"  # entered by staff on the customer's behalf: kept, not counted
+
+
 class TicketKind(StrEnum):
     PRE_MAINTENANCE = "pre_maintenance"
     ON_SITE = "on_site"
@@ -243,6 +253,24 @@ class RuleState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class RuleRearm(Base):
+    """A request to forget one active alert (a ticket resolved by force while its alert was active).
+
+    Written by whoever forced the resolve, in that transaction; the collector holding the device's
+    rule state applies it (the next breach then raises a new alert and opens a new ticket) and
+    deletes the row in the transaction that stores the re-armed state.
+    """
+
+    __tablename__ = "rule_rearms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(200))
+
+
 class PredictiveState(Base):
     """The predictive monitor's snapshot of one device and its latest forecast per metric.
 
@@ -322,6 +350,9 @@ class Ticket(Base):
     rca_at: Mapped[datetime | None]
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # "customer" (survey link or a customer's token) or "staff" (entered on the customer's behalf):
+    # only the customer's own ratings count in the satisfaction figure.
+    rating_source: Mapped[str | None] = mapped_column(String(16))
     rated_at: Mapped[datetime | None]
     survey_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
     survey_sent_at: Mapped[datetime | None]
@@ -369,6 +400,9 @@ class TicketNote(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     author: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
+    # "internal" (staff only) or "public" (the customer sees it too).
+    visibility: Mapped[str] = mapped_column(String(16), default=NoteVisibility.INTERNAL.value,
+                                            server_default=NoteVisibility.INTERNAL.value)
 
 
 class AuditEntry(Base):

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 import rules
 from tickets import audit, outbox, sla
 from tickets.core import Context, add_clock, clock_named, facts, find_open, running
-from tickets.models import Contact, ContactRole, Device, Ticket, TicketKind, TicketNote, TicketStatus
+from tickets.models import Contact, ContactRole, Device, NoteVisibility, Ticket, TicketKind, TicketNote, TicketStatus
 from tickets.notify.message import iso
-from tickets.policy import ESCALATION, RESOLUTION
+from tickets.policy import ESCALATION, FIRST_RESPONSE, RESOLUTION
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,56 @@ def on_transition(
         severity=t.severity.value, title=_title(t), description=_description(t, recent), details=details, at=at,
     )
     if not created:
-        if red and ticket.level != "red":
+        cleared_at = (ticket.details or {}).get("cleared_at")
+        escalating = red and ticket.level != "red"
+        if escalating:
             escalate(ctx, session, ticket, t, details, at)
         else:
             note = f"{t.severity.value} alert {t.event.value} again at value {t.value:g} (seq {t.seq})"
             add_note(session, ticket, COLLECTOR, note, at)
+        if cleared_at is not None:
+            _recurred(ctx, session, ticket, t, at, cleared_at, told=not escalating)
     return ticket
+
+
+def _recurred(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime, cleared_at: str,
+              *, told: bool) -> None:
+    """The alert cleared on this still-open ticket and is back: on the timeline, the first response
+    owed again, and everyone told of the recovery told of the recurrence (unless the escalation,
+    which tells them itself, already did)."""
+    details = {k: v for k, v in (ticket.details or {}).items() if k != "cleared_at"}
+    ticket.details = {**details, "recurred_at": iso(datetime.fromtimestamp(t.ts, UTC)),
+                      "recurrences": int(details.get("recurrences", 0)) + 1}
+    why = f"{t.metric} {t.value:g} over {t.threshold:g} again (seq {t.seq}); it had cleared at {cleared_at}"
+    audit.record(session, ticket, actor=COLLECTOR, action="recurred", at=at, field="alert", old=None,
+                 new=t.severity.value, reason=why)
+    _reopen_first_response(ctx, session, ticket, at)
+    if told:
+        recipients = outbox.previous_recipients(session, ticket.id, OPENED_EVENTS)
+        outbox.enqueue(session, ticket, "alert_recurred",
+                       facts(ctx, session, ticket, metric=t.metric, severity=t.severity.value, value=t.value,
+                             threshold=t.threshold, cleared_at=cleared_at),
+                       recipients, key=f"recurred.{t.seq}", at=at)
+
+
+def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
+    """A recurrence needs an answer again: a first-response clock that was met starts afresh. One that
+    was breached keeps its breach on record (the promise was broken) and is not restarted."""
+    clock = clock_named(ticket, FIRST_RESPONSE)
+    if clock is None or clock.stopped_at is None or clock.breached_at is not None:
+        return
+    plan = sla.plan(FIRST_RESPONSE, at, ctx.policy.first_response[ticket.level], ctx.policy.warn_fractions,
+                    ctx.policy.warn_before)
+    audit.record(session, ticket, actor=COLLECTOR, action="clock_restarted", at=at,
+                 field=f"clocks.{FIRST_RESPONSE}.due_at", old=clock.due_at, new=plan.due_at,
+                 reason="the alert recurred: a first response is owed again")
+    clock.started_at = at
+    clock.due_at = plan.due_at
+    clock.stopped_at = None
+    clock.warn_at = sla.encode(plan.warn_at)
+    clock.warnings_sent = 0
+    clock.next_fire_at = sla.next_fire(plan.warn_at, 0, plan.due_at)
+    ctx.touch(clock)
 
 
 def on_device_offline(ctx: Context, session: Session, device_id: str, since: datetime) -> Ticket | None:
@@ -77,6 +121,8 @@ def on_device_online(ctx: Context, session: Session, device_id: str, at: datetim
         return None
     now = ctx.now()
     add_note(session, ticket, COLLECTOR, f"device back online at {iso(at)}", now)
+    audit.record(session, ticket, actor=COLLECTOR, action="recovered", at=now, field="state", old="offline",
+                 new="online", reason=f"device back online at {iso(at)}")
     _tell_recovery(ctx, session, ticket, now, f"online.{int(at.timestamp())}",
                    metric="connectivity", severity="offline", cleared_at=iso(at))
     return ticket
@@ -149,6 +195,8 @@ def escalate(
                        ("engineer_level", ctx.policy.group_of("red")), ("escalated", True)):
         audit.change(session, ticket, field, new, actor=COLLECTOR, action="escalated", at=at, reason=why)
     ticket.details = {**(ticket.details or {}), **details, "escalated_from": previous}
+    audit.change(session, ticket, "title", _escalated_title(ticket.title, t), actor=COLLECTOR, action="escalated",
+                 at=at, reason=why)
     for name, duration in ctx.policy.clocks_for(ticket.kind, ticket.level):
         _tighten(ctx, session, ticket, name, duration, at, why)
     if ticket.acknowledged_at is None:
@@ -193,6 +241,8 @@ def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition
              f"{t.severity.value} alert on {t.metric} cleared at value {t.value:g} (seq {t.seq})", at)
     cleared_at = iso(datetime.fromtimestamp(t.ts, UTC))
     ticket.details = {**(ticket.details or {}), "cleared_at": cleared_at}
+    audit.record(session, ticket, actor=COLLECTOR, action="recovered", at=at, field="alert", old=t.severity.value,
+                 new=None, reason=f"{t.metric} back to {t.value:g}, at or below {t.threshold:g} (seq {t.seq})")
     _tell_recovery(ctx, session, ticket, at, f"cleared.{t.seq}", metric=t.metric, severity=t.severity.value,
                    value=t.value, threshold=t.threshold, cleared_at=cleared_at)
 
@@ -203,10 +253,12 @@ def _tell_recovery(ctx: Context, session: Session, ticket: Ticket, at: datetime,
     outbox.enqueue(session, ticket, "alert_cleared", facts(ctx, session, ticket, **extra), recipients, key=key, at=at)
 
 
-def add_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime) -> TicketNote:
-    note = TicketNote(ticket_id=ticket.id, at=at, author=author, text=text)
+def add_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime,
+             visibility: str = NoteVisibility.INTERNAL.value) -> TicketNote:
+    note = TicketNote(ticket_id=ticket.id, at=at, author=author, text=text, visibility=visibility)
     session.add(note)
-    audit.record(session, ticket, actor=author, action="note", at=at, field="notes", new=text)
+    audit.record(session, ticket, actor=author, action="note", at=at, field="notes", new=text,
+                 reason=None if visibility == NoteVisibility.INTERNAL else "visible to the customer")
     return note
 
 
@@ -220,9 +272,20 @@ def _first_contact(session: Session, customer_id: int | None) -> str | None:
     ).first()
 
 
+_LABELS = {rules.Severity.RED: "on-site service", rules.Severity.ORANGE: "pre-maintenance"}
+
+
 def _title(t: rules.Transition) -> str:
-    label = "on-site service" if t.severity == rules.Severity.RED else "pre-maintenance"
-    return f"{t.device_id}: {t.metric} {t.value:g} over threshold {t.threshold:g} ({label})"
+    return f"{t.device_id}: {t.metric} {t.value:g} over threshold {t.threshold:g} ({_LABELS[t.severity]})"
+
+
+def _escalated_title(title: str, t: rules.Transition) -> str:
+    """The title an escalated ticket gets: the red alert's own when the title is still the one the
+    alert wrote, else the (edited) title marked as escalated."""
+    if title.endswith(f"({_LABELS[rules.Severity.ORANGE]})"):
+        return _title(t)
+    marker = f"[escalated to {_LABELS[rules.Severity.RED]}] "
+    return title if title.startswith(marker) else (marker + title)[:300]
 
 
 def _details(t: rules.Transition, recent: Sequence[tuple[float, float]]) -> dict[str, Any]:

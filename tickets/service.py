@@ -20,7 +20,7 @@ from tickets import actions, firing, opening, outbox, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
-from tickets.models import Ticket
+from tickets.models import NoteVisibility, RatingSource, Ticket
 from tickets.policy import SlaPolicy
 
 logger = logging.getLogger(__name__)
@@ -122,25 +122,33 @@ class TicketService:
         return actions.act(self.ctx, session, ticket_id, "check_in", actor, note, assignee)
 
     def resolve(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
-                assignee: str | None = None) -> Ticket:
-        return actions.act(self.ctx, session, ticket_id, "resolve", actor, note, assignee)
+                assignee: str | None = None, *, force: bool = False) -> Ticket:
+        """Refused (AlertStillActive) while the ticket's alert is active, unless forced with a note."""
+        return actions.act(self.ctx, session, ticket_id, "resolve", actor, note, assignee, force=force)
 
     def close(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
-              assignee: str | None = None) -> Ticket:
+              assignee: str | None = None, *, force: bool = False) -> Ticket:
         """Closes a resolved ticket and asks the customer's ops contacts for a rating."""
-        return actions.act(self.ctx, session, ticket_id, "close", actor, note, assignee)
+        return actions.act(self.ctx, session, ticket_id, "close", actor, note, assignee, force=force)
 
     def cancel(self, session: Session, ticket_id: int, actor: str, note: str | None = None,
-               assignee: str | None = None) -> Ticket:
-        return actions.act(self.ctx, session, ticket_id, "cancel", actor, note, assignee)
+               assignee: str | None = None, *, force: bool = False) -> Ticket:
+        return actions.act(self.ctx, session, ticket_id, "cancel", actor, note, assignee, force=force)
 
     def perform(self, session: Session, ticket_id: int, action: str, actor: str, note: str | None = None,
-                assignee: str | None = None) -> Ticket:
+                assignee: str | None = None, *, force: bool = False) -> Ticket:
         """Any lifecycle action by name (acknowledge, dispatch, start, check_in, resolve, close, cancel)."""
-        return actions.act(self.ctx, session, ticket_id, action, actor, note, assignee)
+        return actions.act(self.ctx, session, ticket_id, action, actor, note, assignee, force=force)
 
-    def add_note(self, session: Session, ticket_id: int, actor: str, note: str) -> Ticket:
-        return actions.note(self.ctx, session, ticket_id, actor, note)
+    def add_note(self, session: Session, ticket_id: int, actor: str, note: str,
+                 visibility: str = NoteVisibility.INTERNAL.value) -> Ticket:
+        """A note; `internal` (staff only, the default) or `public` (the customer sees it)."""
+        return actions.note(self.ctx, session, ticket_id, actor, note, visibility)
+
+    def open_manual(self, session: Session, device_id: str, title: str, level: str, actor: str,
+                    note: str | None = None) -> Ticket:
+        """A ticket opened by hand for a device, with the clocks of its level."""
+        return actions.open_manual(self.ctx, session, device_id, title, level, actor, note)
 
     def update(self, session: Session, ticket_id: int, actor: str, fields: Mapping[str, Any],
                reason: str | None = None) -> Ticket:
@@ -150,12 +158,15 @@ class TicketService:
     def attach_rca(self, session: Session, ticket_id: int, actor: str, report: Mapping[str, Any]) -> Ticket:
         return actions.attach_rca(self.ctx, session, ticket_id, actor, report)
 
-    def rate(self, session: Session, ticket_id: int, actor: str, rating: Any, comment: str | None = None) -> Ticket:
-        return actions.rate(self.ctx, session, ticket_id, actor, rating, comment)
+    def rate(self, session: Session, ticket_id: int, actor: str, rating: Any, comment: str | None = None,
+             source: str = RatingSource.CUSTOMER.value) -> Ticket:
+        """`source`: "customer" (their own token) or "staff" (entered for them; not in the satisfaction figure)."""
+        return actions.rate(self.ctx, session, ticket_id, actor, rating, comment, source)
 
     def rate_by_token(self, session: Session, token: str, rating: Any, comment: str | None = None) -> Ticket:
         """The survey link's answer: the token (from the link) identifies the ticket."""
         ticket_id = actions.ticket_for_survey(session, token)
         if ticket_id is None:
             raise TicketNotFound(None, "this survey link is unknown or no longer valid")
-        return actions.rate(self.ctx, session, ticket_id, "customer (survey link)", rating, comment)
+        return actions.rate(self.ctx, session, ticket_id, "customer (survey link)", rating, comment,
+                            RatingSource.CUSTOMER.value)

@@ -172,7 +172,8 @@ def test_round_trip_keeps_everything_but_the_secret() -> None:
 
 
 def test_events_list() -> None:
-    assert set(EVENTS) == {"ticket_opened", "ticket_escalated", "alert_cleared", "sla_warning", "sla_breached",
+    assert set(EVENTS) == {"ticket_opened", "ticket_escalated", "alert_cleared", "alert_recurred", "sla_warning",
+                           "sla_breached",
                            "ticket_dispatched", "satisfaction_request", "digest"}
 
 

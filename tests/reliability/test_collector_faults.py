@@ -82,6 +82,7 @@ class Scene:
             figures = audit.check_store(self.collector.telemetry_path, expected)
             figures |= audit.check_tickets(engine, expected)
             audit.check_rule_state(engine, expected)
+            audit.check_alerts_have_tickets(engine)
             figures |= audit.check_notifications(engine, self.receiver, expected)
         finally:
             engine.dispose()

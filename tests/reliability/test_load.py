@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability import audit
 from tests.reliability.figures import Figures, scaled
 from tests.reliability.stack import ROOT, CollectorProcess, create_database, write_config
 from tests.support import services
+from tickets.db import create_engine_for
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres, pytest.mark.slow]
 
@@ -121,3 +123,8 @@ def test_fleet_at_one_second_interval(tmp_path: Path, broker: services.Mosquitto
     assert stopped == 0
     assert growth < 0.02 * max(accepted, 1.0), f"the backlog grows by {growth:.0f} samples/s at {accepted:.0f}/s"
     assert late <= early * 1.25 + 64 * 2**20, f"collector memory grew from {early / 2**20:.0f} to {late / 2**20:.0f} MiB"
+    engine = create_engine_for(url)
+    try:
+        audit.check_alerts_have_tickets(engine)  # the simulated fleet breaches: every alert is ticketed
+    finally:
+        engine.dispose()

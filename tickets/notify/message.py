@@ -212,7 +212,7 @@ def _footer(f: _Facts) -> list[str]:
     return ["", *lines] if lines else []
 
 
-_WITH_CLOCKS = {"ticket_opened", "ticket_escalated", "ticket_dispatched"}
+_WITH_CLOCKS = {"ticket_opened", "ticket_escalated", "ticket_dispatched", "alert_recurred"}
 
 
 def _a(phrase: str) -> str:
@@ -293,6 +293,18 @@ def _alert_cleared(f: _Facts) -> tuple[str, list[str]]:
     return subject, body
 
 
+def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
+    device, metric = f.need("device_id"), str(f.need("metric"))
+    severity = str(f.get("severity", "alert"))
+    subject = (f"[{_PRODUCT}] RECURRED: {device} {metric} {quantity(metric, f.need('value'))} "
+               f"is over its threshold again, ticket {_ticket_ref(f)}")
+    body = [f"The {severity} alert on {metric_label(metric)} ({metric}) of device {device} is back.", _breach_line(f)]
+    if f.get("cleared_at"):
+        body.append(f"It had cleared at {human_time(f.get('cleared_at'), f'{f.event}: cleared_at')}.")
+    body.append(f"Ticket {_ticket_ref(f)} is still open and needs a response again.")
+    return subject, body
+
+
 def _sla(f: _Facts, breached: bool) -> tuple[str, list[str]]:
     clock = str(f.need("clock")).replace("_", " ")
     due = human_time(f.need("due_at"), f"{f.event}: due_at")
@@ -339,6 +351,7 @@ _RENDERERS = {
     "ticket_opened": _ticket_opened,
     "ticket_escalated": _ticket_escalated,
     "alert_cleared": _alert_cleared,
+    "alert_recurred": _alert_recurred,
     "sla_warning": lambda f: _sla(f, breached=False),
     "sla_breached": lambda f: _sla(f, breached=True),
     "ticket_dispatched": _ticket_dispatched,
