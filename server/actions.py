@@ -23,11 +23,17 @@ class TicketActions:
         self.service = service
 
     def act(self, session: Session, action: str, ticket_id: int, *, actor: str, note: str | None,
-            assignee: str | None) -> None:
-        self.service.perform(session, ticket_id, action, actor, note, assignee)
+            assignee: str | None, force: bool = False) -> None:
+        self.service.perform(session, ticket_id, action, actor, note, assignee, force=force)
 
-    def add_note(self, session: Session, ticket_id: int, *, actor: str, text: str) -> TicketNote:
-        self.service.add_note(session, ticket_id, actor, text)
+    def open_manual(self, session: Session, *, device_id: str, title: str, level: str, actor: str,
+                    note: str | None) -> int:
+        ticket = self.service.open_manual(session, device_id, title, level, actor, note)
+        session.flush()
+        return ticket.id
+
+    def add_note(self, session: Session, ticket_id: int, *, actor: str, text: str, visibility: str) -> TicketNote:
+        self.service.add_note(session, ticket_id, actor, text, visibility)
         session.flush()
         note = session.scalars(
             select(TicketNote).where(TicketNote.ticket_id == ticket_id).order_by(TicketNote.id.desc()).limit(1)
@@ -37,8 +43,9 @@ class TicketActions:
     def attach_rca(self, session: Session, ticket_id: int, *, actor: str, report: dict[str, Any]) -> None:
         self.service.attach_rca(session, ticket_id, actor, report)
 
-    def rate(self, session: Session, ticket_id: int, *, actor: str, rating: int, comment: str | None) -> None:
-        self.service.rate(session, ticket_id, actor, rating, comment)
+    def rate(self, session: Session, ticket_id: int, *, actor: str, rating: int, comment: str | None,
+             source: str) -> None:
+        self.service.rate(session, ticket_id, actor, rating, comment, source)
 
     def rate_by_token(self, session: Session, token: str, *, rating: int, comment: str | None) -> int:
         return self.service.rate_by_token(session, token, rating, comment).id

@@ -2,8 +2,8 @@
 
 Tickets are counted in the cohort of the UTC day they were opened: that day's first-response
 percentiles, MTTA (acknowledged - opened), MTTR (resolved - opened), resolution rate (resolved /
-opened, cancelled tickets left out), satisfaction (mean rating, 5 = 100) and SLA attainment per
-clock (met / settled, where a clock is settled once stopped or breached). The backlog is the number
+opened, cancelled tickets left out), satisfaction (mean of the customers' own ratings, 5 = 100) and
+SLA attainment per clock (met / settled, where a clock is settled once stopped or breached). The backlog is the number
 of tickets still open (not resolved, closed or cancelled) at the end of each day.
 
 Aggregation happens in SQL so a board over 100 000 tickets ships a few dozen rows, not the tickets.
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Date, and_, case, cast, func, null, select, union_all
 from sqlalchemy.orm import Session
 
-from tickets.models import Clock, Ticket
+from tickets.models import Clock, RatingSource, Ticket
 from tickets.policy import SLA_CLOCKS  # the escalation chain is an internal clock, not an SLA promise
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
     ack_s = sql.seconds(Ticket.acknowledged_at, Ticket.opened_at)
     res_s = sql.seconds(Ticket.resolved_at, Ticket.opened_at)
     not_cancelled = Ticket.cancelled_at.is_(None)
+    customer_rating = case((Ticket.rating_source == RatingSource.CUSTOMER.value, Ticket.rating))
 
     measures: list[Any] = [
         func.count(),
@@ -143,8 +144,9 @@ def compute(session: Session, f: KpiFilter) -> tuple[list[tuple[str, Cohort]], C
         func.avg(ack_s),
         func.count(case((and_(Ticket.resolved_at.is_not(None), not_cancelled), 1))),
         func.avg(res_s),
-        func.count(Ticket.rating),
-        func.avg(Ticket.rating),
+        # Only the customer's own ratings: a rating staff entered for them is kept but not counted.
+        func.count(customer_rating),
+        func.avg(customer_rating),
         func.min(Ticket.id),
         func.max(Ticket.id),
     ]

@@ -27,6 +27,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # tickets
     "list_tickets": EVERYONE,
     "get_ticket": EVERYONE,
+    "create_ticket": MANAGERS,
     "ticket_action": STAFF,
     "add_note": EVERYONE,  # a customer may write on its own tickets
     "attach_rca": STAFF,

@@ -69,6 +69,8 @@ class TicketOut(Out):
     cancelled_at: datetime | None
     committed_at: datetime | None
     rating: int | None
+    rating_source: Literal["customer", "staff"] | None = Field(
+        None, description="who gave the rating; only the customer's own counts in the satisfaction figure")
     clocks: list[ClockOut]
 
 
@@ -89,6 +91,8 @@ class NoteOut(Out):
     at: datetime
     author: str
     text: str
+    visibility: Literal["internal", "public"] = Field(
+        description="internal: staff only; public: the customer sees it too")
 
 
 class AttemptOut(Out):
@@ -130,10 +134,22 @@ class TicketDetail(TicketOut):
 class ActionIn(In):
     note: LongText | None = None
     assignee: ShortText | None = None
+    force: bool = Field(default=False, description=(
+        "resolve, cancel or close although the ticket's alert is still active (needs a note); the rule is "
+        "re-armed and the next breach opens a new ticket"))
 
 
 class NoteIn(In):
     text: LongText
+    visibility: Literal["internal", "public"] | None = Field(default=None, description=(
+        "internal (staff only; staff's default) or public (the customer sees it; customers' notes always are)"))
+
+
+class ManualTicketIn(In):
+    device_id: DeviceId
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    level: Literal["red", "yellow", "blue"] = Field(description="the response level, whose SLA clocks it runs")
+    note: LongText | None = None
 
 
 class RcaIn(In):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 
-from server import queries
+from server import customer_view, queries
 from server.actions import ACTIONS, TicketActions
 from server.auth import Principal, authorized, context, db_session
 from server.context import AppContext
@@ -18,6 +18,7 @@ from server.schemas import (
     ActionIn,
     AuditOut,
     DeviceId,
+    ManualTicketIn,
     NoteIn,
     NoteOut,
     NotificationOut,
@@ -27,7 +28,8 @@ from server.schemas import (
     TicketDetail,
     TicketOut,
 )
-from tickets.errors import IllegalTransition, InvalidInput, TicketError, TicketNotFound
+from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput, TicketError, TicketNotFound
+from tickets.models import NoteVisibility, RatingSource, Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 TicketPage = Page[TicketOut]  # built once: parametrising a generic model per request costs time
@@ -76,7 +78,7 @@ def list_tickets(
         rows, next_cursor = queries.list_tickets(session, where, sort=sort, limit=limit, cursor=cursor)
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    return TicketPage(items=[TicketOut.model_validate(t) for t in rows], next=next_cursor)
+    return TicketPage(items=[_ticket_out(t, who) for t in rows], next=next_cursor)
 
 
 def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
@@ -84,7 +86,13 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
     if ticket is None:
         raise HTTPException(404, f"ticket {ticket_id} does not exist")
     sent, _ = queries.notifications(session, ticket_id=ticket_id, scope_customer_id=_scope(who), limit=500)
-    base = TicketOut.model_validate(ticket).model_dump()
+    base = _ticket_out(ticket, who).model_dump()
+    audit: list[Any] = queries.audit_of(session, ticket_id)
+    notes = queries.notes_of(session, ticket_id)
+    notifications = [NotificationOut.model_validate(n) for n in sent]
+    if who.is_customer:
+        audit, notes = customer_view.shown_audit(audit), customer_view.shown_notes(notes)
+        notifications = [n.model_copy(update={"last_error": None, "attempt_log": []}) for n in notifications]
     return TicketDetail(
         **base,
         description=ticket.description,
@@ -96,10 +104,17 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
         rating_comment=ticket.rating_comment,
         rated_at=ticket.rated_at,
         follow_up_of_id=ticket.follow_up_of_id,
-        audit=[AuditOut.model_validate(a) for a in queries.audit_of(session, ticket_id)],
-        notes=[NoteOut.model_validate(n) for n in queries.notes_of(session, ticket_id)],
-        notifications=[NotificationOut.model_validate(n) for n in sent],
+        audit=[AuditOut.model_validate(a) for a in audit],
+        notes=[NoteOut.model_validate(n) for n in notes],
+        notifications=notifications,
     )
+
+
+def _ticket_out(ticket: Ticket, who: Principal) -> TicketOut:
+    out = TicketOut.model_validate(ticket)
+    if who.is_customer:
+        out.clocks = customer_view.shown_clocks(out.clocks)
+    return out
 
 
 @router.get("/tickets/{ticket_id}", name="get_ticket", response_model=TicketDetail,
@@ -132,6 +147,10 @@ def _refused(ctx: AppContext, action: str, exc: TicketError) -> NoReturn:
     if isinstance(exc, TicketNotFound):
         ctx.metrics.ticket_actions.labels(action, "not_found").inc()
         raise HTTPException(404, str(exc))
+    if isinstance(exc, AlertStillActive):
+        ctx.metrics.ticket_actions.labels(action, "alert_active").inc()
+        # key "force": the body field that lets the caller go ahead anyway
+        raise HTTPException(409, exc.reason, headers={"X-Error-Key": "force"})
     if isinstance(exc, IllegalTransition):
         ctx.metrics.ticket_actions.labels(action, "illegal").inc()
         raise HTTPException(409, exc.reason)
@@ -144,7 +163,8 @@ def _refused(ctx: AppContext, action: str, exc: TicketError) -> NoReturn:
 
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such ticket"},
-    409: {"description": "the action is not allowed in the ticket's status; the reason says why"},
+    409: {"description": "the action is not allowed in the ticket's status, or the ticket's alert is still active "
+                "(then `key` is `force`); the reason says why"},
 }
 
 
@@ -152,10 +172,11 @@ def _action_route(action: str) -> Callable[..., TicketOut]:
     def handler(ticket_id: int, request: Request, who: Who, session: Db, body: ActionIn | None = None) -> TicketOut:
         given = body or ActionIn()
         _run(request, session, who, ticket_id, action,
-             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note, assignee=given.assignee))
+             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note, assignee=given.assignee,
+                                 force=given.force))
         ticket = queries.ticket_for(session, ticket_id, None)
         assert ticket is not None
-        return TicketOut.model_validate(ticket)
+        return _ticket_out(ticket, who)
 
     handler.__doc__ = f"`{action}` the ticket; optional note and assignee. An illegal transition is a 409."
     return handler
@@ -171,10 +192,35 @@ for _action in ACTIONS:
 @router.post("/tickets/{ticket_id}/notes", name="add_note", response_model=NoteOut, status_code=201,
              responses=ACTION_RESPONSES)
 def add_note(ticket_id: int, body: NoteIn, request: Request, who: Who, session: Db) -> NoteOut:
+    """A note: staff's are internal unless `visibility` is public; a customer's are always public."""
+    if who.is_customer and body.visibility == NoteVisibility.INTERNAL.value:
+        raise HTTPException(422, "visibility: a customer's notes are shown to the customer; use public or leave it out")
+    visibility = NoteVisibility.PUBLIC.value if who.is_customer else (body.visibility or NoteVisibility.INTERNAL.value)
     result: list[Any] = []
     _run(request, session, who, ticket_id, "note",
-         lambda svc: result.append(svc.add_note(session, ticket_id, actor=who.actor, text=body.text)))
+         lambda svc: result.append(svc.add_note(session, ticket_id, actor=who.actor, text=body.text,
+                                                visibility=visibility)))
     return NoteOut.model_validate(result[0])
+
+
+@router.post("/tickets", name="create_ticket", response_model=TicketDetail, status_code=201,
+             responses={422: {"description": "unknown device, empty title or wrong level"}})
+def create_ticket(body: ManualTicketIn, request: Request, who: Who, session: Db) -> TicketDetail:
+    """Open a ticket by hand for a registered device, with the SLA clocks of its level."""
+    ctx = context(request)
+    actions: TicketActions = request.app.state.actions
+    try:
+        ticket_id = actions.open_manual(session, device_id=body.device_id, title=body.title, level=body.level,
+                                        actor=who.actor, note=body.note)
+        session.commit()
+    except TicketError as exc:
+        session.rollback()
+        actions.after_rollback()
+        _refused(ctx, "open", exc)
+    actions.after_commit()
+    ctx.metrics.ticket_actions.labels("open", "ok").inc()
+    session.expire_all()
+    return _detail(session, ticket_id, who)
 
 
 @router.post("/tickets/{ticket_id}/rca", name="attach_rca", response_model=TicketDetail, responses=ACTION_RESPONSES)
@@ -189,10 +235,11 @@ def attach_rca(ticket_id: int, body: RcaIn, request: Request, who: Who, session:
 def rate_ticket(ticket_id: int, body: RatingIn, request: Request, who: Who, session: Db) -> TicketOut:
     """The customer's satisfaction, 1-5, once the ticket is resolved or closed."""
     _run(request, session, who, ticket_id, "rating",
-         lambda svc: svc.rate(session, ticket_id, actor=who.actor, rating=body.rating, comment=body.comment))
+         lambda svc: svc.rate(session, ticket_id, actor=who.actor, rating=body.rating, comment=body.comment,
+                              source=RatingSource.CUSTOMER.value if who.is_customer else RatingSource.STAFF.value))
     ticket = queries.ticket_for(session, ticket_id, None)
     assert ticket is not None
-    return TicketOut.model_validate(ticket)
+    return _ticket_out(ticket, who)
 
 
 @router.get("/notifications", name="list_notifications", response_model=Page[NotificationOut], tags=["notifications"])

@@ -17,7 +17,7 @@ S = timedelta(seconds=1)
 
 
 def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: float | None = None,
-        cancelled: float | None = None, rating: int | None = None,
+        cancelled: float | None = None, rating: int | None = None, rating_source: str = "customer",
         first_response: tuple[float | None, float | None] | None = None, escalation: bool = False) -> None:
     """A ticket with offsets in seconds from its opening; first_response = (stopped, breached)."""
     status = "cancelled" if cancelled else "resolved" if resolved else "received"
@@ -26,7 +26,8 @@ def add(h: Harness, opened: datetime, *, ack: float | None = None, resolved: flo
                         opened_at=opened, updated_at=opened,
                         acknowledged_at=opened + ack * S if ack is not None else None,
                         resolved_at=opened + resolved * S if resolved is not None else None,
-                        cancelled_at=opened + cancelled * S if cancelled is not None else None, rating=rating)
+                        cancelled_at=opened + cancelled * S if cancelled is not None else None, rating=rating,
+                        rating_source=rating_source if rating is not None else None)
         session.add(ticket)
         session.flush()
         if first_response is not None:
@@ -51,6 +52,17 @@ def board(request: pytest.FixtureRequest) -> Harness:
     add(h, T(2026, 1, 3, 13), cancelled=1800)
     add(h, T(2026, 1, 4, 8), ack=300, resolved=86400)
     return h
+
+
+@pytest.mark.parametrize("backend", ["sqlite_api", pytest.param("api", marks=pytest.mark.postgres)])
+def test_staff_entered_ratings_are_left_out_of_satisfaction(request: pytest.FixtureRequest, backend: str) -> None:
+    h: Harness = request.getfixturevalue(backend)
+    add(h, T(2026, 1, 3, 10), ack=60, resolved=600, rating=4)
+    add(h, T(2026, 1, 3, 11), ack=60, resolved=600, rating=5, rating_source="staff")
+    add(h, T(2026, 1, 3, 12), ack=60, resolved=600, rating=1, rating_source="staff")
+    body = h.client.get("/api/v1/kpis", params={"start": "2026-01-03", "end": "2026-01-03"},
+                        headers=h.auth("supervisor")).json()
+    assert (body["totals"]["ratings"], body["totals"]["satisfaction"]) == (1, pytest.approx(80))
 
 
 def test_daily_figures(board: Harness) -> None:
@@ -227,6 +239,8 @@ def test_board_matches_a_count_by_hand_over_a_mixed_history(empty_board: Harness
                 if finish in ("closed", "resolve+close") else None,
                 cancelled_at=done if finish == "cancelled" else None,
                 rating=rng.choice((None, 4)) if finish else None)
+            # Only the customer's own ratings count; staff-entered ones are kept but left out.
+            row["rating_source"] = rng.choice(("customer", "staff")) if row["rating"] else None
             ticket = Ticket(**row)
             session.add(ticket)
             session.flush()
@@ -253,7 +267,7 @@ def test_board_matches_a_count_by_hand_over_a_mixed_history(empty_board: Harness
             assert cohort.cancelled == sum(1 for t in on_day if t["cancelled_at"]), key
             assert cohort.acknowledged == sum(1 for t in on_day if t["acknowledged_at"]), key
             assert cohort.resolved == sum(1 for t in on_day if t["resolved_at"] and not t["cancelled_at"]), key
-            assert cohort.ratings == sum(1 for t in on_day if t["rating"]), key
+            assert cohort.ratings == sum(1 for t in on_day if t["rating"] and t["rating_source"] == "customer"), key
             settled_met = cohort.sla.get("first_response", (0, 0))
             assert settled_met[1] == sum(1 for t in on_day if t["met"]), key
         assert total.opened == sum(c.opened for _, c in days) and total.backlog == days[-1][1].backlog

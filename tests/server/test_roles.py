@@ -30,7 +30,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "whoami": ALL,
     "list_devices": ALL, "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
     "list_alerts": ALL,
-    "list_tickets": ALL, "get_ticket": ALL, "ticket_action": STAFF, "add_note": ALL, "attach_rca": STAFF,
+    "list_tickets": ALL, "get_ticket": ALL, "create_ticket": MANAGERS, "ticket_action": STAFF, "add_note": ALL, "attach_rca": STAFF,
     "rate_ticket": ALL, "list_notifications": ALL,
     "get_thresholds": STAFF, "put_thresholds": MANAGERS,
     "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,
@@ -50,6 +50,7 @@ def body_for(route: APIRoute) -> dict | None:
     return {
         "update_device": {"device_class": "gateway"},
         "add_note": {"text": "checked remotely"},
+        "create_ticket": {"device_id": "gw-a", "title": "cabinet door broken", "level": "blue"},
         "attach_rca": {"symptom": "s", "investigation": "i", "responsibility": "r"},
         "rate_ticket": {"rating": 4},
         "put_thresholds": {"document": {}},

@@ -13,11 +13,25 @@ const ACTIONS = {
 const LABELS = { acknowledge: "Acknowledge", dispatch: "Dispatch", start: "Start work", check_in: "Check in on site",
                  resolve: "Resolve", close: "Close", cancel: "Cancel" };
 
-// Audit values are JSON; show times as local times and nothing as a dash.
+// Audit values are JSON; show times as local times, records as "key: value" and nothing as a dash.
 function shown(value) {
   if (value === null || value === undefined) return "—";
   if (typeof value === "string" && /^\d{4}-\d\d-\d\dT/.test(value)) return when(value);
-  return typeof value === "string" ? value : JSON.stringify(value);
+  if (Array.isArray(value)) return value.map(shown).join("; ");
+  if (typeof value === "object") return Object.entries(value).map(([k, v]) => `${k}: ${shown(v)}`).join("; ");
+  return String(value);
+}
+
+const RCA_SECTIONS = [["symptom", "Symptom"], ["investigation", "Investigation"],
+                      ["responsibility", "Responsibility"], ["actions", "Actions"]];
+
+// The root-cause report as its sections, for everyone who may see the ticket.
+function rcaReport(t) {
+  if (!t.rca) return null;
+  return h("section", { class: "card", id: "rca-report" }, h("h2", {}, "Root-cause analysis report"),
+    h("p", { class: "muted" }, `attached ${when(t.rca_at)}`),
+    h("dl", { class: "facts" }, RCA_SECTIONS.filter(([k]) => t.rca[k]).map(([k, label]) =>
+      [h("dt", {}, label), h("dd", {}, Array.isArray(t.rca[k]) ? t.rca[k].join("\n") : t.rca[k])])));
 }
 
 function timeline(t) {
@@ -25,7 +39,8 @@ function timeline(t) {
     ...t.audit.map((a) => ({ at: a.at, cls: "", text: `${a.actor}: ${a.action}` +
       (a.field ? ` — ${a.field}: ${shown(a.old_value)} → ${shown(a.new_value)}` : "") +
       (a.reason ? ` (${a.reason})` : "") })),
-    ...t.notes.map((n) => ({ at: n.at, cls: "note", text: `${n.author} wrote: ${n.text}` })),
+    ...t.notes.map((n) => ({ at: n.at, cls: `note ${n.visibility}`,
+      text: `${n.author} wrote${n.visibility === "public" ? " (visible to the customer)" : ""}: ${n.text}` })),
     ...t.notifications.map((n) => ({ at: n.created_at, cls: "notify",
       text: `${n.event} → ${n.recipient_name || n.recipient_kind} by ${n.channel}: ${n.status}` +
         (n.attempts ? ` after ${n.attempts} attempt${n.attempts > 1 ? "s" : ""}` : "") +
@@ -33,6 +48,11 @@ function timeline(t) {
   ];
   items.sort((a, b) => new Date(a.at) - new Date(b.at));
   return h("ol", { class: "timeline" }, items.map((i) => h("li", { class: i.cls }, h("time", { datetime: i.at }, when(i.at)), i.text)));
+}
+
+// A recurring alert owes a first response again although the ticket was acknowledged before.
+function owesResponse(t) {
+  return t.clocks.some((c) => c.name === "first_response" && !c.stopped_at && !c.breached_at);
 }
 
 function clocks(t) {
@@ -48,14 +68,32 @@ function clocks(t) {
 
 export async function render(view, [id], ctx) {
   const staff = ctx.me.role !== "customer";
+  let forceOffer = null; // {action, reason} after a 409 saying the alert is still active
   async function act(path, body) {
     try {
       await api(`/tickets/${id}/${path}`, { method: "POST", body });
+      forceOffer = null;
       toast("Done");
       await draw();
     } catch (error) {
+      if (error.status === 409 && error.key === "force") {
+        forceOffer = { action: path, reason: error.message };
+        await draw();
+      }
       toast(error.message, true);
     }
+  }
+
+  // Resolving while the alert is still active needs a reason; the rule is then re-armed.
+  function forceForm() {
+    if (!staff || !forceOffer) return null;
+    const { action, reason } = forceOffer;
+    const why = h("input", { placeholder: "Why, although the alert is active?", "aria-label": "Reason", required: true });
+    return h("section", { class: "card warning", id: "force-offer" },
+      h("h2", {}, "The alert is still active"), h("p", {}, reason),
+      h("form", { onsubmit: (e) => { e.preventDefault(); if (why.value.trim()) act(action, { force: true, note: why.value.trim() }); } },
+        h("label", {}, "Reason (kept in the audit trail)"), why,
+        h("button", { type: "submit", class: "danger", dataset: { force: action } }, `${LABELS[action]} anyway`)));
   }
 
   function actionBar(t) {
@@ -63,7 +101,8 @@ export async function render(view, [id], ctx) {
     const assignee = h("input", { placeholder: "Assignee", "aria-label": "Assignee", value: t.assignee || "" });
     const note = h("input", { placeholder: "Note (optional)", "aria-label": "Action note" });
     const buttons = (ACTIONS[t.status] || [])
-      .filter((a) => !(a === "acknowledge" && t.acknowledged_at))
+      .filter((a) => !(a === "acknowledge" && t.acknowledged_at && !owesResponse(t)))
+      .filter((a) => !(a === "check_in" && t.on_site_at))
       .map((a) => h("button", { class: a === "cancel" ? "danger" : a === "acknowledge" ? "" : "secondary",
                                 dataset: { action: a },
                                 onclick: () => act(a, { note: note.value || null,
@@ -77,8 +116,14 @@ export async function render(view, [id], ctx) {
 
   function noteForm() {
     const text = h("textarea", { rows: 2, "aria-label": "New note", maxlength: 20000 });
-    return h("form", { onsubmit: (e) => { e.preventDefault(); if (text.value.trim()) act("notes", { text: text.value }); } },
-      h("label", {}, "Add a note"), text, h("button", { type: "submit" }, "Add note"));
+    // Staff notes are internal unless made public; a customer's notes are always public.
+    const visibility = staff ? h("select", { "aria-label": "Note visibility", id: "note-visibility" },
+      h("option", { value: "internal" }, "Internal (staff only)"),
+      h("option", { value: "public" }, "Public (the customer sees it)")) : null;
+    return h("form", { onsubmit: (e) => {
+      e.preventDefault();
+      if (text.value.trim()) act("notes", { text: text.value, visibility: visibility ? visibility.value : "public" });
+    } }, h("label", {}, "Add a note"), text, visibility, h("button", { type: "submit" }, "Add note"));
   }
 
   function rcaForm(t) {
@@ -125,6 +170,8 @@ export async function render(view, [id], ctx) {
           h("dt", {}, "Problem"), h("dd", {}, t.description || "—"))),
       h("section", { class: "card" }, h("h2", {}, "SLA clocks"), clocks(t)),
       actionBar(t),
+      forceForm(),
+      rcaReport(t),
       rcaForm(t),
       ratingForm(t),
       h("section", { class: "card" }, h("h2", {}, "Timeline"), timeline(t), noteForm()),
