@@ -145,3 +145,47 @@ def test_customer_sees_its_own_fleet_only(live, browser) -> None:
     assert sorted(page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.device)")) == ["rt-0001", "rt-0009"]
     assert page.is_hidden("a[data-view='board']")
     page.close()
+
+
+def test_resolving_while_the_alert_is_active_asks_for_a_reason_and_the_customer_sees_only_public_notes(
+        live, browser) -> None:
+    h, base, tickets = live
+    red = tickets["red"]  # gw-0101: its red alert is still active (the seeded rule state)
+    page = browser.new_page()
+    login(page, base, h.tokens["engineer"])
+    page.goto(base + f"/#/tickets/{red}")
+    page.click("[data-action='check_in']")
+    expect(page.locator("#ticket-status")).to_have_text("in progress", timeout=10_000)
+    assert page.locator("[data-action='check_in']").count() == 0  # not offered again after the check-in
+    page.fill("textarea[aria-label='New note']", "cabinet key with the guard, code 4711")
+    page.click("form:has(#note-visibility) button[type='submit']")
+    expect(page.locator(".timeline")).to_contain_text("code 4711", timeout=10_000)
+    page.fill("textarea[aria-label='New note']", "Our engineer is on site.")
+    page.select_option("#note-visibility", "public")
+    page.click("form:has(#note-visibility) button[type='submit']")
+    expect(page.locator(".timeline")).to_contain_text("visible to the customer", timeout=10_000)
+    page.click("#rca-form summary")
+    page.fill("textarea[aria-label='symptom']", "CPU at 96 %")
+    page.fill("textarea[aria-label='investigation']", "a runaway logger")
+    page.fill("textarea[aria-label='responsibility']", "vendor firmware")
+    page.click("#rca-form button[type='submit']")
+    expect(page.locator("#rca-report")).to_contain_text("a runaway logger", timeout=10_000)
+
+    page.click("[data-action='resolve']")
+    offer = page.locator("#force-offer")
+    expect(offer).to_contain_text("red alert on cpu_percent of gw-0101 is still active", timeout=10_000)
+    offer.locator("input").fill("logger disabled; the reading lags")
+    offer.locator("button[data-force='resolve']").click()
+    expect(page.locator("#ticket-status")).to_have_text("resolved", timeout=10_000)
+    expect(page.locator("#force-offer")).to_have_count(0)
+    page.close()
+
+    page = browser.new_page()
+    login(page, base, h.tokens["customer"])  # Acme Power owns gw-0101
+    page.goto(base + f"/#/tickets/{red}")
+    expect(page.locator(".timeline")).to_contain_text("Our engineer is on site.", timeout=10_000)
+    expect(page.locator("#rca-report")).to_contain_text("vendor firmware")
+    assert "4711" not in page.content()
+    assert "logger disabled" not in page.content()  # the forced resolve's reason is an internal note
+    assert page.locator("#note-visibility").count() == 0
+    page.close()

@@ -131,7 +131,7 @@ export async function render(view, [id], ctx) {
     const fields = ["symptom", "investigation", "responsibility", "actions"];
     const inputs = Object.fromEntries(fields.map((f) => [f, h("textarea", { rows: 2, "aria-label": f })]));
     if (t.rca) fields.forEach((f) => { inputs[f].value = t.rca[f] || ""; });
-    return h("details", { class: "card", open: Boolean(t.rca) },
+    return h("details", { class: "card", id: "rca-form", open: Boolean(t.rca) },
       h("summary", {}, h("strong", {}, "Root-cause analysis report"), " ",
         h("span", { class: "muted" }, t.rca_at ? `attached ${when(t.rca_at)}` : "due within 48 hours of a red fault")),
       h("form", { onsubmit: (e) => {
