@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from collector.persist import upsert_rule_states
-from rules import RuleEngine, SnapshotError
-from tickets.models import RuleRearm, RuleState
+from rules import RuleEngine
+from tickets.alerts import stored_alerts
+from tickets.models import RuleRearm
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def apply_rearms(
     states: dict[str, dict[str, Any]] = {}
     for request_id, device_id, metric in rows:
         if engine.snapshot_device(device_id) is None:
-            if _stored_alert(session, device_id, metric):
+            if (device_id, metric) in stored_alerts(session, [device_id]):
                 continue
             done.append(request_id)
             continue
@@ -57,14 +58,3 @@ def apply_rearms(
         remember(device_id, snapshot)
     return len(done)
 
-
-def _stored_alert(session: Session, device_id: str, metric: str) -> bool:
-    state = session.scalar(sa.select(RuleState.state).where(RuleState.device_id == device_id))
-    if state is None:
-        return False
-    probe = RuleEngine()
-    try:
-        probe.restore_device(device_id, state)
-    except SnapshotError:
-        return False
-    return (device_id, metric) in probe.active_alerts()

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import Session, load_only, selectinload
 
-from rules import RuleEngine, SnapshotError
+from tickets.alerts import stored_alerts
 from tickets.models import (
     OPEN_STATUSES,
     AuditEntry,
@@ -26,7 +26,6 @@ from tickets.models import (
     DeadLetter,
     Device,
     OutboxMessage,
-    RuleState,
     Ticket,
     TicketNote,
 )
@@ -222,16 +221,7 @@ class DeviceView:
 
 def active_alerts(session: Session, device_ids: Sequence[str] | None = None) -> dict[tuple[str, str], str]:
     """(device, metric) -> severity of every active alert, from the collector's rule-engine snapshots."""
-    query = select(RuleState)
-    if device_ids is not None:
-        query = query.where(RuleState.device_id.in_(device_ids))
-    engine = RuleEngine()
-    for row in session.scalars(query):
-        try:
-            engine.restore_device(row.device_id, row.state)
-        except SnapshotError:
-            continue  # a snapshot of another engine version: no alert shown rather than a failed page
-    return {key: severity.value for key, severity in engine.active_alerts().items()}
+    return stored_alerts(session, device_ids)
 
 
 def health_of(device: Device, severities: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ forgotten, the next breach raises a new one and opens a new ticket).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -20,24 +21,31 @@ from rules import RuleEngine, SnapshotError
 from tickets.models import RuleRearm, RuleState, Ticket
 
 
+def stored_alerts(session: Session, device_ids: Sequence[str] | None = None) -> dict[tuple[str, str], str]:
+    """(device, metric) -> severity of every alert active in the stored rule states (of `device_ids`,
+    or all). A snapshot of another engine version shows no alert rather than failing the caller."""
+    query = select(RuleState.device_id, RuleState.state)
+    if device_ids is not None:
+        query = query.where(RuleState.device_id.in_(device_ids))
+    engine = RuleEngine()
+    for device_id, state in session.execute(query):
+        try:
+            engine.restore_device(device_id, state)
+        except SnapshotError:
+            continue
+    return {key: severity.value for key, severity in engine.active_alerts().items()}
+
+
 def active_severity(session: Session, device_id: str, metric: str) -> str | None:
     """The severity of the (device, metric) alert the collector holds active, or None. An alert
     whose re-arm is already requested counts as gone."""
-    state = session.scalar(select(RuleState.state).where(RuleState.device_id == device_id))
-    if state is None:
-        return None
-    engine = RuleEngine()
-    try:
-        engine.restore_device(device_id, state)
-    except SnapshotError:
-        return None
-    severity = engine.active_alerts().get((device_id, metric))
+    severity = stored_alerts(session, [device_id]).get((device_id, metric))
     if severity is None:
         return None
     pending = session.scalar(
         select(exists().where(RuleRearm.device_id == device_id, RuleRearm.metric == metric))
     )
-    return None if pending else severity.value
+    return None if pending else severity
 
 
 def owned_alert(session: Session, ticket: Ticket, open_key: str | None) -> str | None:
