@@ -85,8 +85,9 @@ class Decoder:
             if kind == "status":
                 return _status(device_id, payload)
             return _telemetry(device_id, payload)
-        if any(topic_matches_sub(sub, topic) for sub in self._telegraf_topics):
-            return _telegraf(payload, received_at)
+        for sub in self._telegraf_topics:
+            if topic_matches_sub(sub, topic):
+                return _telegraf(telegraf.device_of_topic(topic, sub), payload, received_at)
         raise DecodeError("bad_topic", "not a topic the collector subscribes to")
 
 
@@ -160,8 +161,8 @@ def _status(device_id: str, payload: bytes) -> Status | Ignored:
     return Status(device_id, state == "online", _optional_version(obj), _optional_interval(obj))
 
 
-def _telegraf(payload: bytes, received_at: float) -> Telemetry | Ignored:
-    samples = telegraf.samples_from_lines(parse_lines(_text(payload)), received_at)
+def _telegraf(device_id: str, payload: bytes, received_at: float) -> Telemetry | Ignored:
+    samples = telegraf.samples_from_lines(parse_lines(_text(payload)), received_at, device_id)
     if not samples:
         return Ignored("no_known_metrics")
     return Telemetry(tuple(samples), source="telegraf")

@@ -7,7 +7,12 @@
 | `ping average_response_ms=X` | `latency_ms = X` (several targets: the worst) |
 | `ping percent_packet_loss=X` | `packet_loss_percent = X` (several targets: the worst) |
 
-The device id is the `host` tag. Lines of one host with the same timestamp become one sample, so
+The device is the topic level the subscription's first wildcard matches (`telegraf/gw-0042` and
+`telegraf/gw-0042/mem` under `telegraf/#`), which the broker's ACL ties to the client's
+credentials, exactly as the device segment of a native topic; a line whose `host` tag
+names another device is refused (`topic_mismatch`), so no client can write, or move the seq of,
+another device. A line without a `host` tag is the topic's device. Timestamps are checked like
+a native sample's `ts` (1970 to the end of year 9999). Lines with the same timestamp become one sample, so
 Telegraf's `batch = true` MQTT output turns each gathering round into one sample. Telegraf has no
 sequence number: seq is the timestamp in microseconds times 4 plus the highest index of the
 measurements merged (cpu 0, mem 1, ping 2), so it grows with time and a round split over several
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from collector.errors import DecodeError
 from collector.lineproto import FieldValue, Line
 from rules import Sample
-from rules.sample import DEVICE_ID_PATTERN, SampleError, check_metric_value
+from rules.sample import DEVICE_ID_PATTERN, MAX_TS, SampleError, check_metric_value
 
 MEASUREMENTS = {"cpu": 0, "mem": 1, "ping": 2}
 
@@ -74,11 +79,23 @@ def to_micros(timestamp: int) -> int:
     return timestamp * 1_000_000
 
 
-def samples_from_lines(lines: Iterable[Line], received_at: float) -> list[Sample]:
-    """Samples (one per host and timestamp) from parsed lines; other measurements are ignored.
+def device_of_topic(topic: str, subscription: str) -> str:
+    """The device a Telegraf topic speaks for: the level matched by the subscription's first wildcard."""
+    wildcards = [i for i, level in enumerate(subscription.split("/")) if level in ("+", "#")]
+    levels = topic.split("/")
+    device_id = levels[wildcards[0]] if wildcards and wildcards[0] < len(levels) else ""
+    if DEVICE_ID_PATTERN.fullmatch(device_id) is None:
+        raise DecodeError("bad_topic", f"the topic level after the Telegraf prefix of {subscription!r} names the "
+                                       f"device (1-64 characters of A-Za-z0-9._-), got {device_id!r}")
+    return device_id
 
-    A line without a timestamp is taken at `received_at`. Raises DecodeError for a bad host tag or
-    an impossible value (the same checks as the JSON path).
+
+def samples_from_lines(lines: Iterable[Line], received_at: float, device_id: str) -> list[Sample]:
+    """Samples (one per timestamp) of `device_id` (the topic's device) from parsed lines; other
+    measurements are ignored.
+
+    A line without a timestamp is taken at `received_at`. Raises DecodeError for a host tag naming
+    another device, a timestamp out of range or an impossible value (the checks of the JSON path).
     """
     rounds: dict[tuple[str, int], _Round] = {}
     for line in lines:
@@ -88,10 +105,10 @@ def samples_from_lines(lines: Iterable[Line], received_at: float) -> list[Sample
         metrics = _metrics_of(line)
         if not metrics:
             continue
-        host = line.tags.get("host")
-        if host is None or DEVICE_ID_PATTERN.fullmatch(host) is None:
+        host = line.tags.get("host", device_id)
+        if host != device_id:
             raise DecodeError(
-                "bad_device_id", f"{line.measurement}: host tag must be 1-64 characters of A-Za-z0-9._-, got {host!r}"
+                "topic_mismatch", f"{line.measurement}: host tag {host!r} is not the topic's device {device_id!r}"
             )
         try:
             for name, value in metrics.items():
@@ -101,6 +118,8 @@ def samples_from_lines(lines: Iterable[Line], received_at: float) -> list[Sample
         micros = to_micros(line.timestamp) if line.timestamp is not None else int(received_at * 1_000_000)
         if micros < 0:
             raise DecodeError("bad_ts", f"{line.measurement}: timestamp {line.timestamp} is before 1970")
+        if micros > MAX_TS * 1_000_000:
+            raise DecodeError("bad_ts", f"{line.measurement}: timestamp {line.timestamp} is after the end of year 9999")
         key = (host, micros)
         current = rounds.get(key)
         if current is None:

@@ -233,6 +233,19 @@ def test_telegraf_line_protocol_is_mapped_onto_samples(collector: Collector, bro
     assert json.loads(stored[0]["extra"]) == {"packet_loss_percent": 0.0}
 
 
+def test_a_telegraf_client_cannot_speak_for_another_device(collector: Collector, broker: Mosquitto) -> None:
+    """The attack an adversarial review found: a client allowed only `telegraf/gw-0042` sent a red line
+    for gw-0001 with a huge timestamp (so a huge seq). It is a dead letter now; gw-0001's own red
+    sample afterwards still raises its alert."""
+    pub(broker.port, "telegraf/gw-0042", "cpu,cpu=cpu-total,host=gw-0001 usage_idle=1 9000000000000000000")
+    letters = wait_for(lambda: dead_letters(collector.db_engine), what="the spoofed line's dead letter")
+    assert [(d["topic"], d["reason"]) for d in letters] == [("telegraf/gw-0042", "topic_mismatch")]
+    assert "'gw-0001'" in letters[0]["detail"] and ticket_rows(collector.db_engine) == []
+    pub(broker.port, T.format("gw-0001"), sample("gw-0001", 1, cpu_percent=97))
+    rows = wait_for(lambda: ticket_rows(collector.db_engine), what="gw-0001's own red ticket")
+    assert [(r["device_id"], r["metric"], r["severity"]) for r in rows] == [("gw-0001", "cpu_percent", "red")]
+
+
 def test_thresholds_from_the_database_apply_without_restart(collector: Collector, broker: Mosquitto) -> None:
     with collector.db_engine.begin() as conn:
         conn.execute(sa.insert(Setting.__table__).values(  # type: ignore[arg-type]

@@ -93,6 +93,20 @@ def test_telegraf_topic() -> None:
     assert isinstance(out, Telemetry) and out.source == "telegraf"
     assert out.samples[0].metrics == {"cpu_percent": 10.0}
     assert DECODER.decode("telegraf/gw-1/disk", b"disk,host=gw-1 used_percent=5 1", 0) == Ignored("no_known_metrics")
+    # batch layout (one topic per host) and a line without a host tag: the topic's device
+    out = DECODER.decode("telegraf/gw-2", b"mem used_percent=5 1700000000000000000", 0)
+    assert isinstance(out, Telemetry) and out.samples[0].device_id == "gw-2"
+
+
+@pytest.mark.parametrize("topic, payload, reason", [
+    ("telegraf/gw-0042", b"mem,host=gw-0001 used_percent=99 1700000000000000000", "topic_mismatch"),
+    ("telegraf/gw-0042/mem", b"mem,host=gw-0042 used_percent=9\nmem,host=gw-0001 used_percent=99", "topic_mismatch"),
+    ("telegraf/bad device", b"mem used_percent=5 1", "bad_topic"),
+    ("telegraf", b"mem,host=gw-1 used_percent=5 1", "bad_topic"),
+])
+def test_a_telegraf_topic_binds_its_device(topic: str, payload: bytes, reason: str) -> None:
+    out = DECODER.decode(topic, payload, 0)
+    assert isinstance(out, Rejected) and out.reason == reason, out
 
 
 # The fast parser (orjson) must not change any outcome: every payload decodes to what the json

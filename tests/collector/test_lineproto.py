@@ -86,7 +86,7 @@ TELEGRAF_ROUND = (
 
 
 def test_telegraf_round_becomes_one_sample() -> None:
-    [sample] = samples_from_lines(parse_lines(TELEGRAF_ROUND), received_at=0.0)
+    [sample] = samples_from_lines(parse_lines(TELEGRAF_ROUND), received_at=0.0, device_id="gw-7")
     assert sample.device_id == "gw-7"
     assert sample.ts == 1_700_000_000.0
     assert sample.seq == 1_700_000_000_000_000 * 4 + 2
@@ -97,31 +97,39 @@ def test_telegraf_round_becomes_one_sample() -> None:
 
 def test_telegraf_split_round_in_cpu_mem_ping_order_has_increasing_seq() -> None:
     seqs = [
-        samples_from_lines(parse_lines(line), 0.0)[0].seq
+        samples_from_lines(parse_lines(line), 0.0, "gw-7")[0].seq
         for line in TELEGRAF_ROUND.splitlines()[1:4]
     ]
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
 
 
-def test_telegraf_lines_without_timestamp_use_receive_time_and_other_hosts_split() -> None:
-    samples = samples_from_lines(parse_lines("mem,host=b used_percent=5\nmem,host=a used_percent=6"), 12.5)
-    assert [(s.device_id, s.ts, s.metrics["mem_percent"]) for s in samples] == [("a", 12.5, 6.0), ("b", 12.5, 5.0)]
+def test_telegraf_lines_without_timestamp_use_receive_time_and_rounds_split() -> None:
+    samples = samples_from_lines(parse_lines("mem,host=a used_percent=5 2\nmem used_percent=6"), 12.5, "a")
+    assert [(s.device_id, s.ts, s.metrics["mem_percent"]) for s in samples] == [("a", 2.0, 5.0), ("a", 12.5, 6.0)]
+
+
+def test_a_line_naming_another_host_is_refused_and_moves_nobody_s_seq() -> None:
+    with pytest.raises(DecodeError) as err:
+        samples_from_lines(parse_lines("mem,host=gw-0001 used_percent=99 9000000000000000000"), 0.0, "gw-0042")
+    assert err.value.reason == "topic_mismatch" and "'gw-0001'" in err.value.detail and "'gw-0042'" in err.value.detail
 
 
 def test_telegraf_ping_without_replies_reports_loss_only() -> None:
-    [sample] = samples_from_lines(parse_lines("ping,host=r1,url=x percent_packet_loss=100,result_code=0i 10"), 0)
+    [sample] = samples_from_lines(parse_lines("ping,host=r1,url=x percent_packet_loss=100,result_code=0i 10"), 0, "r1")
     assert sample.metrics == {"packet_loss_percent": 100.0}
 
 
 def test_telegraf_unknown_measurements_and_per_core_lines_give_nothing() -> None:
-    assert samples_from_lines(parse_lines("cpu,cpu=cpu0,host=a usage_idle=5 1\nswap,host=a used=1i 1"), 0) == []
+    assert samples_from_lines(parse_lines("cpu,cpu=cpu0,host=a usage_idle=5 1\nswap,host=a used=1i 1"), 0, "a") == []
 
 
 @pytest.mark.parametrize(
     "text, reason",
     [
-        ("mem used_percent=5 1", "bad_device_id"),
-        ("mem,host=bad/host used_percent=5 1", "bad_device_id"),
+        ("mem,host=b used_percent=5 1", "topic_mismatch"),
+        ("mem,host=bad/host used_percent=5 1", "topic_mismatch"),
+        ("mem,host=a used_percent=5 253402300800000000000", "bad_ts"),
+        ("mem,host=a used_percent=5 99999999999999999999999", "bad_ts"),
         ("mem,host=a used_percent=150 1", "impossible_value"),
         ("ping,host=a average_response_ms=-3 1", "impossible_value"),
         ("mem,host=a used_percent=5 -1000000000000000000", "bad_ts"),
@@ -129,5 +137,5 @@ def test_telegraf_unknown_measurements_and_per_core_lines_give_nothing() -> None
 )
 def test_telegraf_bad_values_are_rejected_with_reason(text: str, reason: str) -> None:
     with pytest.raises(DecodeError) as err:
-        samples_from_lines(parse_lines(text), 0.0)
+        samples_from_lines(parse_lines(text), 0.0, "a")
     assert err.value.reason == reason
