@@ -24,12 +24,12 @@ from collector.devices import DeviceEvent, DeviceTracker
 from collector.metrics import CollectorMetrics
 from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
-from collector.persist import TicketSink, database_unavailable, write_batch
-from collector.pipeline import Batch, Pipeline, RegistryBuffer
+from collector.persist import TicketSink, database_unavailable, insert_dead_letters, write_batch
+from collector.pipeline import Batch, Pipeline, RegistryBuffer, refused_point_letter
 from collector.predictive import PredictiveConfigSource, PredictiveStage
 from collector.rearm import apply_rearms
 from collector.settings import CollectorSettings
-from collector.store import TelemetryStore, open_store
+from collector.store import Point, TelemetryStore, open_store
 from collector.thresholds import ThresholdSource, device_classes
 from collector.writer import StoreWriter
 from rules import RuleEngine, SnapshotError, Transition
@@ -80,7 +80,7 @@ class Collector:
             store if store is not None else open_store(tel.store, tel),
             max_points=tel.buffer_points, flush_points=tel.flush_points, flush_interval_s=tel.flush_interval_s,
             retry_max_s=tel.retry_max_s, on_written=self.metrics.store_written.inc,
-            on_dropped=self.metrics.store_dropped.inc,
+            on_dropped=self.metrics.store_dropped.inc, on_refused=self._store_refused,
         )
         self.metrics.track_store_depth(lambda: self.writer.depth)
         source_class = ProcessMqttSource if settings.mqtt.separate_process else MqttSource
@@ -258,6 +258,21 @@ class Collector:
         except Exception:
             logger.exception("ticket service after_commit failed")
         return True
+
+    def _store_refused(self, point: Point, exc: Exception) -> None:
+        """A point the telemetry store will never take (called by the writer thread): kept as a dead
+        letter at once, since its message may already be acknowledged."""
+        self.metrics.unstorable.labels("telemetry").inc()
+        letter = refused_point_letter(point, str(exc), self._clock())
+        try:
+            with self._sessions.begin() as session:
+                insert_dead_letters(session, Batch([], dead_letters=[letter]))
+        except Exception as db_exc:  # the point is then in the log, the one place left to keep it
+            logger.error("telemetry store refused %s seq %s and its dead letter could not be written (%s): %s",
+                         point.device_id, point.seq, db_exc, letter.payload)
+            return
+        logger.warning("telemetry store refused %s seq %s: %s; kept as a dead letter", point.device_id, point.seq,
+                       exc)
 
     def _unstorable(self, table: str, key: str, exc: Exception) -> None:
         self.metrics.unstorable.labels(table).inc()

@@ -24,5 +24,10 @@ class StoreUnavailable(CollectorError):
     """The telemetry store could not take a write now; the caller keeps the points and retries."""
 
 
+class PointsRefused(CollectorError):
+    """The telemetry store refused the points themselves (a value it cannot hold): writing the same
+    points again cannot succeed, unlike after StoreUnavailable."""
+
+
 class BrokerError(CollectorError):
     """The MQTT broker refused us or could not be reached."""

@@ -7,6 +7,7 @@ points for the store. Nothing here touches the network or a database.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -50,6 +51,16 @@ class DeadLetterRow:
     detail: str
     payload: str
     payload_size: int
+
+
+STORE_TOPIC = "(telemetry store)"
+
+
+def refused_point_letter(point: Point, reason: str, at: float) -> DeadLetterRow:
+    """The dead letter of a sample the telemetry store refused after it was accepted."""
+    payload = json.dumps({"device_id": point.device_id, "seq": point.seq, "ts": point.ts,
+                          "received_at": point.received_at, "metrics": dict(point.metrics)}, default=str)
+    return DeadLetterRow(at, STORE_TOPIC, point.device_id, "store_refused", reason[:2000], payload, len(payload))
 
 
 @dataclass(slots=True)

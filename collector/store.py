@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from collector.errors import StoreUnavailable
+from collector.errors import PointsRefused, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class TelemetryStore(Protocol):
     def write(self, points: Sequence[Point]) -> int:
         """Persist the points durably; return how many the store refused as malformed.
 
-        Raise StoreUnavailable when the store cannot take them now (they are kept and retried).
+        Raise StoreUnavailable when the store cannot take them now (they are kept and retried), and
+        PointsRefused when it will never take them (the writer narrows that down to the points).
         """
 
     def close(self) -> None: ...
@@ -145,6 +146,8 @@ class SqliteStore:
             conn = self._connection()
             with _transaction(conn):
                 conn.executemany(self._write_sql, rows)
+        except (sqlite3.DataError, sqlite3.IntegrityError, OverflowError, ValueError, TypeError) as exc:
+            raise PointsRefused(f"SQLite telemetry store {self._path}: {exc}") from exc
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite telemetry store {self._path}: {exc}") from exc
         if self._devices is not None:
@@ -242,9 +245,9 @@ class InfluxStore:
             self._write_api.write(self._bucket, self._org, records, write_precision=WritePrecision.US)  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status in (400, 413, 422):
-                # The server refused the data itself: retrying the same bytes cannot succeed.
-                logger.error("InfluxDB %s refused %d points: %s %s", self._url, len(points), exc.status, exc.reason)
-                return len(points)
+                # The server refused the data itself: retrying the same bytes cannot succeed. The
+                # writer narrows it down to the points refused.
+                raise PointsRefused(f"InfluxDB {self._url}: HTTP {exc.status} {exc.reason}") from exc
             raise StoreUnavailable(f"InfluxDB {self._url}: HTTP {exc.status} {exc.reason}") from exc
         except Exception as exc:  # urllib3 connection errors and time-outs
             raise StoreUnavailable(f"InfluxDB {self._url}: {exc}") from exc

@@ -7,6 +7,11 @@ has waited `max_ack_delay_s`, the callback runs at once (the ticket database alr
 batch's effects) and the points wait in a bounded buffer,
 retried with exponential back-off; when the buffer is full the oldest points are dropped and
 counted. Rule evaluation never waits for the store.
+
+A batch the store refuses for its data (PointsRefused, or any error other than StoreUnavailable)
+is written again in halves until the refused points are found: each is handed to `on_refused`
+(the collector keeps it as a dead letter) and the rest of the batch is written, so one poison
+point never stalls the stream or takes good points with it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from collector.errors import StoreUnavailable
+from collector.errors import PointsRefused, StoreUnavailable
 from collector.store import Point, TelemetryStore
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ class StoreWriter:
         max_ack_delay_s: float = 2.0,
         on_written: Callable[[int], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
+        on_refused: Callable[[Point, Exception], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -75,6 +81,7 @@ class StoreWriter:
         self._retry_initial, self._retry_max = retry_initial_s, retry_max_s
         self._on_written = on_written or (lambda n: None)
         self._on_dropped = on_dropped or (lambda n: None)
+        self._on_refused = on_refused or _log_refused
         self._clock = clock
         self._max_ack_delay = max_ack_delay_s
         self._jobs: deque[_Job] = deque()
@@ -184,12 +191,8 @@ class StoreWriter:
                 jobs = self._take()
             points = [p for job in jobs for p in job.points]
             try:
-                refused = self._store.write(points) if points else 0
+                refused = self._write(points) if points else 0
             except StoreUnavailable as exc:
-                self._failed(exc)
-                continue
-            except Exception as exc:  # a bug in a store must not stop the stream either
-                logger.exception("telemetry store failed unexpectedly")
                 self._failed(exc)
                 continue
             with self._cond:
@@ -202,6 +205,23 @@ class StoreWriter:
                 self.stats.refused += refused
                 self._cond.notify_all()
             self._on_written(len(points) - refused)
+
+    def _write(self, points: list[Point]) -> int:
+        """Write `points`; when the store refuses the data, narrow it down by halves to the points it
+        refuses, report each and write the rest. Returns how many were refused."""
+        try:
+            return self._store.write(points)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # PointsRefused, or a store's bug on these values: never retried as they are
+            if not isinstance(exc, PointsRefused):
+                logger.warning("telemetry store failed on %d points (%s: %s); writing them apart",
+                               len(points), type(exc).__name__, exc)
+            if len(points) == 1:
+                self._on_refused(points[0], exc)
+                return 1
+            middle = len(points) // 2
+            return self._write(points[:middle]) + self._write(points[middle:])
 
     def _failed(self, exc: Exception) -> None:
         with self._cond:
@@ -218,3 +238,8 @@ class StoreWriter:
             for job in self._jobs:
                 job.release()
             self._cond.notify_all()
+
+
+def _log_refused(point: Point, exc: Exception) -> None:
+    logger.error("telemetry store refused %s seq %s (ts %s): %s; metrics %s", point.device_id, point.seq, point.ts,
+                 exc, dict(point.metrics))

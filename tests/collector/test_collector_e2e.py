@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from collector.app import Collector
 from collector.settings import TelemetrySettings
-from collector.store import read_sqlite_samples
+from collector.store import Point, read_sqlite_samples
 from tests.collector.helpers import (
     NOW,
     dead_letters,
@@ -244,6 +244,21 @@ def test_a_telegraf_client_cannot_speak_for_another_device(collector: Collector,
     pub(broker.port, T.format("gw-0001"), sample("gw-0001", 1, cpu_percent=97))
     rows = wait_for(lambda: ticket_rows(collector.db_engine), what="gw-0001's own red ticket")
     assert [(r["device_id"], r["metric"], r["severity"]) for r in rows] == [("gw-0001", "cpu_percent", "red")]
+
+
+def test_a_point_the_store_refuses_becomes_a_dead_letter_and_the_stream_goes_on(
+        collector: Collector, broker: Mosquitto, tmp_path: Path) -> None:
+    # A sample the store cannot hold, handed to the running collector's writer as a batch would.
+    collector.writer.submit([Point("gw-p", 2**70, NOW, NOW, {"cpu_percent": 50.0})])
+    letters = wait_for(lambda: [d for d in dead_letters(collector.db_engine) if d["reason"] == "store_refused"],
+                       what="the refused point's dead letter")
+    assert letters[0]["device_id"] == "gw-p" and letters[0]["topic"] == "(telemetry store)"
+    assert json.loads(letters[0]["payload"])["metrics"] == {"cpu_percent": 50.0}
+    pub(broker.port, T.format("gw-q"), sample("gw-q", 1, cpu_percent=20))
+    wait_for(lambda: handled(collector) >= 1, what="the next sample")
+    assert collector.writer.flush(10)
+    assert [s["device_id"] for s in read_sqlite_samples(tmp_path / "telemetry.sqlite3")] == ["gw-q"]
+    assert collector.metrics.value("edgewatch_collector_unstorable_rows_total", table="telemetry") == 1
 
 
 def test_thresholds_from_the_database_apply_without_restart(collector: Collector, broker: Mosquitto) -> None:

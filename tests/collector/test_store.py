@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.errors import StoreUnavailable
+from collector.errors import PointsRefused, StoreUnavailable
 from collector.store import InfluxStore, Point, SqliteStore, read_sqlite_samples
 from collector.writer import StoreWriter
 from tests.collector.vm import victoria_metrics
@@ -240,3 +240,28 @@ def test_a_slow_store_does_not_hold_acknowledgements_past_the_limit(tmp_path: Pa
     assert writer.flush(20)
     writer.stop()
     assert len(read_sqlite_samples(tmp_path / "t.sqlite3")) == 15
+
+
+def test_a_poison_point_is_refused_alone_and_the_rest_of_its_batch_is_written(tmp_path: Path) -> None:
+    """A value the store cannot hold (a seq beyond 64 bits, which the decoder refuses, reaching the store
+    some other way) must neither stall the writer nor take the good points of its batch with it."""
+    store = SqliteStore(tmp_path / "t.sqlite3")
+    poison = Point("gw-9", 2**70, NOW, NOW, {"cpu_percent": 1.0})
+    with pytest.raises(PointsRefused):
+        store.write([poison])
+    refused: list[tuple[Point, str]] = []
+    acked = threading.Event()
+    writer = StoreWriter(store, flush_points=1000, flush_interval_s=0.01,
+                         on_refused=lambda p, exc: refused.append((p, str(exc))))
+    writer.start()
+    good = points(40)
+    writer.submit([*good[:17], poison, *good[17:]], acked.set)
+    assert writer.flush(10) and acked.is_set()
+    writer.submit(points(5, device="gw-2"))
+    assert writer.flush(10)
+    writer.stop()
+    assert [p for p, _ in refused] == [poison] and "SQLite" in refused[0][1]
+    assert writer.stats.refused == 1 and writer.stats.written == 45 and writer.stats.failures == 0
+    stored = read_sqlite_samples(tmp_path / "t.sqlite3")
+    assert sorted((s["device_id"], s["seq"]) for s in stored) == sorted(
+        [("gw-1", i) for i in range(40)] + [("gw-2", i) for i in range(5)])
