@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from edgewatch import logsetup
+
+    logsetup.configure(args.log_level)
     # Heavy imports after argument parsing, so `--help` is instant.
     from dataclasses import replace
 

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgewatch import logsetup
 from edgewatch.config import ConfigError, default_data_dir
 from edgewatch.fleet import SimDevice, default_fleet
 from edgewatch.net import free_port, wait_for_port
@@ -318,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.devices < 1 or args.interval <= 0:
         parser.error("--devices must be at least 1 and --interval greater than 0")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(logging.WARNING)
 
     data_dir = Path(os.environ.get("EDGEWATCH_DATA_DIR") or default_data_dir() / "demo").expanduser()
     token = os.environ.get("EDGEWATCH_ADMIN_TOKEN") or secrets.token_urlsafe(24)
