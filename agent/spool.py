@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from edgewatch.files import private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS spool (
@@ -55,7 +57,7 @@ class Spool:
         self.path = path
         self.max_samples = max_samples
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)
             # Autocommit mode: transactions are opened explicitly so that each is exactly one commit.
             self._db = sqlite3.connect(path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

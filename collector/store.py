@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from collector.errors import PointsRefused, StoreUnavailable
+from edgewatch.files import private_file
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class SqliteStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self._path)
             # Opened by the writer thread, used by it alone afterwards.
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")

@@ -29,6 +29,7 @@ from typing import Any
 
 from edgewatch import logsetup
 from edgewatch.config import ConfigError, default_data_dir
+from edgewatch.files import private_dir
 from edgewatch.fleet import SimDevice, default_fleet
 from edgewatch.net import free_port, wait_for_port
 
@@ -287,7 +288,7 @@ def running(args: argparse.Namespace, data_dir: Path, token: str) -> Iterator[De
 
 def prepare_data_dir(path: Path, keep: bool) -> None:
     """A fresh demo each run (unless --keep): only the demo's own files are removed."""
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)
     if keep:
         return
     for name in (

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from edgewatch import __version__
+from edgewatch.files import private_dir
 from server import errors, openapi
 from server.actions import TicketActions
 from server.context import AppContext
@@ -65,7 +66,7 @@ def session_key(settings: ServerSettings) -> bytes:
         return settings.session_secret.encode()
     path = Path(settings.data_dir) / "session.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))

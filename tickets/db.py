@@ -22,6 +22,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from edgewatch.files import private_file
+
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -66,7 +68,7 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         # One shared connection, or every session would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
     else:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(database))  # 0600 in a 0700 directory: it holds customers' contacts
     engine = sa.create_engine(parsed, **kwargs)
     _tune_sqlite(engine, wal=not in_memory)
     return engine

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from edgewatch.files import private_file
 from tickets.notify.message import Notification, iso
 from tickets.notify.result import DeliveryResult
 
@@ -63,7 +64,7 @@ class InboxChannel:
         }
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             with self._lock, self.path.open("a+b") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 torn = self._catch_up(fh)
