@@ -28,6 +28,7 @@ from edgewatch import __version__
 from edgewatch.files import private_dir
 from server import errors, openapi
 from server.actions import TicketActions
+from server.bodylimit import RequestGate
 from server.context import AppContext
 from server.kpis import KpiCache
 from server.metrics import ServerMetrics
@@ -167,6 +168,7 @@ def create_app(
         return response
 
     app.middleware("http")(metrics.middleware)
+    app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes)  # outermost: before any body is read
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PUT", "DELETE"],

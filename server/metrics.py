@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.requests import Request
 from starlette.responses import Response
 
+# Every label value is bounded: a made-up method must not add a series per request.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -41,8 +43,9 @@ class ServerMetrics:
         route = request.scope.get("route")
         # The route's template, not the raw path: ids in paths would explode the label set.
         label = getattr(route, "path_format", None) or "(unmatched)"
-        self.latency.labels(request.method, label).observe(time.perf_counter() - started)
-        self.requests.labels(request.method, label, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "OTHER"
+        self.latency.labels(method, label).observe(time.perf_counter() - started)
+        self.requests.labels(method, label, str(response.status_code)).inc()
         if response.status_code in (401, 403):
             self.auth_failures.labels(str(response.status_code)).inc()
         return response

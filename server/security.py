@@ -41,12 +41,12 @@ class SessionSigner:
         return f"{body}.{self._mac('session', body)}"
 
     def verify(self, cookie: str, now: float) -> int | None:
-        """The token id of a valid, unexpired cookie, else None."""
+        """The token id of a valid, unexpired cookie, else None (also for any non-ASCII cookie)."""
         parts = cookie.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
             return None
         body = f"{parts[0]}.{parts[1]}"
-        if not hmac.compare_digest(parts[2], self._mac("session", body)):
+        if not _same(parts[2], self._mac("session", body)):
             return None
         if int(parts[1]) < now:
             return None
@@ -56,4 +56,9 @@ class SessionSigner:
         return self._mac("csrf", cookie)
 
     def csrf_ok(self, cookie: str, header: str | None) -> bool:
-        return header is not None and hmac.compare_digest(header, self.csrf_for(cookie))
+        return header is not None and _same(header, self.csrf_for(cookie))
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that answers False, not TypeError, for a non-ASCII value."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())

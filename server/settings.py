@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,22 @@ from edgewatch.config import ConfigError, Settings, default_data_dir
 
 DEFAULT_PORT = 8080
 MIN_ADMIN_TOKEN_CHARS = 16
+# 32 random bytes hold 256 bits; the estimate below gives such secrets 200-250 (hex, base64), words
+# and short or repetitive strings well under 160.
+MIN_SESSION_SECRET_BYTES, MIN_SESSION_SECRET_BITS = 32, 160
+MAX_BODY_BYTES = 1 << 20
+
+
+def estimated_bits(secret: str) -> float:
+    """A generous estimate of a secret's entropy: its length times the Shannon entropy of its characters.
+
+    32 random bytes written as hex (64 characters of 16 kinds) or base64 (43 characters) pass; a word,
+    a repeated character or a short string does not."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return per_char * len(secret)
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,7 @@ class ServerSettings:
     # ... and how much longer it is still served while a fresh one is computed in the background
     kpi_stale_s: float = 600.0
     forwarded_allow_ips: str = "127.0.0.1"
+    max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies are answered 413 unread
 
     def __repr__(self) -> str:  # never print a secret
         return f"ServerSettings(data_dir={self.data_dir!s}, host={self.host}, port={self.port})"
@@ -56,6 +75,13 @@ def load_settings(
     if port > 65535:
         raise ConfigError("EDGEWATCH_HTTP_PORT / server.port", "port", f"must be at most 65535, got {port}")
     telemetry = srv.str("telemetry_path", None, env="TELEMETRY_SQLITE_PATH")
+    session_secret = srv.str("session_secret", None, env="SESSION_SECRET")
+    if session_secret is not None and (len(session_secret.encode()) < MIN_SESSION_SECRET_BYTES
+                                       or estimated_bits(session_secret) < MIN_SESSION_SECRET_BITS):
+        raise ConfigError(
+            "EDGEWATCH_SESSION_SECRET / server.session_secret", "session_secret",
+            "too weak to sign sessions: use 32 random bytes, e.g. the output of `openssl rand -hex 32`",
+        )
     return ServerSettings(
         data_dir=data_dir,
         database_url=srv.str("database_url", None, env="DATABASE_URL") or db.str("url", None),
@@ -65,10 +91,11 @@ def load_settings(
         cors_origins=tuple(srv.list("cors_origins", [], env="CORS_ORIGINS")),
         force_secure_cookies=srv.bool("force_secure_cookies", False),
         session_max_age_s=srv.int("session_max_age_s", 12 * 3600, minimum=60),
-        session_secret=srv.str("session_secret", None, env="SESSION_SECRET"),
+        session_secret=session_secret,
         telemetry_path=Path(telemetry) if telemetry else data_dir / "telemetry.sqlite3",
         poll_interval_s=srv.float("poll_interval_s", 5.0, positive=True),
         kpi_cache_s=srv.float("kpi_cache_s", 60.0, minimum=0),
         kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),
         forwarded_allow_ips=srv.str("forwarded_allow_ips", "127.0.0.1") or "127.0.0.1",
+        max_body_bytes=srv.int("max_body_bytes", MAX_BODY_BYTES, env="HTTP_MAX_BODY_BYTES", minimum=1024),
     )

@@ -253,3 +253,59 @@ def test_no_secret_or_token_in_any_log_line(api: Api) -> None:
     assert "GET /api/v1/tickets" in text, "the log should hold the requests made by the other tests"
     leaked = [s for s in api.secrets() if s in text]
     assert not leaked, f"secrets in the server log: {[s[:8] + '...' for s in leaked]}"
+
+
+def test_bodies_are_bounded_and_never_read_for_nobody(api: Api, figures: Figures) -> None:
+    big = b'{"text": "' + b"x" * (2 << 20) + b'"}'
+    note = f"/api/v1/tickets/{api.ids['acme-gw-1']}/notes"
+    with api.client() as anonymous:
+        refused = anonymous.post(note, content=big, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 413 and "larger than 1048576 bytes" in refused.json()["detail"]
+        small = anonymous.post(note, json={"text": "hi"})
+        assert small.status_code == 401  # no credentials: refused before the body is parsed
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            for _ in range(40):
+                yield b"x" * 65536
+
+        streamed = anonymous.post("/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413
+    with api.client("engineer") as engineer:
+        assert engineer.post(note, content=big, headers={"Content-Type": "application/json"}).status_code == 413
+        assert engineer.post(note, json={"text": "within bounds"}).status_code == 201
+    figures.record("security", "request bodies: 2 MiB to a route, anonymous and authenticated",
+                   tried="a 2 MiB note with and without a token, a chunked 2.5 MiB sign-in, an anonymous small note",
+                   result="413 before parsing (also chunked); anonymous small body 401 before parsing; 1 MiB limit")
+
+
+def test_odd_credentials_are_refused_never_a_server_error(api: Api) -> None:
+    with api.client() as client:
+        login = client.post("/api/v1/auth/login", json={"token": api.tokens["engineer"]})
+        csrf = login.json()["csrf_token"]
+        for cookie in ("é.1.x", "١٢.٣.abc", "1.99999999999.ü", "²3.1.x"):
+            answer = client.get("/api/v1/tickets", headers={"Cookie": f"ew_session={cookie}".encode("utf-8")})
+            assert answer.status_code == 401, (cookie, answer.status_code, answer.text)
+        for header in ("ü" * 10, "正确"):
+            answer = client.post(f"/api/v1/tickets/{api.ids['acme-gw-1']}/notes", json={"text": "x"},
+                                 headers={"X-CSRF-Token": header.encode("utf-8")})
+            assert answer.status_code == 403, (header, answer.text)
+        assert client.post(f"/api/v1/tickets/{api.ids['acme-gw-1']}/notes", json={"text": "x"},
+                           headers={"X-CSRF-Token": csrf}).status_code == 201
+
+
+def test_made_up_methods_do_not_grow_the_metrics(api: Api) -> None:
+    with api.client() as client:
+        for n in range(30):
+            client.request(f"BREW{n}", "/api/v1/tickets")
+        exposition = client.get("/metrics").text
+    assert "BREW" not in exposition
+    assert 'method="OTHER"' in exposition
+
+
+def test_a_weak_session_secret_is_refused_at_start(tmp_path: Path) -> None:
+    for weak in ("x", "a" * 64, "password" * 5, "0123456789abcdef" * 2, "edgewatch-session-secret"):
+        done = subprocess.run([sys.executable, "-m", "edgewatch.cli", "server"], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT, env={**os.environ, "EDGEWATCH_DATA_DIR": str(tmp_path),
+                                                         "EDGEWATCH_SESSION_SECRET": weak, "EDGEWATCH_HTTP_PORT": "0"})
+        assert done.returncode != 0 and "session_secret" in done.stderr and "too weak" in done.stderr, done.stderr
+        assert len(weak) < 8 or weak not in done.stderr  # the secret itself is never echoed
