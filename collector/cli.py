@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = create_engine_for(settings.database_url or default_database_url(settings.data_dir))
         migrate(engine)
         runtime = None if args.no_ticket_runtime else TicketRuntime(engine, ticket_settings)
+        if runtime is not None:
+            logger.info("links in notifications start with %s", ticket_settings.public_url)
         collector = Collector(settings, db_engine=engine,
                               ticket_service=runtime.service if runtime is not None else None)
     except (ConfigError, ThresholdError, DatabaseError) as exc:

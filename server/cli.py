@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from edgewatch.config import ConfigError
 
+logger = logging.getLogger(__name__)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgewatch server", description="REST API and web dashboard")
@@ -26,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tickets import db
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, host=args.host, port=args.port)
     except ConfigError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
@@ -39,10 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = create_app(settings, db.session_factory(engine))
     freeze_startup_heap()
+    logger.info("links in notifications start with %s", settings.public_url)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=args.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
