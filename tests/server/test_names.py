@@ -150,3 +150,16 @@ def test_a_message_that_cannot_be_written_refuses_the_action(api: Harness) -> No
     with api.sessions() as s:
         assert len(s.scalars(select(AuditEntry).where(AuditEntry.ticket_id == tid)).all()) == audit_before
         assert len(s.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == tid)).all()) == outbox_before
+
+
+@pytest.mark.parametrize("address", ["ops@acme.test\nBcc: someone@else.test", "ops@acme.test\rBcc:x@else.test", "ops @acme.test",
+                                     "ops@acme.test\x00", "https://hooks.example/a\nX-Injected: 1"])
+def test_a_contact_address_that_would_break_a_header_is_refused(api: Harness, address: str) -> None:
+    customer = api.customers["Acme Power"]
+    channel = "webhook" if address.startswith("https") else "email"
+    answer = api.client.post(f"/api/v1/customers/{customer}/contacts", headers=api.auth("admin"),
+                             json={"name": "王芳 (ops)", "channel": channel, "address": address})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("address: ")
+    assert "one line without spaces or control characters" in answer.json()["detail"]
+    listed = api.client.get(f"/api/v1/customers/{customer}/contacts", headers=api.auth("admin")).json()["items"]
+    assert listed == []
