@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rules import ThresholdError
     from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate
     from tickets.runtime import TicketRuntime
+    from tickets.service import TicketService
     from tickets.settings import load_ticket_settings
 
     try:
@@ -58,8 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = create_engine_for(settings.database_url or default_database_url(settings.data_dir))
         migrate(engine)
         runtime = None if args.no_ticket_runtime else TicketRuntime(engine, ticket_settings)
-        collector = Collector(settings, db_engine=engine,
-                              ticket_service=runtime.service if runtime is not None else None)
+        # Without the runtime, tickets opened here still follow the configured SLA and links; their
+        # clocks and messages are taken up by the process that hosts the runtime.
+        service = runtime.service if runtime is not None else TicketService(
+            ticket_settings.policy, public_url=ticket_settings.public_url)
+        logger.info("links in notifications start with %s", ticket_settings.public_url)
+        collector = Collector(settings, db_engine=engine, ticket_service=service)
     except (ConfigError, ThresholdError, DatabaseError) as exc:
         print(f"edgewatch collector: {exc}", file=sys.stderr)
         return 2

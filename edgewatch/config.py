@@ -60,6 +60,10 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port, parts.scheme == "mqtts"
 
 
+HTTP_DEFAULT_HOST = "127.0.0.1"
+HTTP_DEFAULT_PORT = 8080
+
+
 def default_data_dir() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "edgewatch"
@@ -93,6 +97,25 @@ class Settings:
         section: builtins.str,
         environ: Mapping[builtins.str, builtins.str] | None = None,
     ) -> Settings:
+        return cls._open(path, section, environ)
+
+    @classmethod
+    def peek(
+        cls,
+        path: builtins.str | os.PathLike[builtins.str] | None,
+        section: builtins.str,
+        environ: Mapping[builtins.str, builtins.str] | None = None,
+    ) -> Settings:
+        """Like `load`, for reading a few keys of a section another component's loader owns and checks whole."""
+        return cls._open(path, section, environ)
+
+    @classmethod
+    def _open(
+        cls,
+        path: builtins.str | os.PathLike[builtins.str] | None,
+        section: builtins.str,
+        environ: Mapping[builtins.str, builtins.str] | None,
+    ) -> Settings:
         if path is None:
             return cls({}, source="(defaults)", section=section, environ=environ)
         data = read_toml(path)
@@ -120,6 +143,13 @@ class Settings:
         if key in self._values:
             return self._values[key], f"{self._source}: {self._section}.{key}"
         return None
+
+    def invalid(self, key: builtins.str, reason: builtins.str, *, env: builtins.str | None = None) -> ConfigError:
+        """A ConfigError about `key`'s value that names where it came from: the variable, or `file: section.key`."""
+        found = self._raw(key, env)
+        if found is not None and ": " not in found[1]:  # from the environment
+            return ConfigError(found[1], key, reason)
+        return self._fail(found[1] if found is not None else f"{self._source}: {self._section}.{key}", reason)
 
     def _fail(self, where: builtins.str, reason: builtins.str) -> ConfigError:
         source, _, key = where.partition(": ")
@@ -214,3 +244,19 @@ class Settings:
     def path(self, key: builtins.str, default: Path, *, env: builtins.str | None = None) -> Path:
         value = self.str(key, None, env=env)
         return Path(value).expanduser() if value else default
+
+
+def server_address(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> tuple[str, int]:
+    """Where `edgewatch server` listens: `[server] host` and `port` (EDGEWATCH_HTTP_HOST, EDGEWATCH_HTTP_PORT).
+
+    For the components that need the server's address without being the server (the collector
+    writes the links in notifications).
+    """
+    s = Settings.peek(path, "server", environ)
+    host = s.str("host", HTTP_DEFAULT_HOST, env="HTTP_HOST") or HTTP_DEFAULT_HOST
+    port = s.int("port", HTTP_DEFAULT_PORT, env="HTTP_PORT", minimum=0)
+    if port > 65535:
+        raise s.invalid("port", f"must be at most 65535, got {port}", env="HTTP_PORT")
+    return host, port

@@ -79,6 +79,23 @@ class (`[predictive.classes.router.NAME]`); the most specific wins. Guide: [pred
 """
 
 
+# What a table alone cannot say, printed under the section's heading.
+NOTES = {
+    "server": """`host` and `port` also give the default of `[tickets] public_url`: the server's own address.
+""",
+    "tickets": """`public_url` is what every link in a notification starts with (ticket links `<public_url>/tickets/N`,
+survey links `<public_url>/survey/TOKEN`): the address people open the dashboard at, e.g.
+`https://desk.example.com`, or `https://ops.example.com/edgewatch` behind a reverse proxy that serves
+edgewatch under a path (see [server](server.md#links-in-notifications)). It must be an absolute http(s)
+URL with a host name and no user name, password, query or fragment; a trailing `/` is dropped.
+Unset, it is the server's own address, `http://<host>:<port>` from `[server] host` and `port`
+(`EDGEWATCH_HTTP_HOST`, `EDGEWATCH_HTTP_PORT`), with a host of `0.0.0.0` or `::` replaced by this
+machine's fully qualified name; the default below is that address with the default host and port.
+Set it whenever people reach the server by another address (a proxy, TLS, a DNS name).
+""",
+}
+
+
 def describe() -> dict[str, dict[str, tuple[str, str, str]]]:
     """Per section, key -> (default, type, meaning) for the sections with a reference of their own."""
     from rules.predict import setting_reference
@@ -109,6 +126,8 @@ def render(sections: dict[str, list[Row]],
     for section in sorted({*sections, *described}):
         out.append(f"\n## `[{section}]`\n")
         meanings = described.get(section)
+        if section in NOTES:
+            out.append(NOTES[section])
         if meanings is None:
             out += ["| key | environment variable | default | type |", "|---|---|---|---|"]
             out += [f"| `{key}` | {f'`{env}`' if env else ''} | {default} | {kind} |" for key, env, default, kind in

@@ -196,8 +196,9 @@ class Demo:
 
         self.http_port = free_port(int(env.get("EDGEWATCH_HTTP_PORT", "0")) or self.args.http_port)
         env["EDGEWATCH_HTTP_PORT"] = str(self.http_port)
+        # The demo's server listens on 127.0.0.1 whatever EDGEWATCH_HTTP_HOST says; a public URL given wins.
+        env["EDGEWATCH_PUBLIC_URL"] = env.get("EDGEWATCH_PUBLIC_URL") or f"http://127.0.0.1:{self.http_port}"
         ticket_settings = load_ticket_settings(None, env, data_dir=self.data_dir)
-        ticket_settings = replace(ticket_settings, public_url=f"http://127.0.0.1:{self.http_port}")
         runtime = TicketRuntime(engine, ticket_settings)
         runtime.start()
         self.stack.callback(runtime.stop)

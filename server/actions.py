@@ -3,17 +3,36 @@
 Everything goes through `tickets.service.TicketService`, which works inside our session and never
 commits; the route commits, then `after_commit` hands moved SLA clocks on (the scheduler itself runs
 in the collector, which picks up clocks another process changed).
+
+A message an action must send that cannot be rendered refuses the action (`MessageNotWritten`, a
+`TicketError` the routes answer with its reason) instead of leaving a failed row behind it.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tickets import outbox
+from tickets.errors import MessageNotWritten
 from tickets.models import TicketNote
+from tickets.notify.message import NotificationError
 from tickets.service import TicketService
+
+
+@contextlib.contextmanager
+def _messages_must_render() -> Iterator[None]:
+    with outbox.refusing_unrenderable():
+        try:
+            yield
+        except NotificationError as exc:  # a message built outside the outbox's renderer
+            reason = f"a message this action sends cannot be written: {exc}; nothing was changed"
+            raise MessageNotWritten(reason) from None
+
 
 ACTIONS = ("acknowledge", "dispatch", "start", "check_in", "resolve", "close", "cancel")
 
@@ -24,11 +43,13 @@ class TicketActions:
 
     def act(self, session: Session, action: str, ticket_id: int, *, actor: str, note: str | None,
             assignee: str | None, force: bool = False) -> None:
-        self.service.perform(session, ticket_id, action, actor, note, assignee, force=force)
+        with _messages_must_render():
+            self.service.perform(session, ticket_id, action, actor, note, assignee, force=force)
 
     def open_manual(self, session: Session, *, device_id: str, title: str, level: str, actor: str,
                     note: str | None) -> int:
-        ticket = self.service.open_manual(session, device_id, title, level, actor, note)
+        with _messages_must_render():
+            ticket = self.service.open_manual(session, device_id, title, level, actor, note)
         session.flush()
         return ticket.id
 
@@ -41,14 +62,17 @@ class TicketActions:
         return note
 
     def attach_rca(self, session: Session, ticket_id: int, *, actor: str, report: dict[str, Any]) -> None:
-        self.service.attach_rca(session, ticket_id, actor, report)
+        with _messages_must_render():
+            self.service.attach_rca(session, ticket_id, actor, report)
 
     def rate(self, session: Session, ticket_id: int, *, actor: str, rating: int, comment: str | None,
              source: str) -> None:
-        self.service.rate(session, ticket_id, actor, rating, comment, source)
+        with _messages_must_render():
+            self.service.rate(session, ticket_id, actor, rating, comment, source)
 
     def rate_by_token(self, session: Session, token: str, *, rating: int, comment: str | None) -> int:
-        return self.service.rate_by_token(session, token, rating, comment).id
+        with _messages_must_render():
+            return self.service.rate_by_token(session, token, rating, comment).id
 
     def after_commit(self) -> None:
         self.service.after_commit()

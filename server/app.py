@@ -148,7 +148,7 @@ def create_app(
         "Send `Authorization: Bearer <token>`; times are ISO 8601 in UTC; lists are paged with `cursor`/`next`.",
     )
     app.state.ctx = ctx
-    app.state.actions = TicketActions(service or TicketService(clock=clock))
+    app.state.actions = TicketActions(service or TicketService(clock=clock, public_url=settings.public_url))
 
     for router in (tickets.router, devices.router, admin.router, ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from edgewatch.config import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tickets import db
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, host=args.host, port=args.port)
     except ConfigError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
@@ -40,10 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = create_app(settings, db.session_factory(engine))
     freeze_startup_heap()
+    logger.info("links in notifications start with %s", settings.public_url)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=args.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

@@ -50,5 +50,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
 }
 
 # Routes anyone may call: they check their own credentials (login, the survey link's token) or
-# show nothing private (health, Prometheus metrics, the dashboard's static shell).
-PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page"})
+# show nothing private (health, Prometheus metrics, the dashboard's static shell and a ticket link's
+# redirect to it).
+PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page",
+                    "ticket_page"})

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewatch.config import ConfigError, Settings, default_data_dir
+from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir
+from tickets.settings import load_public_url, server_url
 
-DEFAULT_PORT = 8080
+DEFAULT_PORT = HTTP_DEFAULT_PORT
 MIN_ADMIN_TOKEN_CHARS = 16
 # 32 random bytes hold 256 bits; the estimate below gives such secrets 200-250 (hex, base64), words
 # and short or repetitive strings well under 160.
@@ -35,8 +36,10 @@ def estimated_bits(secret: str) -> float:
 class ServerSettings:
     data_dir: Path
     database_url: str | None = None  # None: SQLite in the data dir (tickets.db decides the name)
-    host: str = "127.0.0.1"
+    host: str = HTTP_DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # What every link in a notification starts with (`[tickets] public_url`); "": the server's own address.
+    public_url: str = ""
     # A bootstrap admin token: stored hashed at start-up, never logged.
     admin_token: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -53,14 +56,23 @@ class ServerSettings:
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies are answered 413 unread
 
+    def __post_init__(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", server_url(self.host, self.port))
+
     def __repr__(self) -> str:  # never print a secret
         return f"ServerSettings(data_dir={self.data_dir!s}, host={self.host}, port={self.port})"
 
 
 def load_settings(
-    config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+    config_file: str | os.PathLike[str] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
 ) -> ServerSettings:
-    """Build the settings from the `[server]` section (and `[database] url`) and the environment."""
+    """Build the settings from the `[server]` section (and `[database] url`, `[tickets] public_url`) and the
+    environment; `host` and `port` (the command line's) win over both."""
     srv = Settings.load(config_file, "server", environ)
     db = Settings.load(config_file, "database", environ)
     data_dir = srv.path("data_dir", default_data_dir(), env="DATA_DIR")
@@ -71,9 +83,12 @@ def load_settings(
             "admin_token",
             f"too short to be safe: use at least {MIN_ADMIN_TOKEN_CHARS} random characters",
         )
-    port = srv.int("port", DEFAULT_PORT, env="HTTP_PORT", minimum=0)
+    configured_port = srv.int("port", DEFAULT_PORT, env="HTTP_PORT", minimum=0)
+    port = configured_port if port is None else port
     if port > 65535:
         raise ConfigError("EDGEWATCH_HTTP_PORT / server.port", "port", f"must be at most 65535, got {port}")
+    configured_host = srv.str("host", HTTP_DEFAULT_HOST, env="HTTP_HOST") or HTTP_DEFAULT_HOST
+    host = host or configured_host
     telemetry = srv.str("telemetry_path", None, env="TELEMETRY_SQLITE_PATH")
     session_secret = srv.str("session_secret", None, env="SESSION_SECRET")
     if session_secret is not None and (len(session_secret.encode()) < MIN_SESSION_SECRET_BYTES
@@ -85,8 +100,9 @@ def load_settings(
     return ServerSettings(
         data_dir=data_dir,
         database_url=srv.str("database_url", None, env="DATABASE_URL") or db.str("url", None),
-        host=srv.str("host", "127.0.0.1", env="HTTP_HOST") or "127.0.0.1",
+        host=host,
         port=port,
+        public_url=load_public_url(config_file, environ, host=host, port=port),
         admin_token=admin_token,
         cors_origins=tuple(srv.list("cors_origins", [], env="CORS_ORIGINS")),
         force_secure_cookies=srv.bool("force_secure_cookies", False),

@@ -257,8 +257,10 @@ def _follow_up(ctx: Context, session: Session, ticket: Ticket, rating: int, at: 
 def _tell_dispatch(ctx: Context, session: Session, ticket: Ticket, at: datetime, note: str | None) -> None:
     told = facts(ctx, session, ticket, group=ticket.engineer_level, note=note)
     recipients = outbox.staff_member(session, ticket.assignee) or outbox.staff_group(session, ticket.engineer_level)
+    # The key names the assignee by id (or a digest of the name): names travel only in the text.
+    who = outbox.assignee_tag(session, ticket.assignee)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,
-                   key=f"assigned.{int(at.timestamp())}.{ticket.assignee or 'group'}", at=at)
+                   key=f"assigned.{int(at.timestamp())}.{who}", at=at)
 
 
 def _ask_rating(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
@@ -273,7 +275,9 @@ def _ask_rating(ctx: Context, session: Session, ticket: Ticket, at: datetime) ->
 
 
 def _send_rca(ctx: Context, session: Session, ticket: Ticket, report: Mapping[str, Any], at: datetime) -> None:
-    subject = f"[edgewatch] Root-cause report for ticket #{ticket.id} ({ticket.device_id or ticket.title})"
+    # A subject is one line: a title may hold line breaks.
+    about = " ".join(str(ticket.device_id or ticket.title).split())
+    subject = f"[edgewatch] Root-cause report for ticket #{ticket.id} ({about})"
     lines = [f"Root-cause analysis of ticket #{ticket.id}: {ticket.title}", ""]
     for key in (*RCA_FIELDS, "actions"):
         value = report.get(key)

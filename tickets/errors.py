@@ -35,3 +35,7 @@ class InvalidInput(TicketError):
     def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, reason
         super().__init__(f"{field}: {reason}")
+
+
+class MessageNotWritten(TicketError):
+    """A notification the action must send cannot be rendered; the action is refused, nothing was changed."""

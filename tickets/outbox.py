@@ -7,9 +7,11 @@ can drop a repeated delivery. The delivery worker (`tickets.delivery`) sends the
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from tickets.errors import MessageNotWritten
 from tickets.models import (
     Contact,
     ContactRole,
@@ -31,6 +34,7 @@ from tickets.notify.message import Notification, NotificationError, notification
 logger = logging.getLogger(__name__)
 
 CONTACT, GROUP, MEMBER = "contact", "staff_group", "staff_member"
+_TAGS = {CONTACT: "c", GROUP: "s", MEMBER: "m"}
 
 # Whether this thread inserted outbox rows since it last asked: the delivery worker is woken
 # after a commit only then (the collector commits several times a second, mostly without any).
@@ -49,6 +53,26 @@ def take_written() -> bool:
     return rows
 
 
+# Whether a message that cannot be rendered refuses the whole change (see `refusing_unrenderable`).
+_strict = threading.local()
+
+
+@contextlib.contextmanager
+def refusing_unrenderable() -> Iterator[None]:
+    """Inside the block, this thread's `enqueue` raises MessageNotWritten for a message it cannot render.
+
+    For what people do through the server: refusing the action with the reason lets them see it at
+    once, where a failed row would only show up later in the delivery log. The collector's batches
+    run without it, so a ticket still opens when one of its messages cannot be written.
+    """
+    before = getattr(_strict, "on", False)
+    _strict.on = True
+    try:
+        yield
+    finally:
+        _strict.on = before
+
+
 @dataclass(frozen=True)
 class Recipient:
     kind: str  # contact | staff_group | staff_member
@@ -59,7 +83,9 @@ class Recipient:
 
     @property
     def tag(self) -> str:
-        return f"{self.kind[0]}{self.id}"
+        """The recipient in an idempotency key: `c<id>` a contact, `s<id>` a staff group, `m<id>` a staff member
+        (ids of different tables: a group and a member with the same id must not share a key)."""
+        return f"{_TAGS.get(self.kind, self.kind[0])}{self.id}"
 
 
 def customer_contacts(session: Session, customer_id: int | None, role: str = ContactRole.OPS) -> list[Recipient]:
@@ -81,6 +107,20 @@ def staff_group(session: Session, level: str | None) -> list[Recipient]:
     if group is None or not group.channel or not group.address:
         return []
     return [Recipient(GROUP, group.id, group.name, group.channel, group.address)]
+
+
+def assignee_tag(session: Session, name: str | None) -> str:
+    """Who a ticket is assigned to, as a key part: ids only, never the name (keys are ASCII, names are not).
+
+    `m<id>` for a staff member of that name, `n<12 hex digits of SHA-256(name)>` for anyone else,
+    `group` for nobody.
+    """
+    if not name:
+        return "group"
+    member_id = session.scalars(select(StaffMember.id).where(StaffMember.name == name)).one_or_none()
+    if member_id is not None:
+        return f"m{member_id}"
+    return "n" + hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
 def staff_member(session: Session, name: str | None) -> list[Recipient]:
@@ -133,6 +173,11 @@ def enqueue(
                 event, facts, idempotency_key=idem, channel=r.channel, address=r.address, created_at=at
             ).to_dict()
         except NotificationError as exc:
+            if getattr(_strict, "on", False):
+                raise MessageNotWritten(
+                    f"ticket {ticket.id}: the {event} message to {r.name or r.tag} ({r.channel}) cannot be "
+                    f"written: {exc}; nothing was changed"
+                ) from None
             # Kept as a failed row so the delivery log shows what could not be sent and why.
             logger.warning("ticket %s: cannot render %s for %s: %s", ticket.id, event, r.tag, exc)
             row.payload = {"event": event, "facts": _plain(facts)}

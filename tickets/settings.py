@@ -7,18 +7,21 @@ the notify engineer's `[notifications]` (channels, back-off, rate limits). Built
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edgewatch.config import ConfigError, Settings
+from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, server_address
 from tickets.delivery import DeliverySettings
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
 
 SECTION = "tickets"
+# Listening on every interface says nothing about the name people reach the server by.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class TicketSettings:
     policy: SlaPolicy = field(default_factory=SlaPolicy)
     notify: NotifySettings = field(default_factory=NotifySettings)
     # Where people open a ticket or answer a survey: the server's address as users reach it.
-    public_url: str = "http://localhost:8080"
+    public_url: str = f"http://{HTTP_DEFAULT_HOST}:{HTTP_DEFAULT_PORT}"
     reconcile_every: float = 5.0
     scheduler_threads: int = 4
     outbox_batch: int = 200
@@ -46,17 +49,81 @@ def load_ticket_settings(
     data_dir: Path | None = None,
 ) -> TicketSettings:
     s = Settings.load(config_file, SECTION, environ)
-    public_url = s.str("public_url", "http://localhost:8080", env="PUBLIC_URL") or ""
-    parts = urlsplit(public_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{config_file or '(defaults)'} [tickets] or EDGEWATCH_PUBLIC_URL", "public_url",
-                          f"expected an http(s) URL like https://desk.example.com, got {public_url!r}")
     return TicketSettings(
         policy=load_policy(Settings.load(config_file, "sla", environ)),
         notify=NotifySettings.load(config_file, environ, data_dir=data_dir),
-        public_url=public_url.rstrip("/"),
+        public_url=read_public_url(s, *server_address(config_file, environ)),
         reconcile_every=s.float("reconcile_seconds", 5.0, env="TICKETS_RECONCILE_SECONDS", positive=True),
         scheduler_threads=s.int("scheduler_threads", 4, env="TICKETS_SCHEDULER_THREADS", minimum=1),
         outbox_batch=s.int("outbox_batch", 200, env="TICKETS_OUTBOX_BATCH", minimum=1),
         outbox_lease=s.float("outbox_lease_seconds", 120.0, env="TICKETS_OUTBOX_LEASE_SECONDS", positive=True),
     )
+
+
+def load_public_url(
+    config_file: str | os.PathLike[str] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> str:
+    """`[tickets] public_url` (EDGEWATCH_PUBLIC_URL), checked; unset, the server's own address.
+
+    `host` and `port` are where the server listens when the caller knows better than the settings
+    (`edgewatch server --host/--port`).
+    """
+    if host is None or port is None:
+        configured_host, configured_port = server_address(config_file, environ)
+        host = configured_host if host is None else host
+        port = configured_port if port is None else port
+    return read_public_url(Settings.peek(config_file, SECTION, environ), host, port)
+
+
+def read_public_url(s: Settings, host: str, port: int) -> str:
+    """The `public_url` of a `[tickets]` section, checked, without a trailing slash."""
+    derived = server_url(host, port)
+    value = s.str("public_url", derived, env="PUBLIC_URL") or derived
+    try:
+        return check_public_url(value)
+    except ValueError as exc:
+        if value == derived:
+            raise ConfigError("EDGEWATCH_PUBLIC_URL / tickets.public_url", "public_url",
+                              f"unset, and the server's own address {derived!r} cannot serve as one ({exc}): "
+                              f"set it to the address people open the dashboard at") from None
+        raise s.invalid("public_url", str(exc), env="PUBLIC_URL") from None
+
+
+def server_url(host: str, port: int) -> str:
+    """The server's own address: `http://<host>:<port>`, with a wildcard host (0.0.0.0, ::) replaced by
+    this machine's fully qualified name."""
+    name = host.strip()
+    if name in WILDCARD_HOSTS:
+        name = socket.getfqdn() or socket.gethostname() or "localhost"
+    if ":" in name and not name.startswith("["):
+        name = f"[{name}]"  # an IPv6 address
+    return f"http://{name}:{port}"
+
+
+def check_public_url(value: str) -> str:
+    """An absolute http(s) URL, optionally with a path prefix; ValueError with the reason otherwise.
+
+    Returned without a trailing slash, ready for `/tickets/N` to be appended.
+    """
+    example = "like https://desk.example.com or https://ops.example.com/edgewatch"
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL with a host name, {example}, got {value!r}")
+    if any(c.isspace() for c in text):
+        raise ValueError(f"must not contain spaces, got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"must not carry a user name or password, got {value!r}")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"must not have a query (?) or fragment (#): links are appended to it, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"has an invalid port, got {value!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"has no host name, got {value!r}")
+    return text.rstrip("/")

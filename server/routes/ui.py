@@ -1,4 +1,5 @@
-"""Browser login and logout, the satisfaction-survey link, the dashboard shell, /healthz and /metrics."""
+"""Browser login and logout, the satisfaction-survey link, the dashboard shell, the ticket links of
+notifications, /healthz and /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -117,6 +118,16 @@ def metrics(request: Request) -> PlainTextResponse:
 @pages.get("/", name="dashboard", include_in_schema=False)
 def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/tickets/{ticket_id}", name="ticket_page", include_in_schema=False, status_code=303)
+def ticket_page(ticket_id: int) -> RedirectResponse:
+    """Where a notification's ticket link (`<public_url>/tickets/N`) lands: the dashboard's ticket view.
+
+    The Location is relative (`../#/tickets/N`), so it keeps whatever path prefix a reverse proxy
+    serves the dashboard under. The dashboard asks for a sign-in first when needed and keeps the route.
+    """
+    return RedirectResponse(f"../#/tickets/{ticket_id}", status_code=303, headers={"Cache-Control": "no-store"})
 
 
 @pages.get("/survey/{token}", name="survey_page", include_in_schema=False)

@@ -52,3 +52,56 @@ def test_runs_and_stops_cleanly_on_sigterm(broker: Mosquitto, tmp_path: Path) ->
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert b"collector running" in out
+
+
+@pytest.mark.mosquitto
+def test_without_the_ticket_runtime_tickets_follow_the_configured_sla_and_links(broker: Mosquitto,
+                                                                               tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from tickets.db import create_engine_for
+    from tickets.models import Clock, OutboxMessage, StaffGroup, Ticket
+
+    env = {**os.environ, "EDGEWATCH_MQTT_URL": broker.url, "EDGEWATCH_DATA_DIR": str(tmp_path),
+           "EDGEWATCH_MQTT_CLIENT_ID": "cli-no-runtime", "EDGEWATCH_PUBLIC_URL": "https://desk.example.com/ew/",
+           "EDGEWATCH_SLA_FIRST_RESPONSE_RED": "7m"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "collector", "--no-ticket-runtime"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
+    try:
+        wait_for(lambda: (tmp_path / "edgewatch.db").exists(), timeout=30)
+
+        def staffed() -> bool:  # once the collector has migrated the database
+            try:
+                with Session(engine) as s:
+                    s.add(StaffGroup(name="senior engineers", level="senior", channel="email",
+                                     address="senior@desk.test"))
+                    s.commit()
+                return True
+            except OperationalError:
+                return False
+
+        wait_for(staffed, timeout=30, what="the migrated database")
+        seq = iter(range(1, 10_000))
+
+        def opened() -> Ticket | None:
+            pub(broker.port, "edgewatch/v1/c-2/telemetry", sample("c-2", next(seq), cpu_percent=97))
+            with Session(engine) as s:
+                return s.scalars(select(Ticket)).first()
+
+        ticket = wait_for(opened, timeout=30, what="the red ticket")
+        with Session(engine) as s:
+            (row,) = s.scalars(select(OutboxMessage)).all()
+            assert f"Ticket: https://desk.example.com/ew/tickets/{ticket.id}\n" in row.payload["text"]
+            first = s.scalars(select(Clock).where(Clock.name == "first_response")).one()
+            assert first.due_at - first.started_at == timedelta(minutes=7)
+    finally:
+        engine.dispose()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()
+    assert b"links in notifications start with https://desk.example.com/ew" in out

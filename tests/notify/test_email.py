@@ -170,3 +170,29 @@ def test_build_email_is_deterministic() -> None:
 def test_settings_are_checked(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings(None, None, **kw)
+
+
+def test_text_in_any_script_arrives_intact_and_every_header_stays_ascii() -> None:
+    from datetime import UTC, datetime
+
+    from tickets.notify import Notification
+
+    name = "王" * 190 + "Li Na (Sr)"
+    subject = "[edgewatch] Root-cause report for ticket #7 (泵站 2 号网关 🚀 (north))"
+    text = f"Assignee: {name}.\nCustomer: Acme Water 水务\nNote: Zoë checked the fan 🚀\n"
+    n = Notification(idempotency_key="t7.rca.1767603600.c3", channel="email", address=TO, subject=subject,
+                     text=text, created_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    with smtp_server(None, mode="plain") as (controller, handler):
+        result = EmailChannel(settings(controller.port, None, security="none", username=None,
+                                       password=None)).send(n)
+    assert result.ok, result.detail
+    [got] = handler.messages
+    head = got.content.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii(), "headers must be ASCII (RFC 2047 for the subject)"
+    assert b"=?utf-8?" in head
+    msg = parse(got.content)
+    assert msg["Subject"] == subject
+    plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content() == text  # type: ignore[attr-defined]
+    assert f"Assignee: {name}." in html.get_content()  # type: ignore[attr-defined]

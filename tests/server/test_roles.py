@@ -37,7 +37,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "list_tokens": {"admin"}, "create_token": {"admin"}, "revoke_token": {"admin"},
     "list_dead_letters": STAFF, "get_kpis": STAFF,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
-    "dashboard": PUBLIC, "survey_page": PUBLIC,
+    "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC,
 }
 
 _unique = itertools.count()

@@ -1,4 +1,5 @@
 // The API client: same-origin fetch with the session cookie; unsafe methods echo the CSRF cookie.
+// Paths are relative to the page (served at "/"), so the dashboard also works under a proxy's path prefix.
 
 export class ApiError extends Error {
   constructor(status, detail, key) {
@@ -14,7 +15,7 @@ function csrfToken() {
 }
 
 export async function api(path, { method = "GET", body, query } = {}) {
-  let url = "/api/v1" + path;
+  let url = "api/v1" + path;
   if (query) {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) {
