@@ -37,6 +37,7 @@ from server.routes import admin, devices, tickets, ui
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
 from server.telemetry import NoTelemetry, SqliteTelemetry, TelemetryReader
+from server.throttle import AuthThrottle
 from tickets.clock import Clock, SystemClock
 from tickets.models import ApiToken, TokenRole
 from tickets.service import TicketService
@@ -137,6 +138,7 @@ def create_app(
         metrics=metrics,
         telemetry=telemetry,
         kpi_cache=KpiCache(settings.kpi_cache_s, stale_s=settings.kpi_stale_s),
+        throttle=AuthThrottle(settings.auth_failure_limit),
     )
     if settings.admin_token:
         ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from server.context import AppContext
 from server.policy import RULES
 from server.security import hash_token
+from server.throttle import Throttled
 from tickets.models import ApiToken, TokenRole
 
 SESSION_COOKIE = "ew_session"
@@ -60,8 +61,35 @@ def _principal(token: ApiToken) -> Principal:
     return Principal(token.id, TokenRole(token.role), token.customer_id, token.name)
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def throttled(request: Request) -> None:
+    """429 with Retry-After while the caller's address has used up its failed authentications."""
+    ctx = context(request)
+    try:
+        ctx.throttle.check(client_address(request))
+    except Throttled as exc:
+        ctx.metrics.auth_throttled.inc()
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+
+
 def authenticate(request: Request, session: Session) -> Principal:
-    """The caller, from `Authorization: Bearer` or else the session cookie (with its CSRF check)."""
+    """The caller, from `Authorization: Bearer` or else the session cookie (with its CSRF check).
+    Presented credentials that fail count against the client address; once it has used up its
+    failures, wrong credentials are answered 429 instead of 401 (server.throttle)."""
+    try:
+        return _authenticate(request, session)
+    except HTTPException as exc:
+        presented = "authorization" in request.headers or SESSION_COOKIE in request.cookies
+        if exc.status_code == 401 and presented:
+            throttled(request)
+            context(request).throttle.failed(client_address(request))
+        raise
+
+
+def _authenticate(request: Request, session: Session) -> Principal:
     ctx = context(request)
     header = request.headers.get("authorization")
     if header is not None:

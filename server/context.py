@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from server.kpis import KpiCache
     from server.metrics import ServerMetrics
     from server.telemetry import TelemetryReader
+    from server.throttle import AuthThrottle
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,4 @@ class AppContext:
     metrics: ServerMetrics
     telemetry: TelemetryReader
     kpi_cache: KpiCache
+    throttle: AuthThrottle

@@ -29,6 +29,11 @@ class ServerMetrics:
             "edgewatch_http_auth_failures_total", "requests refused with 401 or 403", ["status"],
             registry=self.registry,
         )
+        self.auth_throttled = Counter(
+            "edgewatch_http_auth_throttled_total",
+            "requests answered 429 because their client address (or account) failed authentication too often",
+            registry=self.registry,
+        )
         self.ticket_actions = Counter(
             "edgewatch_ticket_actions_total", "ticket actions through the API by action and outcome",
             ["action", "outcome"], registry=self.registry,

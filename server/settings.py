@@ -55,6 +55,7 @@ class ServerSettings:
     kpi_stale_s: float = 600.0
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies are answered 413 unread
+    auth_failure_limit: str = "20 per 5 minutes"  # 401s a client address may earn before it gets 429s
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -114,4 +115,15 @@ def load_settings(
         kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),
         forwarded_allow_ips=srv.str("forwarded_allow_ips", "127.0.0.1") or "127.0.0.1",
         max_body_bytes=srv.int("max_body_bytes", MAX_BODY_BYTES, env="HTTP_MAX_BODY_BYTES", minimum=1024),
+        auth_failure_limit=_rate("auth_failure_limit", srv.str("auth_failure_limit", "20 per 5 minutes", env="AUTH_FAILURE_LIMIT") or ""),
     )
+
+
+def _rate(key: str, text: str) -> str:
+    from limits import parse
+
+    try:
+        parse(text)
+    except ValueError:
+        raise ConfigError(f"server.{key}", key, f"expected a rate like '20 per 5 minutes', got {text!r}") from None
+    return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -89,10 +89,9 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
     base = _ticket_out(ticket, who).model_dump()
     audit: list[Any] = queries.audit_of(session, ticket_id)
     notes = queries.notes_of(session, ticket_id)
-    notifications = [NotificationOut.model_validate(n) for n in sent]
+    notifications = _notifications_out(sent, who)
     if who.is_customer:
         audit, notes = customer_view.shown_audit(audit), customer_view.shown_notes(notes)
-        notifications = [n.model_copy(update={"last_error": None, "attempt_log": []}) for n in notifications]
     return TicketDetail(
         **base,
         description=ticket.description,
@@ -257,4 +256,13 @@ def list_notifications(
                                           scope_customer_id=_scope(who), limit=limit, cursor=cursor)
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    return Page[NotificationOut](items=[NotificationOut.model_validate(n) for n in rows], next=nxt)
+    return Page[NotificationOut](items=_notifications_out(rows, who), next=nxt)
+
+
+def _notifications_out(rows: Sequence[Any], who: Principal) -> list[NotificationOut]:
+    """The delivery log; a customer's without delivery errors or attempt details (a receiver's reply
+    text, an internal address in an error, never reach a customer)."""
+    found = [NotificationOut.model_validate(n) for n in rows]
+    if who.is_customer:
+        found = [n.model_copy(update={"last_error": None, "attempt_log": []}) for n in found]
+    return found

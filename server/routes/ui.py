@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from server.actions import TicketActions
-from server.auth import CSRF_COOKIE, SESSION_COOKIE, context, db_session
+from server.auth import CSRF_COOKIE, SESSION_COOKIE, client_address, context, db_session, throttled
 from server.schemas import ErrorOut, LoginIn, LoginOut, RatingIn
 from server.security import hash_token
 from tickets.errors import TicketError, TicketNotFound
@@ -30,7 +30,8 @@ def _secure(request: Request) -> bool:
 
 
 @api.post("/auth/login", name="login", response_model=LoginOut,
-          responses={401: {"model": ErrorOut, "description": "unknown or revoked token"}})
+          responses={401: {"model": ErrorOut, "description": "unknown or revoked token"},
+                     429: {"model": ErrorOut, "description": "too many failed sign-ins from this address"}})
 def login(body: LoginIn, request: Request, response: Response, session: Db) -> LoginOut:
     """Trade an API token for a browser session: an HttpOnly, SameSite=Strict cookie (Secure over HTTPS).
 
@@ -41,6 +42,8 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
         select(ApiToken).where(ApiToken.token_hash == hash_token(body.token), ApiToken.revoked_at.is_(None))
     )
     if token is None:
+        throttled(request)
+        ctx.throttle.failed(client_address(request))
         raise HTTPException(401, "the API token is unknown or revoked")
     cookie = ctx.signer.issue(token.id, ctx.clock.now().timestamp())
     csrf = ctx.signer.csrf_for(cookie)

@@ -67,7 +67,9 @@ def api(postgres_server: services.Postgres) -> Iterator[Api]:
         port = free_port()
         log = work / "server.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEWATCH_DATA_DIR": str(work), "EDGEWATCH_DATABASE_URL": url,
-               "EDGEWATCH_ADMIN_TOKEN": ADMIN_TOKEN}
+               "EDGEWATCH_ADMIN_TOKEN": ADMIN_TOKEN,
+               # The role matrix sends forged tokens from one address; throttling is tested on its own.
+               "EDGEWATCH_AUTH_FAILURE_LIMIT": "100000 per minute"}
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tests.reliability.serve_tls", str(tls.server_cert), str(tls.server_key),
@@ -309,3 +311,25 @@ def test_a_weak_session_secret_is_refused_at_start(tmp_path: Path) -> None:
                                                          "EDGEWATCH_SESSION_SECRET": weak, "EDGEWATCH_HTTP_PORT": "0"})
         assert done.returncode != 0 and "session_secret" in done.stderr and "too weak" in done.stderr, done.stderr
         assert len(weak) < 8 or weak not in done.stderr  # the secret itself is never echoed
+
+
+def test_failed_credentials_are_throttled_per_address(tmp_path: Path) -> None:
+    """60 wrong tokens from one address: the first 20 are 401, the rest 429 with Retry-After, counted;
+    a valid token from the same address still works."""
+    from fastapi.testclient import TestClient
+
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
+    migrate(engine)
+    app = create_app(ServerSettings(data_dir=tmp_path, admin_token=ADMIN_TOKEN), session_factory(engine))
+    with TestClient(app) as client:
+        answers = [client.get("/api/v1/tickets", headers={"Authorization": f"Bearer wrong-{n}"}).status_code
+                   for n in range(30)]
+        answers += [client.post("/api/v1/auth/login", json={"token": f"wrong-{n}"}).status_code for n in range(30)]
+        assert answers == [401] * 20 + [429] * 40
+        refused = client.get("/api/v1/tickets", headers={"Authorization": "Bearer wrong-again"})
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 300
+        assert "try again in" in refused.json()["detail"]
+        assert client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+        assert client.get("/api/v1/tickets").status_code == 401  # no credentials: nothing guessed, never 429
+        assert "edgewatch_http_auth_throttled_total 41.0" in client.get("/metrics").text
+    engine.dispose()

@@ -180,5 +180,7 @@ def test_a_recurring_alert_notifies_again_and_the_customer_sees_only_what_concer
                                                     "rated", "dispatch", "start"}
     assert all(c["name"] != "escalation" for c in seen["clocks"])
     assert all(n["last_error"] is None and n["attempt_log"] == [] for n in seen["notifications"])
+    listed = s.h.client.get("/api/v1/notifications", headers=s.h.auth("rail")).json()["items"]
+    assert listed and all(n["last_error"] is None and n["attempt_log"] == [] for n in listed)
     # another customer does not see it at all
     assert s.h.client.get(f"/api/v1/tickets/{tid}", headers=s.h.auth("customer")).status_code == 404
