@@ -150,7 +150,8 @@ def create_app(
         "Send `Authorization: Bearer <token>`; times are ISO 8601 in UTC; lists are paged with `cursor`/`next`.",
     )
     app.state.ctx = ctx
-    app.state.actions = TicketActions(service or TicketService(clock=clock, public_url=settings.public_url))
+    service = service or TicketService(settings.sla, clock=clock, public_url=settings.public_url)
+    app.state.actions = TicketActions(service)
 
     for router in (tickets.router, devices.router, admin.router, ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix

@@ -6,10 +6,11 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir
+from tickets.policy import SlaPolicy, load_policy
 from tickets.settings import load_public_url, server_url
 
 DEFAULT_PORT = HTTP_DEFAULT_PORT
@@ -40,6 +41,9 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     # What every link in a notification starts with (`[tickets] public_url`); "": the server's own address.
     public_url: str = ""
+    # The `[sla]` policy, for the tickets the server opens (manual tickets, rating follow-ups) and the
+    # clocks its actions move.
+    sla: SlaPolicy = field(default_factory=SlaPolicy)
     # A bootstrap admin token: stored hashed at start-up, never logged.
     admin_token: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -104,6 +108,7 @@ def load_settings(
         host=host,
         port=port,
         public_url=load_public_url(config_file, environ, host=host, port=port),
+        sla=load_policy(Settings.load(config_file, "sla", environ)),
         admin_token=admin_token,
         cors_origins=tuple(srv.list("cors_origins", [], env="CORS_ORIGINS")),
         force_secure_cookies=srv.bool("force_secure_cookies", False),
@@ -115,7 +120,8 @@ def load_settings(
         kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),
         forwarded_allow_ips=srv.str("forwarded_allow_ips", "127.0.0.1") or "127.0.0.1",
         max_body_bytes=srv.int("max_body_bytes", MAX_BODY_BYTES, env="HTTP_MAX_BODY_BYTES", minimum=1024),
-        auth_failure_limit=_rate("auth_failure_limit", srv.str("auth_failure_limit", "20 per 5 minutes", env="AUTH_FAILURE_LIMIT") or ""),
+        auth_failure_limit=_rate("auth_failure_limit",
+                                 srv.str("auth_failure_limit", "20 per 5 minutes", env="AUTH_FAILURE_LIMIT") or ""),
     )
 
 

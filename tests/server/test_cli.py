@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -81,3 +82,32 @@ def test_bad_settings_exit_with_the_reason(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "edgewatch.cli", "server"], env=env, capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2 and "EDGEWATCH_ADMIN_TOKEN" in done.stderr and "s3cr3t" not in done.stderr
+
+
+def test_the_server_opens_tickets_with_the_configured_sla(tmp_path: Path) -> None:
+    """Manual tickets (and rating follow-ups) are opened by the server: they follow `[sla]`, not the defaults."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import load_settings
+    from tickets.db import create_engine_for, migrate, session_factory
+    from tickets.models import Device
+
+    config = tmp_path / "edgewatch.toml"
+    config.write_text('[sla]\nfirst_response_blue = "45m"\n')
+    settings = load_settings(config, {"EDGEWATCH_DATA_DIR": str(tmp_path),
+                                      "EDGEWATCH_ADMIN_TOKEN": "sla-admin-token-0123456789abcdef"})
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
+    migrate(engine)
+    with session_factory(engine).begin() as session:
+        session.add(Device(id="gw-sla", state="online"))
+    with TestClient(create_app(settings, session_factory(engine))) as client:
+        opened = client.post("/api/v1/tickets", json={"device_id": "gw-sla", "title": "check the cabinet",
+                                                      "level": "blue"},
+                             headers={"Authorization": "Bearer sla-admin-token-0123456789abcdef"})
+        assert opened.status_code == 201, opened.text
+        ticket = opened.json()
+    first = next(c for c in ticket["clocks"] if c["name"] == "first_response")
+    started, due = (datetime.fromisoformat(first[k].replace("Z", "+00:00")) for k in ("started_at", "due_at"))
+    assert due - started == timedelta(minutes=45)
+    engine.dispose()
