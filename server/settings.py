@@ -44,6 +44,8 @@ class ServerSettings:
     # The `[sla]` policy, for the tickets the server opens (manual tickets, rating follow-ups) and the
     # clocks its actions move.
     sla: SlaPolicy = field(default_factory=SlaPolicy)
+    # `[notifications] allow_private_addresses`: contact URLs may point at internal receivers.
+    allow_private_addresses: bool = False
     # A bootstrap admin token: stored hashed at start-up, never logged.
     admin_token: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -109,6 +111,8 @@ def load_settings(
         port=port,
         public_url=load_public_url(config_file, environ, host=host, port=port),
         sla=load_policy(Settings.load(config_file, "sla", environ)),
+        allow_private_addresses=Settings.load(config_file, "notifications", environ).bool(
+            "allow_private_addresses", False, env="NOTIFY_ALLOW_PRIVATE_ADDRESSES"),
         admin_token=admin_token,
         cors_origins=tuple(srv.list("cors_origins", [], env="CORS_ORIGINS")),
         force_secure_cookies=srv.bool("force_secure_cookies", False),

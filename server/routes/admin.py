@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Annotated, Literal
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,7 @@ from server.schemas import (
 from server.security import hash_token, new_token
 from tickets.audit import record_entity
 from tickets.models import ApiToken, Contact, Customer
+from tickets.notify.addresses import AddressRefused, check_url
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authorized)]
@@ -144,6 +146,11 @@ def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who
             raise HTTPException(422, f"address: {address!r} is not an e-mail address")
     elif not address.startswith(("https://", "http://")):
         raise HTTPException(422, f"address: a {body.channel} contact needs an http(s):// URL")
+    elif not context(request).settings.allow_private_addresses:
+        try:
+            check_url(address)
+        except (AddressRefused, httpx.InvalidURL) as exc:
+            raise HTTPException(422, f"address: {exc}") from None
     now = context(request).clock.now()
     contact = Contact(customer_id=customer.id, name=body.name, channel=body.channel, address=address,
                       secret=body.secret, role=body.role, active=True, created_at=now)

@@ -91,6 +91,8 @@ class CollectorProcess:
             "EDGEWATCH_DATA_DIR": str(workdir),
             "EDGEWATCH_DATABASE_URL": database_url,
             "EDGEWATCH_METRICS_PORT": str(self.metrics_port),
+            # The webhook receivers of the tests listen on 127.0.0.1.
+            "EDGEWATCH_NOTIFY_ALLOW_PRIVATE_ADDRESSES": "1",
             **(extra_env or {}),
         }
         self.args = [sys.executable, "-m", "edgewatch.cli", "collector", "--log-level", "INFO"]

@@ -47,7 +47,7 @@ def test_default_retry_budget_outlasts_a_5_minute_receiver_outage(draw: float, f
         service.on_transition(s, Transition(Event.RAISED, Severity.RED, "gw-out", "cpu_percent", 1,
                                             clock.now().timestamp(), 95.0, 60.0, 90.0))
     start = clock.now()
-    with ChannelRegistry(NotifySettings()) as registry:
+    with ChannelRegistry(NotifySettings(allow_private_addresses=True)) as registry:
         worker = OutboxWorker(sessions, registry.send, DeliverySettings(), clock=clock, rand=lambda: draw)
         for _ in range(100):
             worker.run_once()

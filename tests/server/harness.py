@@ -101,6 +101,7 @@ def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None
     # Every test client shares one address: throttling of failed credentials has tests of its own.
     settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3",
                               auth_failure_limit="100000 per minute",
+                              allow_private_addresses=True,  # contacts of the tests point at 127.0.0.1
                               poll_interval_s=poll_interval_s)
     app = create_app(settings, sessions, clock=clock, service=service)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -172,6 +172,7 @@ def world(request: pytest.FixtureRequest, postgres_server: services.Postgres,
             "EDGEWATCH_DATABASE_URL": database_url, "EDGEWATCH_MQTT_URL": broker.url,
             "EDGEWATCH_AGENT_INTERVAL": "600",  # no offline tickets while the test waits
             "EDGEWATCH_DATA_DIR": str(workdir), "EDGEWATCH_PUBLIC_URL": "",
+            "EDGEWATCH_NOTIFY_ALLOW_PRIVATE_ADDRESSES": "1",  # the receivers listen on 127.0.0.1
         })
         if prefix:
             public = stack.enter_context(prefix_proxy(server_port, prefix))

@@ -39,7 +39,8 @@ def outside() -> Iterator[Outside]:
 
     with smtp_server(None, mode="plain") as (controller, mail), Receiver(answer) as receiver:
         settings = NotifySettings(smtp=SmtpSettings(host="127.0.0.1", port=controller.port, security="none",
-                                                    from_addr="edgewatch@desk.test"))
+                                                    from_addr="edgewatch@desk.test"),
+                                  allow_private_addresses=True)  # the receivers listen on 127.0.0.1
         with ChannelRegistry(settings) as registry:
             yield Outside(mail, receiver, registry)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from tickets.notify.addresses import AddressRefused
 from tickets.notify.inbox import InboxChannel
 from tickets.notify.message import Notification, iso
 from tickets.notify.result import Channel, DeliveryResult
@@ -153,6 +154,8 @@ class _HttpChannel:
         url, body, headers = self._request(n, url)
         try:
             response = self._client.post(url, content=body, headers={"User-Agent": USER_AGENT, **headers})
+        except AddressRefused as exc:
+            return DeliveryResult.failed(str(exc)), where
         except httpx.TimeoutException as exc:
             # The receiver may have got it: a retry carries the same idempotency key.
             return DeliveryResult.retry(f"timed out ({type(exc).__name__})"), where

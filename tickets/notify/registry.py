@@ -15,6 +15,7 @@ from types import TracebackType
 import httpx
 
 from edgewatch.config import ConfigError, Settings, default_data_dir
+from tickets.notify.addresses import delivery_client
 from tickets.notify.channels import (
     DingTalkChannel,
     FeishuChannel,
@@ -40,6 +41,8 @@ class NotifySettings:
     limits: Mapping[str, RateLimit | None] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     max_attempts: int = 10
+    # False: no receiver on loopback, private, link-local, ... addresses (tickets.notify.addresses).
+    allow_private_addresses: bool = False
 
     @classmethod
     def load(
@@ -76,6 +79,7 @@ class NotifySettings:
             limits=limits,
             backoff=BackoffPolicy(base=base, factor=factor, cap=cap),
             max_attempts=s.int("max_attempts", 10, env="NOTIFY_MAX_ATTEMPTS", minimum=1),
+            allow_private_addresses=s.bool("allow_private_addresses", False, env="NOTIFY_ALLOW_PRIVATE_ADDRESSES"),
         )
 
 
@@ -128,7 +132,7 @@ class ChannelRegistry:
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=self.settings.http_timeout, follow_redirects=False)
+            self._http = delivery_client(self.settings.http_timeout, self.settings.allow_private_addresses)
         return self._http
 
     def channel_for(self, kind: str) -> Channel:
