@@ -59,8 +59,8 @@ CORE_METRICS = tuple(name for name, m in METRICS.items() if m.default_threshold 
 
 # Old spellings, still accepted in samples and in settings and read as the canonical name.
 ALIASES: dict[str, str] = {
-    "temp_c": "temperature_c",  # what edgewatch agents up to 0.1 sent
-    "load_per_core": "load1_per_core",  # what thresholds files up to 0.1 called it
+    "temp_c": "temperature_c",  # what earlier edgewatch agents sent
+    "load_per_core": "load1_per_core",  # what earlier thresholds files called it
 }
 
 

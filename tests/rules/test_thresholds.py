@@ -176,7 +176,7 @@ def test_old_metric_names_are_read_as_the_canonical_ones() -> None:
 def test_a_metric_of_the_catalogue_declared_custom_keeps_its_bounds() -> None:
     with pytest.raises(ThresholdError, match="can never be exceeded"):
         parse_thresholds({"metrics": {"cpu_percent": {"threshold": 90, "custom": True, "bounded": False}}})
-    th = parse_thresholds({"metrics": {"load1_per_core": {"threshold": 2, "custom": True}}})  # custom before 0.2
+    th = parse_thresholds({"metrics": {"load1_per_core": {"threshold": 2, "custom": True}}})  # declared custom when it was unknown
     assert th.rule_for("x", None, "load1_per_core") == MetricRule(2.0, 3.0, 2.0)
     assert "custom" not in th.to_dict()["metrics"]["load1_per_core"]
 
