@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from server.kpis import KpiCache
     from server.metrics import ServerMetrics
     from server.telemetry import TelemetryReader
+    from server.thresholds import ThresholdFile
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,4 @@ class AppContext:
     metrics: ServerMetrics
     telemetry: TelemetryReader
     kpi_cache: KpiCache
+    thresholds_file: ThresholdFile | None = None  # when set, the only source of thresholds (read-only here)

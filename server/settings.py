@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewatch.config import ConfigError, Settings, default_data_dir
+from edgewatch.config import ConfigError, Settings, default_data_dir, read_toml
 
 DEFAULT_PORT = 8080
 MIN_ADMIN_TOKEN_CHARS = 16
@@ -33,6 +33,8 @@ class ServerSettings:
     # ... and how much longer it is still served while a fresh one is computed in the background
     kpi_stale_s: float = 600.0
     forwarded_allow_ips: str = "127.0.0.1"
+    # The thresholds file the collector applies: when set, the API and dashboard show it read-only.
+    thresholds_file: Path | None = None
 
     def __repr__(self) -> str:  # never print a secret
         return f"ServerSettings(data_dir={self.data_dir!s}, host={self.host}, port={self.port})"
@@ -41,7 +43,8 @@ class ServerSettings:
 def load_settings(
     config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
 ) -> ServerSettings:
-    """Build the settings from the `[server]` section (and `[database] url`) and the environment."""
+    """Build the settings from the `[server]` section (and `[database] url`, `[collector] thresholds`)
+    and the environment."""
     srv = Settings.load(config_file, "server", environ)
     db = Settings.load(config_file, "database", environ)
     data_dir = srv.path("data_dir", default_data_dir(), env="DATA_DIR")
@@ -56,6 +59,7 @@ def load_settings(
     if port > 65535:
         raise ConfigError("EDGEWATCH_HTTP_PORT / server.port", "port", f"must be at most 65535, got {port}")
     telemetry = srv.str("telemetry_path", None, env="TELEMETRY_SQLITE_PATH")
+    thresholds = srv.str("thresholds", None, env="THRESHOLDS") or _collector_thresholds(config_file)
     return ServerSettings(
         data_dir=data_dir,
         database_url=srv.str("database_url", None, env="DATABASE_URL") or db.str("url", None),
@@ -71,4 +75,16 @@ def load_settings(
         kpi_cache_s=srv.float("kpi_cache_s", 60.0, minimum=0),
         kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),
         forwarded_allow_ips=srv.str("forwarded_allow_ips", "127.0.0.1") or "127.0.0.1",
+        thresholds_file=Path(thresholds).expanduser() if thresholds else None,
     )
+
+
+def _collector_thresholds(config_file: str | os.PathLike[str] | None) -> str | None:
+    """The collector's thresholds file, when the same settings file serves the central side."""
+    if config_file is None:
+        return None
+    section = read_toml(config_file).get("collector")
+    value = section.get("thresholds") if isinstance(section, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(str(config_file), "collector.thresholds", f"expected a string, got {value!r}")
+    return value or None

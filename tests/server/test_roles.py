@@ -29,7 +29,7 @@ PUBLIC = "public"
 EXPECTED: dict[str, set[str] | str] = {
     "whoami": ALL,
     "list_devices": ALL, "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
-    "list_alerts": ALL,
+    "list_alerts": ALL, "metrics_catalog": ALL,
     "list_tickets": ALL, "get_ticket": ALL, "ticket_action": STAFF, "add_note": ALL, "attach_rca": STAFF,
     "rate_ticket": ALL, "list_notifications": ALL,
     "get_thresholds": STAFF, "put_thresholds": MANAGERS,
