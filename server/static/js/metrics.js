@@ -21,8 +21,3 @@ export function describe(cat, name) {
   if (!m) return name;
   return m.unit ? `${m.label} (${name}, ${m.unit})` : `${m.label} (${name})`;
 }
-
-export function unitOf(cat, name) {
-  const m = cat.byName.get(name);
-  return m ? m.unit : "";
-}
