@@ -1,8 +1,10 @@
 """The parts of the wire contract (docs: contracts.md) the agent must respect when it builds samples.
 
-They mirror `rules.sample`, the collector's decoder; the agent does not import the `rules` package at
-run time because its import graph (dataclasses, inspect, the rule engine) would add about a megabyte
-to a process whose memory is measured against node_exporter's. The tests check that both agree.
+Metric names and possible values come from `rules.metrics`, the one catalogue every layer reads
+(a standard-library module that loads nothing else of `rules`). The rest mirrors `rules.sample`,
+the collector's decoder, which the agent does not import: its import graph (dataclasses, inspect,
+the rule engine) would add about a megabyte to a process whose memory is measured against
+node_exporter's. The tests check that both agree.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 
+from rules.metrics import METRIC_NAME_PATTERN, range_problem
+
 SAMPLE_VERSION = 1
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def telemetry_topic(device_id: str) -> str:
@@ -29,8 +32,4 @@ def metric_problem(name: str, value: float) -> str | None:
         return f"metric name {name!r} is not lower_snake_case"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return f"metrics.{name} is not a finite number ({value!r})"
-    if value < 0:
-        return f"metrics.{name} is negative ({value!r})"
-    if name.endswith("_percent") and value > 100:
-        return f"metrics.{name} is over 100 % ({value!r})"
-    return None
+    return range_problem(name, value)

@@ -92,9 +92,8 @@ class HostProbe:
                 readings.append(int(zone.read_text().strip()) / 1000.0)
             except (OSError, ValueError):
                 continue  # some zones exist but cannot be read (sensor off): skip just them
-        # The collector refuses negative metric values; a sub-zero reading is left out, not clamped.
-        if readings and max(readings) >= 0:
-            out["temp_c"] = max(readings)
+        if readings:  # below 0 °C too: an outdoor cabinet in winter
+            out["temperature_c"] = max(readings)
 
     def _uptime(self, out: dict[str, float]) -> None:
         out["uptime_s"] = round(max(0.0, time.time() - psutil.boot_time()), 1)

@@ -73,7 +73,7 @@ class Collector:
         self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
                                  payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
                                  clock=clock, state_flush_s=settings.registry_flush_s, predictive=self.predictive)
-        self.thresholds = ThresholdSource(settings.thresholds_file)
+        self.thresholds = ThresholdSource(settings.thresholds_file, on_error=self.metrics.threshold_errors.inc)
         self._service = ticket_service
         tel = settings.telemetry
         self.writer = StoreWriter(

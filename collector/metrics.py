@@ -77,6 +77,11 @@ class CollectorMetrics:
             "Alerts forgotten after their ticket was resolved by force (the next breach opens a new ticket)",
             registry=r,
         )
+        self.threshold_errors = Counter(
+            "edgewatch_collector_threshold_errors",
+            "Thresholds documents not applied because they are broken (each broken version once); "
+            "the thresholds in force stay", registry=r,
+        )
         self.input_queue = Gauge(
             "edgewatch_collector_input_queue_messages", "Messages received and waiting to be processed",
             registry=r,

@@ -32,6 +32,7 @@ from edgewatch.config import ConfigError, default_data_dir
 from edgewatch.files import private_dir
 from edgewatch.fleet import SimDevice, default_fleet
 from edgewatch.net import free_port, wait_for_port
+from rules.thresholds import ThresholdError
 
 logger = logging.getLogger("edgewatch.demo")
 
@@ -177,6 +178,11 @@ class Demo:
         env["EDGEWATCH_ADMIN_TOKEN"] = self.token
         inbox = self.data_dir / "inbox.jsonl"
         env["EDGEWATCH_NOTIFY_INBOX"] = str(inbox)
+        if self.args.thresholds:  # the collector applies it, the dashboard shows it read-only
+            env["EDGEWATCH_THRESHOLDS"] = str(Path(self.args.thresholds).expanduser().resolve())
+        if env.get("EDGEWATCH_THRESHOLDS"):
+            print(f"  thresholds {env['EDGEWATCH_THRESHOLDS']}  (the only source: read-only in the dashboard)",
+                  flush=True)
 
         self.broker_port = free_port(self.args.mqtt_port)
         broker = Broker(self.data_dir, self.broker_port, self.args.broker)
@@ -318,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="mosquitto when installed (auto), or the embedded Python broker (pip install amqtt)")
     parser.add_argument("--keep", action="store_true", help="keep the previous demo's tickets and telemetry")
     parser.add_argument("--no-agent", action="store_true", help="do not run an agent for this machine")
+    parser.add_argument("--thresholds", metavar="FILE", help="thresholds file (TOML or JSON) for the collector and "
+                        "the server, instead of the thresholds edited in the dashboard (EDGEWATCH_THRESHOLDS)")
     args = parser.parse_args(argv)
     if args.devices < 1 or args.interval <= 0:
         parser.error("--devices must be at least 1 and --interval greater than 0")
@@ -340,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             stop.wait(args.duration)
-    except (ConfigError, RuntimeError, TimeoutError, OSError) as exc:
+    except (ConfigError, ThresholdError, RuntimeError, TimeoutError, OSError) as exc:
         print(f"edgewatch demo: {exc}", file=sys.stderr)
         return 1
     print("edgewatch demo: stopped", flush=True)

@@ -13,30 +13,18 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from edgewatch.config import ConfigError, read_toml
-from rules import RuleEngine, SampleError, ThresholdError, Thresholds, parse_sample, parse_thresholds
+from edgewatch import thresholds_file
+from edgewatch.config import ConfigError
+from rules import RuleEngine, SampleError, ThresholdError, Thresholds, parse_sample
 
 
 def load_thresholds(path: str | Path | None) -> Thresholds:
     """Thresholds from a TOML (or .json) file; the built-in defaults when no file is given."""
     if path is None:
         return Thresholds()
-    file = Path(path)
-    data: Any
-    if file.suffix == ".json":
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(str(file), "(file)", exc.strerror or str(exc)) from None
-        except ValueError as exc:
-            raise ConfigError(str(file), "(syntax)", str(exc)) from None
-        if not isinstance(data, dict):
-            raise ConfigError(str(file), "(document)", "must be a JSON object")
-    else:
-        data = read_toml(file)
-    return parse_thresholds(data, source=str(file))
+    return thresholds_file.load(Path(path)).thresholds
 
 
 def replay(lines: Iterable[bytes | str], engine: RuleEngine, out: IO[str], err: IO[str]) -> Counter[str]:

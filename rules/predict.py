@@ -21,20 +21,19 @@ state snapshots to plain JSON-able data.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
 from rules.anomaly import DEFAULT_PARAMS, AnomalyDetector, AnomalyParams
 from rules.forecast import Forecast, TrendForecaster
-from rules.thresholds import DEVICE_CLASSES, METRICS
+from rules.metrics import METRIC_NAME_PATTERN, canonical, unit_of
+from rules.thresholds import DEVICE_CLASSES
 
 SNAPSHOT_VERSION = 1
 HOUR = 3600.0
 MINUTE = 60.0
-_METRIC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class PredictiveConfigError(ValueError):
@@ -218,8 +217,8 @@ def parse_predictive(data: Mapping[str, Any], source: str = "predictive") -> Pre
     metrics: dict[str, dict[str, Any]] = {}
     for metric, table in _table(data.get("metrics", {}), "predictive.metrics", source).items():
         where = f"predictive.metrics.{metric}"
-        _check_metric(metric, where, source)
-        metrics[metric] = _settings(_table(table, where, source), where, source)
+        name = _metric(metric, where, source, metrics)
+        metrics[name] = _settings(_table(table, where, source), where, source)
     classes: dict[str, dict[str, Any]] = {}
     class_metrics: dict[tuple[str, str], dict[str, Any]] = {}
     for cls, table in _table(data.get("classes", {}), "predictive.classes", source).items():
@@ -230,8 +229,8 @@ def parse_predictive(data: Mapping[str, Any], source: str = "predictive") -> Pre
         own: dict[str, Any] = {}
         for key, value in _table(table, where, source).items():
             if isinstance(value, Mapping):
-                _check_metric(key, f"{where}.{key}", source)
-                class_metrics[(cls, key)] = _settings(value, f"{where}.{key}", source)
+                name = _metric(key, f"{where}.{key}", source, {m for c, m in class_metrics if c == cls})
+                class_metrics[(cls, name)] = _settings(value, f"{where}.{key}", source)
             else:
                 own[key] = value
         classes[cls] = _settings(own, where, source)
@@ -254,9 +253,14 @@ def _table(value: Any, where: str, source: str) -> Mapping[str, Any]:
     return value
 
 
-def _check_metric(name: str, where: str, source: str) -> None:
-    if not _METRIC_NAME.match(name):
-        raise PredictiveConfigError(source, where, "a metric name is 1-64 characters of A-Z a-z 0-9 _ . -")
+def _metric(name: str, where: str, source: str, seen: Collection[str]) -> str:
+    """The canonical name of a metric named in the settings (`rules.metrics`)."""
+    if not METRIC_NAME_PATTERN.fullmatch(name):
+        raise PredictiveConfigError(source, where, "a metric name is lower_snake_case: a-z, then up to 63 of a-z 0-9 _")
+    metric = canonical(name)
+    if metric in seen:
+        raise PredictiveConfigError(source, where, f"{metric} is set twice here (once by an old name); keep one")
+    return metric
 
 
 def _settings(values: Mapping[str, Any], where: str, source: str) -> dict[str, Any]:
@@ -359,8 +363,7 @@ def format_duration(seconds: float) -> str:
 
 
 def format_value(metric: str, value: float) -> str:
-    info = METRICS.get(metric)
-    unit = info.unit if info is not None else ""
+    unit = unit_of(metric)
     return f"{value:g} {unit}" if unit else f"{value:g}"
 
 

@@ -1,7 +1,8 @@
 """Decoding the contract's JSON sample into a `Sample`, with precise reasons for rejection.
 
 Shared by `edgewatch rules replay` and the collector, so both accept and refuse exactly the same
-payloads. Works on the already-parsed JSON value; reading bytes is the caller's job.
+payloads. Works on the already-parsed JSON value; reading bytes is the caller's job. Metric names
+and possible values are those of `rules.metrics`; an old spelling is stored under its canonical name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import reprlib
 from typing import Any, TypeGuard
 
+from rules.metrics import ALIASES, METRIC_NAME_PATTERN, canonical, range_problem
 from rules.model import Sample
 
 SAMPLE_VERSION = 1
@@ -21,7 +23,6 @@ _QUOTE = reprlib.Repr()
 _QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlong = 3, 200, 200, 60
 quote_value = _QUOTE.repr
 
-METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_METRICS = 256
 MAX_INSTANCE_LENGTH = 128
 MAX_DEVICE_CLASS_LENGTH = 32
@@ -59,13 +60,12 @@ def _short_text(value: object, limit: int) -> bool:
 
 
 def check_metric_value(name: str, value: float) -> None:
-    """Refuse values no probe can produce: non-finite, negative, or a percentage over 100."""
+    """Refuse values no probe can produce: non-finite, or outside the metric's bounds (`rules.metrics`)."""
     if not math.isfinite(value):
         raise SampleError("non_finite", f"metrics.{name} is {quote_value(value)}")
-    if value < 0:
-        raise SampleError("impossible_value", f"metrics.{name} is negative ({quote_value(value)})")
-    if name.endswith("_percent") and value > 100:
-        raise SampleError("impossible_value", f"metrics.{name} is over 100 % ({quote_value(value)})")
+    problem = range_problem(name, value)
+    if problem is not None:
+        raise SampleError("impossible_value", problem)
 
 
 def parse_sample(obj: Any) -> Sample:
@@ -98,6 +98,11 @@ def parse_sample(obj: Any) -> Sample:
     for name, value in raw_metrics.items():
         if METRIC_NAME_PATTERN.fullmatch(name) is None:
             raise SampleError("bad_metric_name", f"metric name {quote_value(name)} is not lower_snake_case")
+        written, name = name, canonical(name)
+        if name in metrics:  # reached only through an old spelling (JSON keys are unique)
+            old = written if written in ALIASES else next(a for a in raw_metrics if ALIASES.get(a) == name)
+            raise SampleError("bad_metric_name", f"metrics.{old} is the old name of {name}, which the sample "
+                              "also carries; send one of them")
         if value is None:
             metrics[name] = None
             continue

@@ -2,7 +2,8 @@
 
 `parse_thresholds` validates a decoded settings document (TOML or JSON, read by the caller) and
 names the source, the key and the reason for every mistake, so an operator can fix a file without
-guessing. Layout (TOML):
+guessing. Metric names are those of `rules.metrics`; an old spelling there (e.g. `temp_c`) is
+read as its canonical name. Layout (TOML):
 
     [rules]                        # optional, these are the defaults
     orange_count = 3               # consecutive breaches that raise orange
@@ -10,8 +11,9 @@ guessing. Layout (TOML):
     red_factor = 1.5               # red when value > red_factor x threshold
 
     [metrics.cpu_percent]
-    threshold = 60
-    clear_level = 55               # optional hysteresis: clearing needs value <= 55
+    threshold = 80
+    red = 95                       # optional: red when value > 95 instead of red_factor x 80
+    clear_level = 75               # optional hysteresis: clearing needs value <= 75
 
     [classes.router]
     latency_ms = 250               # shorthand for [classes.router.latency_ms] threshold = 250
@@ -28,30 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rules.metrics import ALIASES, METRICS, canonical
+
 DEVICE_CLASSES = ("gateway", "router")
 
-
-@dataclass(frozen=True, slots=True)
-class MetricInfo:
-    bounded: bool  # a percentage: values lie in 0..100
-    unit: str
-    default_threshold: float | None  # None: evaluated only once configured
-
-
-# The metrics edgewatch knows. Only the three core metrics have default thresholds.
-METRICS: dict[str, MetricInfo] = {
-    "cpu_percent": MetricInfo(True, "%", 60.0),
-    "mem_percent": MetricInfo(True, "%", 60.0),
-    "latency_ms": MetricInfo(False, "ms", 200.0),
-    "swap_percent": MetricInfo(True, "%", None),
-    "disk_percent": MetricInfo(True, "%", None),
-    "packet_loss_percent": MetricInfo(True, "%", None),
-    "load_per_core": MetricInfo(False, "", None),
-    "temperature_c": MetricInfo(False, "°C", None),
-}
-
 RULE_KEYS = ("orange_count", "clear_count", "red_factor")
-METRIC_KEYS = ("threshold", "clear_level", "orange_count", "clear_count", "custom", "bounded")
+METRIC_KEYS = ("threshold", "red", "clear_level", "orange_count", "clear_count", "custom", "bounded")
 
 
 class ThresholdError(ValueError):
@@ -76,6 +60,7 @@ class MetricRule:
 @dataclass(frozen=True, slots=True)
 class _Override:
     threshold: float | None = None
+    red: float | None = None
     clear_level: float | None = None
     orange_count: int | None = None
     clear_count: int | None = None
@@ -135,7 +120,7 @@ class Thresholds:
         threshold = merged.threshold
         return MetricRule(
             threshold=threshold,
-            red_level=threshold * self.red_factor,
+            red_level=merged.red if merged.red is not None else threshold * self.red_factor,
             clear_level=merged.clear_level if merged.clear_level is not None else threshold,
             orange_count=merged.orange_count or self.orange_count,
             clear_count=merged.clear_count or self.clear_count,
@@ -182,10 +167,16 @@ class Thresholds:
 
 def _merge(base: _Override, layer: _Override) -> _Override:
     changes = {key: getattr(layer, key) for key in base.__dataclass_fields__ if getattr(layer, key) is not None}
-    # A new threshold without its own clear level must not inherit a clear level meant for another one.
-    if layer.threshold is not None and layer.clear_level is None:
-        changes["clear_level"] = None
+    # A new threshold without its own clear or red level must not inherit levels meant for another one.
+    if layer.threshold is not None:
+        changes.setdefault("clear_level", None)
+        changes.setdefault("red", None)
     return replace(base, **changes)
+
+
+def _alias_note(first: str, second: str) -> str:
+    old = first if first in ALIASES else second
+    return f"{old} is the old name of {ALIASES[old]}"
 
 
 def _override_dict(override: _Override) -> dict[str, Any]:
@@ -199,6 +190,7 @@ class _Parser:
         self.clear_count = 3
         self.red_factor = 1.5
         self.bounded = {name: info.bounded for name, info in METRICS.items()}
+        self.written: dict[str, str] = {}  # a metric's key with its canonical name -> as the document spells it
 
     def fail(self, key: str, reason: str) -> ThresholdError:
         return ThresholdError(self.source, key, reason)
@@ -235,7 +227,9 @@ class _Parser:
             else:
                 raise self.fail(where, f"unknown setting; expected one of {', '.join(RULE_KEYS)}")
 
-    def metric_name(self, name: str, key: str, custom: set[str]) -> None:
+    def metric_name(self, name: str, key: str, custom: set[str]) -> str:
+        """The canonical name of a metric named in the document."""
+        name = canonical(name)
         if name not in METRICS and name not in custom:
             known = ", ".join(sorted([*METRICS, *custom]))
             raise self.fail(
@@ -243,6 +237,20 @@ class _Parser:
                 f"unknown metric {name!r} (known: {known}); "
                 "declare a metric of your own under [metrics.NAME] with custom = true",
             )
+        return name
+
+    def metric_entries(self, table: Mapping[str, Any], prefix: str, custom: set[str]) -> list[tuple[str, str, Any]]:
+        """(canonical name, key, value) of each metric in a table; a metric named twice is an error."""
+        entries: dict[str, tuple[str, str, Any]] = {}
+        for name, value in table.items():
+            key = f"{prefix}.{name}"
+            metric = self.metric_name(name, key, custom)
+            if metric in entries:
+                old = entries[metric][1].removeprefix(prefix + ".")
+                raise self.fail(key, f"{old} and {name} are the same metric ({_alias_note(old, name)}); keep one")
+            entries[metric] = (metric, key, value)
+            self.written[f"{prefix}.{metric}"] = key
+        return list(entries.values())
 
     def override(self, value: Any, key: str, metric: str, *, declaring: bool = False) -> _Override:
         shorthand = not isinstance(value, Mapping)
@@ -251,17 +259,15 @@ class _Parser:
         fields: dict[str, Any] = {}
         for sub, sub_value in value.items():
             where = key if shorthand else f"{key}.{sub}"  # the shorthand form has no sub-key to name
-            if sub == "threshold":
-                fields["threshold"] = self.positive_number(sub_value, where)
-            elif sub == "clear_level":
-                fields["clear_level"] = self.positive_number(sub_value, where)
+            if sub in ("threshold", "red", "clear_level"):
+                fields[sub] = self.positive_number(sub_value, where)
             elif sub in ("orange_count", "clear_count"):
                 fields[sub] = self.count(sub_value, where)
             elif sub in ("custom", "bounded") and declaring:
                 if not isinstance(sub_value, bool):
                     raise self.fail(where, f"must be true or false, got {sub_value!r}")
             else:
-                allowed = METRIC_KEYS if declaring else METRIC_KEYS[:4]
+                allowed = METRIC_KEYS if declaring else METRIC_KEYS[:5]
                 raise self.fail(where, f"unknown setting; expected one of {', '.join(allowed)}")
         result = _Override(**fields)
         self.check_levels(result, key, metric)
@@ -276,13 +282,27 @@ class _Parser:
                 f"{key}.clear_level",
                 f"clear level {override.clear_level:g} is above the threshold {threshold:g}; it must be at or below it",
             )
+        bounded = self.bounded.get(metric, False)
+        red = override.red
+        if red is not None:
+            if red <= threshold:
+                raise self.fail(
+                    f"{key}.red", f"red level {red:g} is not above the threshold {threshold:g}; it must be above it"
+                )
+            if bounded and red >= 100:
+                raise self.fail(
+                    f"{key}.red",
+                    f"{metric} is a percentage: a red level of {red:g} % can never be exceeded (red is a value "
+                    "above it), so red could never fire; use a red level below 100",
+                )
+            return
         red_level = threshold * self.red_factor
-        if self.bounded.get(metric, False) and red_level >= 100:
+        if bounded and red_level >= 100:
             raise self.fail(
                 key,
                 f"{metric} is a percentage: its red level {self.red_factor:g} x {threshold:g} = "
                 f"{red_level:g} % can never be exceeded, so red could never fire; "
-                f"use a threshold below {100 / self.red_factor:.2f}",
+                f"use a threshold below {100 / self.red_factor:.2f}, or give it a red level below 100 (red = N)",
             )
 
 
@@ -297,13 +317,12 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
     metrics_table = parser.table(data.get("metrics", {}), "metrics")
     custom: set[str] = set()
     for name, value in metrics_table.items():
-        if isinstance(value, Mapping) and value.get("custom") is True:
+        # `custom = true` on a metric of the catalogue changes nothing: its bounds are known.
+        if isinstance(value, Mapping) and value.get("custom") is True and canonical(name) not in METRICS:
             custom.add(name)
             parser.bounded[name] = bool(value.get("bounded", False))
     defaults: dict[str, _Override] = {}
-    for name, value in metrics_table.items():
-        key = f"metrics.{name}"
-        parser.metric_name(name, key, custom)
+    for name, key, value in parser.metric_entries(metrics_table, "metrics", custom):
         defaults[name] = parser.override(value, key, name, declaring=True)
         if name in custom and defaults[name].threshold is None:
             raise parser.fail(f"{key}.threshold", "a custom metric needs a threshold")
@@ -313,25 +332,23 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
         if cls not in DEVICE_CLASSES:
             raise parser.fail(f"classes.{cls}", f"unknown device class; expected one of {', '.join(DEVICE_CLASSES)}")
         classes[cls] = {}
-        for name, value in parser.table(table, f"classes.{cls}").items():
-            key = f"classes.{cls}.{name}"
-            parser.metric_name(name, key, custom)
+        for name, key, value in parser.metric_entries(parser.table(table, f"classes.{cls}"), f"classes.{cls}", custom):
             classes[cls][name] = parser.override(value, key, name)
 
     devices: dict[str, dict[str, _Override]] = {}
     device_classes: dict[str, str] = {}
     for dev, table in parser.table(data.get("devices", {}), "devices").items():
         devices[dev] = {}
-        for name, value in parser.table(table, f"devices.{dev}").items():
-            key = f"devices.{dev}.{name}"
-            if name == "device_class":
-                if value not in DEVICE_CLASSES:
-                    raise parser.fail(
-                        key, f"unknown device class {value!r}; expected one of {', '.join(DEVICE_CLASSES)}"
-                    )
-                device_classes[dev] = value
-                continue
-            parser.metric_name(name, key, custom)
+        entries = dict(parser.table(table, f"devices.{dev}"))
+        if "device_class" in entries:
+            value = entries.pop("device_class")
+            if value not in DEVICE_CLASSES:
+                raise parser.fail(
+                    f"devices.{dev}.device_class",
+                    f"unknown device class {value!r}; expected one of {', '.join(DEVICE_CLASSES)}",
+                )
+            device_classes[dev] = value
+        for name, key, value in parser.metric_entries(entries, f"devices.{dev}", custom):
             devices[dev][name] = parser.override(value, key, name)
 
     thresholds = Thresholds(
@@ -361,6 +378,7 @@ def _check_resolved(thresholds: Thresholds, parser: _Parser) -> None:
 
 
 def _check_rule(merged: _Override, parser: _Parser, key: str, metric: str) -> None:
+    key = parser.written.get(key, key)
     if merged.threshold is None:
         raise parser.fail(key, f"{metric} has no threshold here; give one with threshold = N")
     parser.check_levels(merged, key, metric)

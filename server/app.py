@@ -37,6 +37,7 @@ from server.routes import admin, devices, tickets, ui
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
 from server.telemetry import NoTelemetry, SqliteTelemetry, TelemetryReader
+from server.thresholds import ThresholdFile
 from server.throttle import AuthThrottle
 from tickets.clock import Clock, SystemClock
 from tickets.models import ApiToken, TokenRole
@@ -139,6 +140,8 @@ def create_app(
         telemetry=telemetry,
         kpi_cache=KpiCache(settings.kpi_cache_s, stale_s=settings.kpi_stale_s),
         throttle=AuthThrottle(settings.auth_failure_limit),
+        # A bad file stops the start here (ConfigError, ThresholdError), as it stops the collector.
+        thresholds_file=ThresholdFile(settings.thresholds_file) if settings.thresholds_file is not None else None,
     )
     if settings.admin_token:
         ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))

@@ -17,20 +17,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML settings file ([server] section; the environment wins)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default EDGEWATCH_HTTP_PORT or 8080)")
+    parser.add_argument("--thresholds", metavar="FILE", help="the collector's thresholds file (TOML or JSON): shown "
+                        "read-only, and changing thresholds through the API is refused (default "
+                        "EDGEWATCH_THRESHOLDS, [server] or [collector] thresholds)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(list(argv or []))
     from edgewatch import logsetup
 
     logsetup.configure(args.log_level)
 
+    from dataclasses import replace
+    from pathlib import Path
+
     import uvicorn
 
+    from rules import ThresholdError
     from server.app import create_app, freeze_startup_heap
     from server.settings import load_settings
     from tickets import db
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
+        if args.thresholds:
+            settings = replace(settings, thresholds_file=Path(args.thresholds))
     except ConfigError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
@@ -41,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except db.DatabaseError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings, db.session_factory(engine))
+    try:
+        app = create_app(settings, db.session_factory(engine))
+    except (ConfigError, ThresholdError) as exc:  # the thresholds file cannot be read or does not validate
+        print(f"edgewatch server: {exc}", file=sys.stderr)
+        engine.dispose()
+        return 2
     freeze_startup_heap()
     logger.info("links in notifications start with %s", settings.public_url)
     uvicorn.run(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from server.kpis import KpiCache
     from server.metrics import ServerMetrics
     from server.telemetry import TelemetryReader
+    from server.thresholds import ThresholdFile
     from server.throttle import AuthThrottle
 
 
@@ -28,3 +29,4 @@ class AppContext:
     telemetry: TelemetryReader
     kpi_cache: KpiCache
     throttle: AuthThrottle
+    thresholds_file: ThresholdFile | None = None  # when set, the only source of thresholds (read-only here)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import METRICS
+from rules.metrics import unit_of
 from server.schemas import ForecastOut, HistoryPoint, MetricForecast, PredictiveWarningOut
 from tickets.models import OPEN_STATUSES, PredictiveState, Ticket
 
@@ -45,10 +45,9 @@ def metric_forecast(metric: str, entry: Mapping[str, Any], ticket_id: int | None
     f = entry.get("forecast")
     ts = entry.get("ts")
     horizon = float(entry.get("horizon_s") or 0.0)
-    info = METRICS.get(metric)
     warning = entry.get("warning")
     out = MetricForecast(
-        metric=metric, unit=info.unit if info else "", as_of=_at(ts), enabled=bool(entry.get("enabled", True)),
+        metric=metric, unit=unit_of(metric), as_of=_at(ts), enabled=bool(entry.get("enabled", True)),
         threshold=entry.get("threshold"), horizon_s=horizon, now=None, slope_per_hour=None, eta_s=None,
         eta_at=None, eta_sd_s=None, confidence=None, reliable=False, anomaly_score=entry.get("anomaly_score"),
         points=[], warning=None,

@@ -24,6 +24,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "device_forecast": EVERYONE,
     "update_device": MANAGERS,
     "list_alerts": EVERYONE,
+    "metrics_catalog": EVERYONE,
     # tickets
     "list_tickets": EVERYONE,
     "get_ticket": EVERYONE,

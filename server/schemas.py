@@ -201,6 +201,22 @@ class ThresholdLine(BaseModel):
     clear_level: float
 
 
+class MetricOut(BaseModel):
+    name: str = Field(description="the canonical name, as in samples and thresholds")
+    label: str = Field(description="for people, in English")
+    short: str = Field(description="a word for tight spaces")
+    unit: str = Field(description="\"%\", \"ms\", \"°C\", ...; empty for a plain number")
+    minimum: float = Field(description="the lowest value a reading can have")
+    maximum: float | None = Field(description="the highest, when there is one (percentages: 100)")
+    default_threshold: float | None = Field(description="the built-in threshold, if the metric has one")
+    aliases: list[str] = Field(description="old names still accepted in samples and thresholds")
+
+
+class MetricsCatalogOut(BaseModel):
+    items: list[MetricOut]
+    red_factor: float = Field(description="the built-in red level is this times the threshold")
+
+
 class HistoryPoint(BaseModel):
     ts: float = Field(description="Unix seconds (the device's clock)")
     value: float | None
@@ -266,11 +282,22 @@ class AlertOut(BaseModel):
 # --- thresholds ------------------------------------------------------------------------------
 
 
+class ThresholdSourceOut(BaseModel):
+    kind: Literal["file", "database"] = Field(
+        description="file: the configured thresholds file is the only source and cannot be changed through the "
+        "API (writes answer 409); database: the document saved through the API")
+    path: str | None = Field(None, description="the thresholds file (kind file)")
+
+
 class ThresholdsOut(BaseModel):
-    version: int = Field(description="0 until the document is first saved; send it back to guard against lost updates")
+    version: int = Field(description="0 until the document is first saved (and always 0 from a file); send it back "
+                         "to guard against lost updates")
     document: dict[str, Any]
-    updated_at: datetime | None
+    updated_at: datetime | None = Field(description="when it was saved, or the file last changed")
     updated_by: str | None
+    source: ThresholdSourceOut
+    error: str | None = Field(None, description="the thresholds file as it is now does not validate (file, key, "
+                              "reason): `document` is its last valid content, which stays in force")
 
 
 class ThresholdsIn(In):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir
+from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
 from tickets.policy import SlaPolicy, load_policy
 from tickets.settings import load_public_url, server_url
 
@@ -60,6 +60,8 @@ class ServerSettings:
     # ... and how much longer it is still served while a fresh one is computed in the background
     kpi_stale_s: float = 600.0
     forwarded_allow_ips: str = "127.0.0.1"
+    # The thresholds file the collector applies: when set, the API and dashboard show it read-only.
+    thresholds_file: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies are answered 413 unread
     auth_failure_limit: str = "20 per 5 minutes"  # 401s a client address may earn before it gets 429s
 
@@ -78,8 +80,8 @@ def load_settings(
     host: str | None = None,
     port: int | None = None,
 ) -> ServerSettings:
-    """Build the settings from the `[server]` section (and `[database] url`, `[tickets] public_url`) and the
-    environment; `host` and `port` (the command line's) win over both."""
+    """Build the settings from the `[server]` section (and `[database] url`, `[tickets] public_url`,
+    `[collector] thresholds`) and the environment; `host` and `port` (the command line's) win over both."""
     srv = Settings.load(config_file, "server", environ)
     db = Settings.load(config_file, "database", environ)
     data_dir = srv.path("data_dir", default_data_dir(), env="DATA_DIR")
@@ -104,6 +106,7 @@ def load_settings(
             "EDGEWATCH_SESSION_SECRET / server.session_secret", "session_secret",
             "too weak to sign sessions: use 32 random bytes, e.g. the output of `openssl rand -hex 32`",
         )
+    thresholds = srv.str("thresholds", None, env="THRESHOLDS") or _collector_thresholds(config_file)
     return ServerSettings(
         data_dir=data_dir,
         database_url=srv.str("database_url", None, env="DATABASE_URL") or db.str("url", None),
@@ -126,6 +129,7 @@ def load_settings(
         max_body_bytes=srv.int("max_body_bytes", MAX_BODY_BYTES, env="HTTP_MAX_BODY_BYTES", minimum=1024),
         auth_failure_limit=_rate("auth_failure_limit",
                                  srv.str("auth_failure_limit", "20 per 5 minutes", env="AUTH_FAILURE_LIMIT") or ""),
+        thresholds_file=Path(thresholds).expanduser() if thresholds else None,
     )
 
 
@@ -137,3 +141,14 @@ def _rate(key: str, text: str) -> str:
     except ValueError:
         raise ConfigError(f"server.{key}", key, f"expected a rate like '20 per 5 minutes', got {text!r}") from None
     return text
+
+
+def _collector_thresholds(config_file: str | os.PathLike[str] | None) -> str | None:
+    """The collector's thresholds file, when the same settings file serves the central side."""
+    if config_file is None:
+        return None
+    section = read_toml(config_file).get("collector")
+    value = section.get("thresholds") if isinstance(section, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(str(config_file), "collector.thresholds", f"expected a string, got {value!r}")
+    return value or None

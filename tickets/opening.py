@@ -299,7 +299,7 @@ def _details(t: rules.Transition, recent: Sequence[tuple[float, float]]) -> dict
 def _description(t: rules.Transition, recent: Sequence[tuple[float, float]]) -> str:
     when = iso(datetime.fromtimestamp(t.ts, UTC))
     if t.severity == rules.Severity.RED:
-        rule = f"more than 50 % over its threshold {t.threshold:g} (red above {t.red_level:g})"
+        rule = f"over its red level {t.red_level:g} (threshold {t.threshold:g})"
     else:
         rule = f"over its threshold {t.threshold:g} on consecutive samples"
     lines = [f"{t.metric} on {t.device_id} was {t.value:g} at {when} (seq {t.seq}): {rule}."]

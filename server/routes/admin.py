@@ -30,6 +30,7 @@ from server.schemas import (
     Page,
     SlaAttainment,
     ThresholdsIn,
+    ThresholdSourceOut,
     ThresholdsOut,
     TokenIn,
     TokenOut,
@@ -56,21 +57,27 @@ def whoami(request: Request, who: Who) -> WhoAmI:
 
 
 def _thresholds_out(doc: thresholds.Document) -> ThresholdsOut:
-    return ThresholdsOut(version=doc.version, document=doc.value, updated_at=doc.updated_at, updated_by=doc.updated_by)
+    return ThresholdsOut(version=doc.version, document=doc.value, updated_at=doc.updated_at, updated_by=doc.updated_by,
+                         source=ThresholdSourceOut(**doc.source), error=doc.error)
 
 
 @router.get("/thresholds", name="get_thresholds", response_model=ThresholdsOut, tags=["thresholds"])
-def get_thresholds(who: Who, session: Db) -> ThresholdsOut:
-    """The fleet-wide thresholds document (class defaults, per-device overrides) and its version."""
-    return _thresholds_out(thresholds.load(session))
+def get_thresholds(request: Request, who: Who, session: Db) -> ThresholdsOut:
+    """The fleet-wide thresholds document (class defaults, per-device overrides), its version and its source:
+    the thresholds file when one is configured (read-only), else the database."""
+    return _thresholds_out(thresholds.current(context(request).thresholds_file, session))
 
 
 @router.put("/thresholds", name="put_thresholds", response_model=ThresholdsOut, tags=["thresholds"],
-            responses={409: {"model": ErrorOut, "description": "changed by someone else since `version`"},
+            responses={409: {"model": ErrorOut, "description": "changed by someone else since `version`, or the "
+                             "thresholds are managed in a file (the reason names it)"},
                        422: {"model": ErrorOut, "description": "a bad setting: `key` and the reason"}})
 def put_thresholds(body: ThresholdsIn, request: Request, who: Who, session: Db) -> ThresholdsOut:
     """Replace the document; validated like a thresholds file. A running collector applies it without restart."""
-    now = context(request).clock.now()
+    ctx = context(request)
+    if ctx.thresholds_file is not None:
+        raise HTTPException(409, ctx.thresholds_file.refusal("The thresholds are"))
+    now = ctx.clock.now()
     before = thresholds.load(session)
     try:
         doc = thresholds.save(session, body.document, expected_version=body.version, actor=who.actor, now=now)

@@ -1,4 +1,5 @@
-"""The device registry: fleet health, latest values, history with threshold lines, and per-device settings."""
+"""The device registry: fleet health, latest values, history with threshold lines, per-device settings, and
+the metric catalogue (names, labels, units, possible values: `rules.metrics`) the dashboard reads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import METRICS, ThresholdError, parse_thresholds
+from rules import ThresholdError, parse_thresholds
+from rules.metrics import ALIASES, CORE_METRICS, METRICS, unit_of
+from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
 from server.errors import check_time
@@ -22,6 +25,8 @@ from server.schemas import (
     HistoryOut,
     HistoryPoint,
     MetricHistory,
+    MetricOut,
+    MetricsCatalogOut,
     Page,
     ThresholdLine,
 )
@@ -31,7 +36,6 @@ from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
-CORE = ("cpu_percent", "mem_percent", "latency_ms")
 MAX_HISTORY = timedelta(days=92)
 
 
@@ -39,19 +43,41 @@ def _scope(who: Principal) -> int | None:
     return who.customer_id if who.is_customer else None
 
 
-def _out(view: queries.DeviceView) -> DeviceOut:
+def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) -> DeviceOut:
+    """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force)."""
     d = view.device
+    own = d.thresholds if file_document is None else thresholds.device_table(file_document, d.id)
     return DeviceOut(
         id=d.id, device_class=d.device_class, customer_id=d.customer_id, state=d.state,  # type: ignore[arg-type]
         health=view.health,  # type: ignore[arg-type]
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
-        latest=d.latest, thresholds=d.thresholds, open_tickets=view.open_tickets,
+        latest=d.latest, thresholds=own, open_tickets=view.open_tickets,
+    )
+
+
+def _file_document(request: Request) -> dict[str, Any] | None:
+    file = context(request).thresholds_file
+    return None if file is None else file.current()[0].document
+
+
+@router.get("/metrics-catalog", name="metrics_catalog", response_model=MetricsCatalogOut, tags=["devices"])
+def metrics_catalog(who: Who) -> MetricsCatalogOut:
+    """Every metric edgewatch knows: name, label, unit, possible values, built-in threshold and old names.
+
+    Agents may send metrics of their own too; those are plain numbers (0..100 for a `*_percent`)."""
+    aliases: dict[str, list[str]] = {}
+    for old, new in ALIASES.items():
+        aliases.setdefault(new, []).append(old)
+    return MetricsCatalogOut(
+        items=[MetricOut(**m._asdict(), aliases=aliases.get(m.name, [])) for m in METRICS.values()],
+        red_factor=Thresholds().red_factor,
     )
 
 
 @router.get("/devices", name="list_devices", response_model=Page[DeviceOut])
 def list_devices(
+    request: Request,
     who: Who,
     session: Db,
     customer_id: int | None = None,
@@ -69,7 +95,8 @@ def list_devices(
         )
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    return Page[DeviceOut](items=[_out(v) for v in queries.device_views(session, rows)], next=nxt)
+    doc = _file_document(request)
+    return Page[DeviceOut](items=[_out(v, doc) for v in queries.device_views(session, rows)], next=nxt)
 
 
 def _device(session: Session, device_id: str, who: Principal) -> Device:
@@ -81,8 +108,8 @@ def _device(session: Session, device_id: str, who: Principal) -> Device:
 
 @router.get("/devices/{device_id}", name="get_device", response_model=DeviceOut,
             responses={404: {"description": "no such device (or not yours)"}})
-def get_device(device_id: DeviceId, who: Who, session: Db) -> DeviceOut:
-    return _out(queries.device_views(session, [_device(session, device_id, who)])[0])
+def get_device(device_id: DeviceId, request: Request, who: Who, session: Db) -> DeviceOut:
+    return _out(queries.device_views(session, [_device(session, device_id, who)])[0], _file_document(request))
 
 
 @router.get("/devices/{device_id}/history", name="device_history", response_model=HistoryOut,
@@ -104,20 +131,15 @@ def device_history(
     start = check_time("start", start) or end - timedelta(hours=6)
     if not start < end or end - start > MAX_HISTORY:
         raise HTTPException(422, f"start must be before end, and the span at most {MAX_HISTORY.days} days")
-    names = list(dict.fromkeys(metric or [*CORE, *(k for k in (device.latest or {}) if k not in CORE)]))
-    doc = thresholds.load(session).value
-    try:
-        resolved = parse_thresholds(thresholds.with_device(doc, device.id, device.thresholds, device.device_class))
-    except ThresholdError:
-        resolved = None  # a broken stored document must not hide the charts
+    names = list(dict.fromkeys(metric or [*CORE_METRICS, *(k for k in (device.latest or {}) if k not in CORE_METRICS)]))
+    resolved = thresholds.resolved(ctx.thresholds_file, session, device.id, device.device_class, device.thresholds)
     series = ctx.telemetry.history(device.id, names, start.timestamp(), end.timestamp(), points)
     out = []
     for s in series:
         rule = resolved.rule_for(device.id, device.device_class, s.metric) if resolved else None
         line = ThresholdLine(threshold=rule.threshold, red_level=rule.red_level, clear_level=rule.clear_level) \
             if rule else None
-        info = METRICS.get(s.metric)
-        out.append(MetricHistory(metric=s.metric, unit=info.unit if info else "",
+        out.append(MetricHistory(metric=s.metric, unit=unit_of(s.metric),
                                  points=[HistoryPoint(ts=t, value=v) for t, v in s.points], threshold=line))
     return HistoryOut(device_id=device.id, start=start, end=end, available=ctx.telemetry.available, metrics=out)
 
@@ -137,16 +159,22 @@ def device_forecast(
 
 
 @router.put("/devices/{device_id}", name="update_device", response_model=DeviceOut,
-            responses={404: {"description": "no such device"}, 422: {"description": "a bad threshold: key and reason"}})
+            responses={404: {"description": "no such device"}, 422: {"description": "a bad threshold: key and reason"},
+                       409: {"description": "`thresholds` given while a thresholds file is configured"}})
 def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Who, session: Db) -> DeviceOut:
     """Set any of customer, class and threshold overrides; a running collector applies them without restart.
 
     A device not seen yet is registered, so it can be set up before its agent first reports.
-    `thresholds: null` removes the device's overrides.
+    `thresholds: null` removes the device's overrides. With a thresholds file configured, the file owns
+    per-device thresholds too: a body with `thresholds` is refused (409); class and customer can be set.
     """
     ctx = context(request)
     now = ctx.clock.now()
     given = body.model_fields_set
+    file = ctx.thresholds_file
+    if file is not None and "thresholds" in given:
+        raise HTTPException(409, file.refusal(f"The thresholds of device {device_id} are") +
+                            "; its class and customer can still be set here")
     device = session.get(Device, device_id)
     if device is None:
         device = Device(id=device_id, state="unknown")
@@ -161,8 +189,12 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
         if key in given:
             after[key] = getattr(body, key)
     if after["thresholds"] != before["thresholds"] or after["device_class"] != before["device_class"]:
-        merged = thresholds.with_device(thresholds.load(session).value, device_id, after["thresholds"],
-                                        after["device_class"])
+        if file is not None:  # the file's table for the device, with the class it is given here
+            base = file.current()[0].document
+            own = thresholds.device_table(base, device_id)
+        else:
+            base, own = thresholds.load(session).value, after["thresholds"]
+        merged = thresholds.with_device(base, device_id, own, after["device_class"])
         try:
             parse_thresholds(merged, thresholds.SOURCE)
         except ThresholdError as exc:
@@ -178,7 +210,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
         # Running collectors re-read device classes when the thresholds version moves.
         thresholds.save(session, thresholds.load(session).value, expected_version=None, actor=who.actor, now=now)
     session.commit()
-    return _out(queries.device_views(session, [device])[0])
+    return _out(queries.device_views(session, [device])[0], _file_document(request))
 
 
 @router.get("/alerts", name="list_alerts", response_model=Page[AlertOut], tags=["alerts"])

@@ -25,7 +25,7 @@ def test_real_host_metrics_are_in_range(tmp_path: Path) -> None:
     assert 0 < metrics["mem_percent"] <= 100
     assert 0 <= metrics["disk_percent"] <= 100
     assert metrics["load1_per_core"] >= 0 and metrics["uptime_s"] > 0
-    assert "temp_c" not in metrics
+    assert "temperature_c" not in metrics
 
 
 def test_disk_of_a_data_dir_not_yet_created(tmp_path: Path) -> None:
@@ -33,11 +33,11 @@ def test_disk_of_a_data_dir_not_yet_created(tmp_path: Path) -> None:
     assert 0 <= metrics["disk_percent"] <= 100
 
 
-def test_temperature_is_the_hottest_zone_and_never_negative(tmp_path: Path) -> None:
+def test_temperature_is_the_hottest_zone_also_below_zero(tmp_path: Path) -> None:
     for zone, text in (("thermal_zone0", "41500\n"), ("thermal_zone1", "63250\n"), ("thermal_zone2", "junk")):
         (tmp_path / zone).mkdir()
         (tmp_path / zone / "temp").write_text(text)
-    assert HostProbe(tmp_path, thermal_root=tmp_path).read()["temp_c"] == 63.25
-    for zone in ("thermal_zone0", "thermal_zone1"):
-        (tmp_path / zone / "temp").write_text("-5000\n")
-    assert "temp_c" not in HostProbe(tmp_path, thermal_root=tmp_path).read()
+    assert HostProbe(tmp_path, thermal_root=tmp_path).read()["temperature_c"] == 63.25
+    (tmp_path / "thermal_zone0" / "temp").write_text("-12500\n")
+    (tmp_path / "thermal_zone1" / "temp").write_text("-5000\n")
+    assert HostProbe(tmp_path, thermal_root=tmp_path).read()["temperature_c"] == -5.0

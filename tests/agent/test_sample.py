@@ -33,8 +33,15 @@ def test_unreachable_primary_target_has_loss_but_no_latency() -> None:
 
 
 def test_values_the_collector_would_refuse_are_left_out() -> None:
-    metrics = {"cpu_percent": 101.0, "latency_ms": -1.0, "temp_c": math.nan, "Bad-Name": 1.0, "mem_percent": 5.0}
+    metrics = {"cpu_percent": 101.0, "latency_ms": -1.0, "temperature_c": math.nan, "Bad-Name": 1.0,
+               "mem_percent": 5.0, "load1_per_core": -0.1}
     assert valid_metrics(metrics) == {"mem_percent": 5.0}
+
+
+def test_a_temperature_below_zero_is_sent() -> None:
+    sample = build_sample(device_id="r1", seq=1, ts=1.0, metrics={"temperature_c": -18.5}, instance="i")
+    assert sample["metrics"] == {"temperature_c": -18.5}
+    assert parse_sample(sample).metrics == {"temperature_c": -18.5}
 
 
 def test_no_optional_keys_when_not_needed() -> None:
@@ -48,10 +55,12 @@ def test_the_agents_contract_checks_agree_with_the_collectors() -> None:
     from rules import sample as rules_sample
 
     assert contract.DEVICE_ID_PATTERN.pattern == rules_sample.DEVICE_ID_PATTERN.pattern
-    assert contract.METRIC_NAME_PATTERN.pattern == rules_sample.METRIC_NAME_PATTERN.pattern
+    assert contract.METRIC_NAME_PATTERN is rules_sample.METRIC_NAME_PATTERN  # both read rules.metrics
     assert contract.SAMPLE_VERSION == rules_sample.SAMPLE_VERSION
     cases = [("cpu_percent", 100.0), ("cpu_percent", 100.5), ("latency_ms", 0.0), ("latency_ms", -0.1),
-             ("temp_c", math.inf), ("temp_c", math.nan), ("load1_per_core", 3.5), ("x" * 64, 1.0), ("x" * 65, 1.0)]
+             ("temperature_c", math.inf), ("temperature_c", math.nan), ("temperature_c", -40.0),
+             ("temperature_c", -274.0), ("temp_c", -1.0), ("load1_per_core", 3.5), ("fan_rpm", -1.0),
+             ("fill_percent", 100.5), ("x" * 64, 1.0), ("x" * 65, 1.0)]
     for name, value in cases:
         sample = {"v": 1, "device_id": "d", "seq": 1, "ts": 1.0, "metrics": {name: value}}
         try:

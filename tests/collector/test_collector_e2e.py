@@ -294,6 +294,83 @@ def test_the_agent_reports_and_a_red_ticket_opens(broker: Mosquitto, tmp_path: P
         c.stop()
 
 
+def test_an_edited_thresholds_file_applies_without_restart(broker: Mosquitto, tmp_path: Path) -> None:
+    thresholds = tmp_path / "fleet.toml"
+    thresholds.write_text("[metrics.latency_ms]\nthreshold = 200\n")
+    c = Collector(settings(tmp_path, broker.port, thresholds_file=thresholds, metrics_port=0))
+    c.start(timeout=30)
+    try:
+        pub(broker.port, T.format("gw-f"), sample("gw-f", 1, latency_ms=250))  # a breach, not red (300)
+        wait_for(lambda: handled(c) >= 1)
+        thresholds.write_text("[metrics.latency_ms]\nthreshold = 100\nred = 240\n")
+        wait_for(lambda: c.rules.thresholds.rule_for("x", None, "latency_ms").red_level == 240,  # type: ignore[union-attr]
+                 what="the edited file to be applied")
+        pub(broker.port, T.format("gw-f"), sample("gw-f", 2, latency_ms=250))  # red under the edited file
+        rows = wait_for(lambda: ticket_rows(c.db_engine), what="the red ticket")
+        assert [(r["metric"], r["severity"]) for r in rows] == [("latency_ms", "red")]
+        assert "latency_ms on gw-f was 250" in rows[0]["description"]
+        assert "over its red level 240 (threshold 100)" in rows[0]["description"]
+
+        thresholds.write_text("[metrics.latency_ms]\nthreshold = 100\nred = 50\n")  # broken: red below threshold
+        wait_for(lambda: c.metrics.value("edgewatch_collector_threshold_errors_total") == 1,
+                 what="the broken file to be counted")
+        text = httpx.get(f"http://127.0.0.1:{c.metrics_port}/metrics", timeout=5).text
+        assert "edgewatch_collector_threshold_errors_total 1.0" in text
+        rule = c.rules.thresholds.rule_for("x", None, "latency_ms")  # the thresholds in force stay
+        assert rule is not None and (rule.threshold, rule.red_level) == (100, 240)
+    finally:
+        c.stop()
+
+
+# The agent as a real process, its thermal zones read from the test's files (this machine may have
+# no sensor, and a test cannot make one freeze).
+AGENT_WITH_THERMAL_ZONES = """
+import sys
+from pathlib import Path
+
+import agent.cli
+from agent.host import HostProbe
+
+
+class FixtureZones(HostProbe):
+    def __init__(self, disk_path, **kwargs):
+        super().__init__(disk_path, thermal_root=Path(sys.argv[1]), **kwargs)
+
+
+agent.cli.HostProbe = FixtureZones
+sys.exit(agent.cli.main([]))
+"""
+
+
+def test_an_agents_temperature_below_zero_is_accepted_and_a_temperature_threshold_applies(
+        broker: Mosquitto, tmp_path: Path) -> None:
+    zones = tmp_path / "thermal"
+    (zones / "thermal_zone0").mkdir(parents=True)
+    zone = zones / "thermal_zone0" / "temp"
+    zone.write_text("-12500\n")  # a winter cabinet: -12.5 °C
+    thresholds = tmp_path / "thresholds.toml"
+    thresholds.write_text("[metrics.temperature_c]\nthreshold = 20\nred = 40\n")
+    c = Collector(settings(tmp_path, broker.port, thresholds_file=thresholds))
+    c.start(timeout=30)
+    env = {**os.environ, "EDGEWATCH_MQTT_URL": broker.url, "EDGEWATCH_DEVICE_ID": "agent-t",
+           "EDGEWATCH_AGENT_INTERVAL": "0.2", "EDGEWATCH_DATA_DIR": str(tmp_path / "agent")}
+    agent = subprocess.Popen([sys.executable, "-c", AGENT_WITH_THERMAL_ZONES, str(zones)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        dev = wait_for(lambda: (d := device(c.db_engine, "agent-t")) and (d["latest"] or {}).get("temperature_c")
+                       and d, timeout=30, what="the agent's sub-zero temperature")
+        assert dev["latest"]["temperature_c"] == -12.5 and "temp_c" not in dev["latest"]
+        zone.write_text("45000\n")  # over the red level of 40
+        rows = wait_for(lambda: [r for r in ticket_rows(c.db_engine) if r["metric"] == "temperature_c"], timeout=30,
+                        what="the red temperature ticket")
+        assert [(r["device_id"], r["kind"], r["severity"]) for r in rows] == [("agent-t", "on_site", "red")]
+        assert dead_letters(c.db_engine) == []
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
+        c.stop()
+
+
 def test_influxdb_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
     with victoria_metrics() as vm:
         tel = TelemetrySettings(store="influxdb", influx_url=vm.url, influx_token="t", flush_interval_s=0.05)

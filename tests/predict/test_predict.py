@@ -121,6 +121,11 @@ def test_settings_round_trip_through_to_dict() -> None:
         ({"metrics": {"cpu_percent": {"confidence": 2}}}, "predictive.metrics.cpu_percent.confidence", "below 1"),
         ({"classes": {"switch": {}}}, "predictive.classes.switch", "unknown device class"),
         ({"classes": {"router": {"x y": {}}}}, "predictive.classes.router.x y", "a metric name is"),
+        ({"metrics": {"CPU.load": {}}}, "predictive.metrics.CPU.load", "a metric name is lower_snake_case"),
+        ({"metrics": {"temp_c": {}, "temperature_c": {}}}, "predictive.metrics.temperature_c",
+         "temperature_c is set twice here (once by an old name)"),
+        ({"classes": {"router": {"load1_per_core": {}, "load_per_core": {}}}},
+         "predictive.classes.router.load_per_core", "set twice"),
         ({"classes": {"router": {"cpu_percent": {"bogus": 1}}}}, "predictive.classes.router.cpu_percent.bogus",
          "unknown setting"),
         ({"confirm_minutes": 120, "horizon_hours": 1}, "predictive (any class, *)", "must be shorter than the horizon"),
@@ -134,6 +139,14 @@ def test_setting_errors_name_the_key(document: Any, key: str, reason: str) -> No
     assert info.value.key == key
     assert reason in info.value.reason
     assert str(info.value).startswith(f"edgewatch.toml: {key}: ")
+
+
+def test_old_metric_names_are_read_as_the_canonical_ones() -> None:
+    config = parse_predictive({"metrics": {"temp_c": {"anomaly": False}},
+                               "classes": {"router": {"load_per_core": {"enabled": False}}}})
+    assert config.resolve(None, "temperature_c").anomaly is False
+    assert config.resolve("router", "load1_per_core").enabled is False
+    assert config.resolve("gateway", "load1_per_core").enabled is True
 
 
 # -- trend warnings ---------------------------------------------------------------------------------

@@ -167,6 +167,21 @@ class TestSequence:
         assert engine.active_alerts() == {("gw-1", "cpu_percent"): Severity.RED}
 
 
+OWN_RED_CASES = [
+    # (description, cpu_percent values with threshold 80 and red = 95, expected transitions)
+    ("exactly at its own red level is orange territory", [95, 95, 95], ["3:raised:orange"]),
+    ("just over its own red level is red at once", [95.01], ["1:raised:red"]),
+    ("1.5 x the threshold does not matter any more", [81, 82, 83, 96], ["3:raised:orange", "4:escalated:red"]),
+    ("red at 100 %", [100], ["1:raised:red"]),
+]
+
+
+@pytest.mark.parametrize(("description", "values", "expected"), OWN_RED_CASES, ids=[c[0] for c in OWN_RED_CASES])
+def test_a_red_level_of_the_metrics_own(description: str, values: list[float | None], expected: list[str]) -> None:
+    thresholds = parse_thresholds({"metrics": {"cpu_percent": {"threshold": 80, "red": 95}}})
+    assert run(values, thresholds) == expected
+
+
 class TestThresholdLayers:
     def test_class_and_device_overrides(self) -> None:
         th = parse_thresholds(

@@ -98,3 +98,22 @@ def test_replaying_a_stream_twice_adds_nothing(raw) -> None:  # type: ignore[no-
     engine = RuleEngine()
     feed_all(engine, stream)
     assert feed_all(engine, stream) == []
+
+
+@given(threshold=st.floats(min_value=0.01, max_value=98), above=st.floats(min_value=0.001, max_value=50),
+       value=st.floats(min_value=0, max_value=100))
+def test_red_is_a_value_strictly_above_the_red_level_set_or_derived(threshold: float, above: float,
+                                                                     value: float) -> None:
+    from rules import parse_thresholds
+
+    red = min(threshold + above, 99.99)
+    if red <= threshold:
+        return
+    own = RuleEngine(parse_thresholds({"metrics": {"cpu_percent": {"threshold": threshold, "red": red}}}))
+    transitions = own.feed(Sample("gw-1", 1, 0.0, {"cpu_percent": value})).transitions
+    assert [t.severity for t in transitions] == ([Severity.RED] if value > red else [])
+    assert all(t.red_level == red for t in transitions)
+    if threshold * 1.5 < 100:  # without a red level of its own: 1.5 x the threshold
+        derived = RuleEngine(parse_thresholds({"metrics": {"cpu_percent": threshold}}))
+        transitions = derived.feed(Sample("gw-1", 1, 0.0, {"cpu_percent": value})).transitions
+        assert [t.severity for t in transitions] == ([Severity.RED] if value > threshold * 1.5 else [])

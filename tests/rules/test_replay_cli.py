@@ -52,6 +52,24 @@ def test_thresholds_file_changes_the_outcome() -> None:
     assert (first["device_id"], first["threshold"], first["seq"]) == ("gw-0001", 65.0, 7)
 
 
+def test_an_explicit_red_level_and_old_metric_names_are_honoured(tmp_path: Path) -> None:
+    thresholds = tmp_path / "t.toml"
+    thresholds.write_text("[metrics.cpu_percent]\nthreshold = 80\nred = 95\n\n[metrics.temp_c]\nthreshold = 70\nred = 85\n")
+    lines = [{"v": 1, "device_id": "gw-1", "seq": seq, "ts": float(seq), "metrics": metrics} for seq, metrics in [
+        (1, {"cpu_percent": 95.0, "temp_c": 85.0}),  # at the red levels: not red (strictly above only)
+        (2, {"cpu_percent": 95.5, "temperature_c": -5.0}),
+        (3, {"temp_c": 85.5}),
+    ]]
+    stdin = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    result = edgewatch("rules", "replay", "-", "--thresholds", str(thresholds), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["metric"], e["event"], e["severity"], e["seq"], e["threshold"], e["red_level"]) for e in events] == [
+        ("cpu_percent", "raised", "red", 2, 80.0, 95.0),
+        ("temperature_c", "raised", "red", 3, 70.0, 85.0),
+    ]
+
+
 def test_bad_lines_are_reported_with_line_numbers_and_replay_goes_on() -> None:
     result = edgewatch("rules", "replay", str(EXAMPLES / "bad-samples.jsonl"), "--stats")
     assert result.returncode == 1

@@ -32,15 +32,15 @@ def test_the_contract_example_is_accepted() -> None:
 def test_optional_keys_nulls_integers_and_extras() -> None:
     s = parse_sample(
         sample(
-            metrics={"cpu_percent": None, "load_per_core": 2, "latency_ms": 0},
+            metrics={"cpu_percent": None, "fan_rpm": 2, "latency_ms": 0},
             instance="a1b2",
             device_class="router",
             extra={"anything": True},
             ts=0,
         )
     )
-    assert s.metrics == {"cpu_percent": None, "load_per_core": 2.0, "latency_ms": 0.0}
-    assert isinstance(s.metrics["load_per_core"], float)
+    assert s.metrics == {"cpu_percent": None, "fan_rpm": 2.0, "latency_ms": 0.0}
+    assert isinstance(s.metrics["fan_rpm"], float)
     assert (s.instance, s.device_class, s.ts) == ("a1b2", "router", 0.0)
 
 
@@ -78,6 +78,12 @@ REJECTED = [
     ("non_finite", sample(metrics={"latency_ms": 10**400})),
     ("impossible_value", sample(metrics={"latency_ms": -0.5})),
     ("impossible_value", sample(metrics={"cpu_percent": 100.01})),
+    ("impossible_value", sample(metrics={"fill_percent": 100.5})),  # any *_percent, known or not
+    ("impossible_value", sample(metrics={"fan_rpm": -1})),  # a metric of the agent's own: not negative
+    ("impossible_value", sample(metrics={"temperature_c": -273.5})),  # below absolute zero
+    ("impossible_value", sample(metrics={"temp_c": -300})),
+    ("bad_metric_name", sample(metrics={"temp_c": 40, "temperature_c": 41})),
+    ("bad_metric_name", sample(metrics={"load1_per_core": 0.5, "load_per_core": 0.5})),
     ("bad_instance", sample(instance=5)),
     ("bad_instance", sample(instance="x" * 129)),
     ("bad_device_class", sample(device_class=1)),
@@ -106,3 +112,23 @@ def test_a_refused_value_is_quoted_within_bounds_however_deep_or_long() -> None:
     with pytest.raises(SampleError) as caught:
         parse_sample({"v": 1, "device_id": "gw-1" * 1_000, "seq": 1, "ts": 1.0, "metrics": {}})
     assert caught.value.reason == "bad_device_id" and len(caught.value.detail) < 300
+
+
+def test_old_metric_names_are_read_as_the_canonical_ones() -> None:
+    s = parse_sample(sample(metrics={"temp_c": 55.5, "load_per_core": 0.4, "load5_per_core": 0.3}))
+    assert s.metrics == {"temperature_c": 55.5, "load1_per_core": 0.4, "load5_per_core": 0.3}
+
+
+def test_a_metric_sent_under_both_names_is_refused_naming_the_old_one() -> None:
+    for metrics in ({"temp_c": 40, "temperature_c": 40}, {"temperature_c": 40, "temp_c": None}):
+        with pytest.raises(SampleError) as info:
+            parse_sample(sample(metrics=metrics))
+        assert info.value.detail.startswith("metrics.temp_c is the old name of temperature_c")
+
+
+def test_temperatures_below_zero_are_possible() -> None:
+    assert parse_sample(sample(metrics={"temperature_c": -40.5})).metrics["temperature_c"] == -40.5
+    assert parse_sample(sample(metrics={"temp_c": -0.5})).metrics["temperature_c"] == -0.5
+    with pytest.raises(SampleError) as info:
+        parse_sample(sample(metrics={"temperature_c": -274}))
+    assert info.value.detail == "metrics.temperature_c is below -273.15 °C, the lowest possible value (-274.0)"

@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from collector.app import Collector
-from collector.settings import CollectorSettings, MqttSettings, TelemetrySettings
-from tests.server.harness import Harness, harness, new_database
+from tests.server.harness import Harness, collector_and_server, harness, new_database
 from tests.support import services
-from tickets.clock import SystemClock
 from tickets.db import create_engine_for, migrate, session_factory
-from tickets.service import TicketService
 
 
 @pytest.fixture(scope="session")
@@ -57,17 +53,5 @@ def sqlite_api(tmp_path: Path) -> Iterator[Harness]:
 @pytest.fixture
 def running(pg_engine: Engine, broker: services.Mosquitto, tmp_path: Path) -> Iterator[Harness]:
     """A collector on mosquitto and the server's app, sharing one PostgreSQL database."""
-    clock = SystemClock()
-    settings = CollectorSettings(
-        data_dir=tmp_path, database_url=str(pg_engine.url),
-        mqtt=MqttSettings(port=broker.port, client_id="e2e-collector"),
-        telemetry=TelemetrySettings(sqlite_path=tmp_path / "telemetry.sqlite3", flush_interval_s=0.05),
-        batch_wait_s=0.02, thresholds_poll_s=0.2,
-    )
-    collector = Collector(settings, db_engine=pg_engine, ticket_service=TicketService(clock=clock))
-    collector.start(timeout=15)
-    try:
-        with harness(session_factory(pg_engine), tmp_path, clock, poll_interval_s=1.0) as h:
-            yield h
-    finally:
-        collector.stop()
+    with collector_and_server(pg_engine, broker, tmp_path) as (_, h):
+        yield h

@@ -15,13 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from collector.app import Collector
+from collector.settings import CollectorSettings, MqttSettings, TelemetrySettings
 from rules import Event, Severity, Transition
 from server.app import create_app
 from server.security import hash_token
 from server.settings import ServerSettings
 from tests.support import services
-from tickets.clock import Clock, ManualClock
-from tickets.db import create_engine_for
+from tickets.clock import Clock, ManualClock, SystemClock
+from tickets.db import create_engine_for, session_factory
 from tickets.models import ApiToken, Customer, Device, Ticket
 from tickets.service import TicketService
 
@@ -95,14 +97,14 @@ class Harness:
 
 @contextmanager
 def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None,
-            poll_interval_s: float = 5.0) -> Iterator[Harness]:
+            poll_interval_s: float = 5.0, thresholds_file: Path | None = None) -> Iterator[Harness]:
     clock = clock or ManualClock(START)
     service = TicketService(clock=clock)
     # Every test client shares one address: throttling of failed credentials has tests of its own.
     settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3",
                               auth_failure_limit="100000 per minute",
                               allow_private_addresses=True,  # contacts of the tests point at 127.0.0.1
-                              poll_interval_s=poll_interval_s)
+                              poll_interval_s=poll_interval_s, thresholds_file=thresholds_file)
     app = create_app(settings, sessions, clock=clock, service=service)
     with TestClient(app, raise_server_exceptions=False) as client:
         h = Harness(app, client, sessions, clock, service)
@@ -122,3 +124,24 @@ def new_database(postgres_server: services.Postgres, template: str) -> Engine:
         conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {template}")
     admin.dispose()
     return create_engine_for(postgres_server.url.rsplit("/", 1)[0] + f"/{name}")
+
+
+@contextmanager
+def collector_and_server(pg_engine: Engine, broker: services.Mosquitto, tmp_path: Path,
+                         thresholds_file: Path | None = None) -> Iterator[tuple[Collector, Harness]]:
+    """A collector on mosquitto and the server's app, sharing one PostgreSQL database (and thresholds file)."""
+    clock = SystemClock()
+    settings = CollectorSettings(
+        data_dir=tmp_path, database_url=str(pg_engine.url),
+        mqtt=MqttSettings(port=broker.port, client_id="e2e-collector"),
+        telemetry=TelemetrySettings(sqlite_path=tmp_path / "telemetry.sqlite3", flush_interval_s=0.05),
+        batch_wait_s=0.02, thresholds_poll_s=0.2, thresholds_file=thresholds_file,
+    )
+    collector = Collector(settings, db_engine=pg_engine, ticket_service=TicketService(clock=clock))
+    collector.start(timeout=15)
+    try:
+        with harness(session_factory(pg_engine), tmp_path, clock, poll_interval_s=1.0,
+                     thresholds_file=thresholds_file) as h:
+            yield collector, h
+    finally:
+        collector.stop()

@@ -111,3 +111,20 @@ def test_the_server_opens_tickets_with_the_configured_sla(tmp_path: Path) -> Non
     started, due = (datetime.fromisoformat(first[k].replace("Z", "+00:00")) for k in ("started_at", "due_at"))
     assert due - started == timedelta(minutes=45)
     engine.dispose()
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "(file): no such file"),
+    ("[metrics.cpu_percent]\nthreshold = 80\n", "metrics.cpu_percent: cpu_percent is a percentage"),
+])
+def test_a_thresholds_file_that_cannot_be_used_stops_the_server(tmp_path: Path, content: str | None,
+                                                                 says: str) -> None:
+    file = tmp_path / "fleet.toml"
+    if content is not None:
+        file.write_text(content)
+    env = {**os.environ, "EDGEWATCH_DATA_DIR": str(tmp_path), "EDGEWATCH_HTTP_PORT": str(free_port())}
+    done = subprocess.run([sys.executable, "-m", "edgewatch.cli", "server", "--thresholds", str(file)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"edgewatch server: {file}: ") and says in last

@@ -134,7 +134,45 @@ def test_threshold_editor_saves_and_shows_errors(live, browser) -> None:
     page.dispatch_event("input[aria-label='mem_percent default']", "change")
     page.click("#thresholds-save")
     expect(page.locator("#thresholds-error")).to_contain_text("metrics.mem_percent", timeout=10_000)
+    # A red level of its own makes a percentage threshold above 66.67 possible.
+    page.fill("input[aria-label='mem_percent default red']", "95")
+    page.dispatch_event("input[aria-label='mem_percent default red']", "change")
+    page.click("#thresholds-save")
+    expect(page.locator("#thresholds-version")).to_have_text(re.compile("^Version 2"), timeout=10_000)
+    assert h.client.get("/api/v1/thresholds", headers=h.auth("admin")).json()["document"] == {
+        "classes": {"router": {"cpu_percent": 50}}, "metrics": {"mem_percent": {"threshold": 90, "red": 95}}}
+    # Every metric of the catalogue has a row, named for people.
+    expect(page.locator("#thresholds-table tr[data-metric='temperature_c']")).to_contain_text("Temperature")
     page.close()
+
+
+def test_thresholds_from_a_file_are_shown_read_only(pg_engine: Engine, tmp_path: Path, browser) -> None:
+    file = tmp_path / "fleet.toml"
+    file.write_text('[metrics.cpu_percent]\nthreshold = 80\nred = 95\n\n[devices."gw-1"]\nlatency_ms = 150\n')
+    with harness(session_factory(pg_engine), tmp_path, SystemClock(), thresholds_file=file) as h, \
+            serve(h.app) as base:
+        h.add_device("gw-1", "Acme Power")
+        page = browser.new_page()
+        login(page, base, h.tokens["admin"])
+        page.goto(base + "/#/thresholds")
+        page.wait_for_selector("#thresholds-table", timeout=10_000)
+        expect(page.locator("#thresholds-source")).to_contain_text(f"Managed in file {file}")
+        assert page.input_value("input[aria-label='cpu_percent default']") == "80"
+        assert page.input_value("input[aria-label='cpu_percent default red']") == "95"
+        inputs = page.locator("#thresholds-table input, input[aria-label='red_factor']")
+        assert inputs.count() > 20 and all(inputs.nth(i).is_disabled() for i in range(inputs.count()))
+        assert page.locator("#thresholds-save").count() == 0
+        assert page.get_attribute("textarea[aria-label='Thresholds document (JSON)']", "readonly") is not None
+
+        page.goto(base + "/#/devices/gw-1")
+        expect(page.locator("#device-thresholds-source")).to_contain_text(f"managed in file {file}")
+        assert page.is_disabled("input[aria-label='Threshold overrides (JSON)']")
+        assert page.input_value("input[aria-label='Threshold overrides (JSON)']") == '{"latency_ms":150}'
+        page.select_option("select[aria-label='Device class']", "router")  # the class is still the registry's
+        page.click("#device-save")
+        expect(page.locator("#toast")).to_contain_text("Saved", timeout=10_000)
+        assert h.client.get("/api/v1/devices/gw-1", headers=h.auth("admin")).json()["device_class"] == "router"
+        page.close()
 
 
 def test_customer_sees_its_own_fleet_only(live, browser) -> None:

@@ -29,8 +29,9 @@ PUBLIC = "public"
 EXPECTED: dict[str, set[str] | str] = {
     "whoami": ALL,
     "list_devices": ALL, "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
-    "list_alerts": ALL,
-    "list_tickets": ALL, "get_ticket": ALL, "create_ticket": MANAGERS, "ticket_action": STAFF, "add_note": ALL, "attach_rca": STAFF,
+    "list_alerts": ALL, "metrics_catalog": ALL,
+    "list_tickets": ALL, "get_ticket": ALL, "create_ticket": MANAGERS, "ticket_action": STAFF, "add_note": ALL,
+    "attach_rca": STAFF,
     "rate_ticket": ALL, "list_notifications": ALL,
     "get_thresholds": STAFF, "put_thresholds": MANAGERS,
     "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,

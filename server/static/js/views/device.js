@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { timeChart } from "../charts.js";
 import { ago, clear, fill, h, num, toast, when } from "../dom.js";
+import { catalogue, describe } from "../metrics.js";
 import { ticketRow } from "./queue.js";
 
 const SPANS = { "1 h": 3600, "6 h": 6 * 3600, "24 h": 86400, "7 d": 7 * 86400 };
@@ -18,10 +19,16 @@ export async function render(view, [id], ctx) {
   picker.addEventListener("change", () => { span = Number(picker.value); drawCharts(); });
   view.append(head, h("div", { class: "toolbar" }, h("label", {}, "Period"), picker), charts,
     h("h2", {}, "Open tickets"), tickets);
+  const cat = await catalogue();
+  // With a thresholds file, per-device thresholds are the file's: shown, not edited here.
+  const source = manager ? (await api("/thresholds")).source : null;
 
   async function drawHead() {
     const d = await api(`/devices/${encodeURIComponent(id)}`);
-    const latest = Object.entries(d.latest || {}).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, num(v))));
+    const latest = Object.entries(d.latest || {}).map(([k, v]) => {
+      const m = cat.byName.get(k);
+      return h("div", {}, h("dt", { title: k }, m ? m.label : k), h("dd", {}, m && m.unit ? `${num(v)} ${m.unit}` : num(v)));
+    });
     fill(head, 
       h("h1", {}, d.id, " ", h("span", { class: `pill ${d.health}`, id: "device-health" }, d.health)),
       h("section", { class: "card" }, h("dl", { class: "facts" },
@@ -40,23 +47,29 @@ export async function render(view, [id], ctx) {
   }
 
   function overrideForm(d) {
-    const text = h("input", { value: d.thresholds ? JSON.stringify(d.thresholds) : "",
-                              placeholder: '{"cpu_percent": 50}', "aria-label": "Threshold overrides (JSON)" });
+    const fromFile = source && source.kind === "file";
+    const text = h("input", { value: d.thresholds ? JSON.stringify(d.thresholds) : "", disabled: fromFile,
+                              placeholder: '{"cpu_percent": {"threshold": 80, "red": 95}}',
+                              "aria-label": "Threshold overrides (JSON)" });
     const cls = h("select", { "aria-label": "Device class" }, ["", "gateway", "router"].map((c) =>
       h("option", { value: c, selected: (d.device_class || "") === c }, c || "(none)")));
     return h("section", { class: "card" }, h("h2", {}, "Per-device settings"),
       h("form", { onsubmit: async (e) => {
         e.preventDefault();
-        let thresholds = null;
-        try { thresholds = text.value.trim() ? JSON.parse(text.value) : null; } catch { toast("Overrides must be JSON", true); return; }
+        const body = { device_class: cls.value || null };
+        if (!fromFile) {
+          try { body.thresholds = text.value.trim() ? JSON.parse(text.value) : null; } catch { toast("Overrides must be JSON", true); return; }
+        }
         try {
-          await api(`/devices/${encodeURIComponent(id)}`, { method: "PUT",
-            body: { thresholds, device_class: cls.value || null } });
+          await api(`/devices/${encodeURIComponent(id)}`, { method: "PUT", body });
           toast("Saved; the collector applies it within seconds");
           await drawHead(); await drawCharts();
         } catch (error) { toast(error.message, true); }
       } }, h("div", { class: "row" }, h("div", {}, h("label", {}, "Class"), cls),
-        h("div", {}, h("label", {}, "Threshold overrides"), text)), h("button", { type: "submit" }, "Save")));
+        h("div", {}, h("label", {}, "Threshold overrides"), text)),
+        fromFile ? h("p", { class: "muted", id: "device-thresholds-source" }, "Thresholds managed in file ",
+                     h("code", {}, source.path), ": edit its [devices.\"", id, "\"] table.") : null,
+        h("button", { type: "submit", id: "device-save" }, "Save")));
   }
 
   async function drawCharts() {
@@ -80,7 +93,7 @@ export async function render(view, [id], ctx) {
       if (f && f.points.length) {
         series.push({ label: "forecast", colour: "#2f6fb5", dash: [4, 4], points: f.points.map((p) => [p.ts, p.value]) });
       }
-      timeChart(charts, m.metric, series, lines, m.unit);
+      timeChart(charts, describe(cat, m.metric), series, lines, m.unit);
       const soon = f && f.eta_s !== null && f.eta_s <= f.horizon_s && f.reliable;
       if (f && (f.warning || soon)) {
         const note = f.warning ? f.warning.message

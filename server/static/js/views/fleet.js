@@ -1,9 +1,9 @@
 // Fleet health grid: one tile per device, coloured green / orange / red / offline.
 import { api } from "../api.js";
 import { ago, fill, h, num } from "../dom.js";
+import { catalogue } from "../metrics.js";
 
 const ORDER = { red: 0, orange: 1, offline: 2, unknown: 3, green: 4 };
-const UNITS = { cpu_percent: "% CPU", mem_percent: "% mem", latency_ms: "ms" };
 
 async function loadAll() {
   const devices = [];
@@ -23,6 +23,8 @@ export async function render(view) {
   const search = h("input", { type: "search", placeholder: "Filter by device id", "aria-label": "Filter by device id" });
   view.append(h("h1", {}, "Fleet health"), h("div", { class: "toolbar" }, search), summary, grid);
   let devices = [];
+  // A tile shows the metrics with a built-in threshold (CPU, memory, latency): "37 % CPU".
+  const core = (await catalogue()).items.filter((m) => m.default_threshold !== null);
 
   function draw() {
     const text = search.value.trim().toLowerCase();
@@ -43,8 +45,8 @@ export async function render(view) {
     },
     h("div", { class: "id" }, d.id),
     h("div", { class: "vals" }, d.health === "offline" ? `offline ${ago(d.offline_since || d.last_seen_at)}`
-      : Object.entries(UNITS).map(([m, unit]) => d.latest && d.latest[m] !== undefined && d.latest[m] !== null
-        ? `${num(d.latest[m], 0)} ${unit}` : null).filter(Boolean).join(" · ")),
+      : core.map((m) => d.latest && d.latest[m.name] !== undefined && d.latest[m.name] !== null
+        ? `${num(d.latest[m.name], 0)} ${m.unit} ${m.short}` : null).filter(Boolean).join(" · ")),
     d.open_tickets ? h("div", { class: "vals" }, `${d.open_tickets} open ticket${d.open_tickets > 1 ? "s" : ""}`) : null,
     )));
     if (!shown.length) grid.append(h("p", { class: "muted" }, "No devices."));

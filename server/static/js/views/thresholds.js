@@ -1,60 +1,87 @@
-// The threshold editor: defaults and class overrides per metric, rule counts, and the raw document.
+// The threshold editor: threshold and red level per metric, as default and per device class, the rule
+// counts, and the raw document. Read-only when the thresholds come from a file (the API says where).
 import { api } from "../api.js";
 import { fill, h, toast, when } from "../dom.js";
+import { catalogue } from "../metrics.js";
 
-const METRICS = ["cpu_percent", "mem_percent", "latency_ms"];
-const DEFAULTS = { cpu_percent: 60, mem_percent: 60, latency_ms: 200 };
 const CLASSES = ["gateway", "router"];
-const RULES = { orange_count: "3", clear_count: "3", red_factor: "1.5" };
+const RULE_KEYS = ["orange_count", "clear_count", "red_factor"];
 
-function thresholdOf(entry) {
+function fieldOf(entry, field) {
   if (entry === undefined || entry === null) return "";
-  return typeof entry === "object" ? entry.threshold ?? "" : entry;
+  if (typeof entry === "object") return entry[field] ?? "";
+  return field === "threshold" ? entry : "";
 }
 
-function setThreshold(table, metric, text) {
+// Set (or with empty text, remove) `threshold` or `red` of a metric in a table, keeping its other keys.
+function setField(table, metric, field, text) {
   const value = text.trim() === "" ? null : Number(text);
-  const old = table[metric];
-  if (value === null) {
-    if (old && typeof old === "object") { delete old.threshold; if (!Object.keys(old).length) delete table[metric]; }
-    else delete table[metric];
-  } else if (old && typeof old === "object") old.threshold = value;
-  else table[metric] = value;
+  let entry = table[metric];
+  if (entry !== undefined && entry !== null && typeof entry !== "object") entry = { threshold: entry };
+  entry = { ...(entry || {}) };
+  if (value === null) delete entry[field]; else entry[field] = value;
+  const keys = Object.keys(entry);
+  if (!keys.length) delete table[metric];
+  else if (keys.length === 1 && keys[0] === "threshold") table[metric] = entry.threshold;
+  else table[metric] = entry;
+}
+
+// Old metric names in the document are shown, and saved, under their canonical names.
+function canonicalise(doc, aliases) {
+  const tables = [doc.metrics, ...Object.values(doc.classes || {}), ...Object.values(doc.devices || {})];
+  for (const table of tables) {
+    if (!table || typeof table !== "object") continue;
+    for (const [old, name] of aliases) {
+      if (old in table && !(name in table)) { table[name] = table[old]; delete table[old]; }
+    }
+  }
+  return doc;
 }
 
 export async function render(view, _params, ctx) {
-  const canEdit = ["admin", "supervisor"].includes(ctx.me.role);
+  const mayEdit = ["admin", "supervisor"].includes(ctx.me.role);
   const status = h("p", { class: "muted", id: "thresholds-version" });
+  const source = h("p", { id: "thresholds-source" });
   const error = h("p", { class: "error", id: "thresholds-error", role: "alert" });
   const form = h("div", { class: "card" });
   const raw = h("textarea", { rows: 12, "aria-label": "Thresholds document (JSON)", spellcheck: "false" });
-  view.append(h("h1", {}, "Thresholds"), status, form,
+  view.append(h("h1", {}, "Thresholds"), source, status, form,
     h("section", { class: "card" }, h("h2", {}, "Whole document (JSON)"),
       h("p", { class: "muted" }, "Rules, custom metrics, clear levels and per-device tables: the layout of a thresholds TOML file."),
       raw), error);
+  const cat = await catalogue();
   let doc = {};
   let version = 0;
+  let canEdit = false;
 
   const sync = () => { raw.value = JSON.stringify(doc, null, 2); };
 
-  // The placeholder shows what applies when the cell is empty: the built-in or the metric's default.
-  function cell(value, onchange, label, placeholder) {
-    return h("td", {}, h("input", { type: "number", step: "any", min: "0", value, placeholder, "aria-label": label,
-      disabled: !canEdit, onchange: (e) => { onchange(e.target.value); sync(); } }));
+  function input(value, onchange, label, placeholder) {
+    return h("input", { type: "number", step: "any", min: "0", value, placeholder, "aria-label": label,
+      disabled: !canEdit, onchange: (e) => { onchange(e.target.value); sync(); } });
   }
 
-  function setClass(c, m, v) {
-    doc.classes = doc.classes || {};
-    doc.classes[c] = doc.classes[c] || {};
-    setThreshold(doc.classes[c], m, v);
-    if (!Object.keys(doc.classes[c]).length) delete doc.classes[c];
-    if (!Object.keys(doc.classes).length) delete doc.classes;
+  // One cell: the threshold and, under it, the red level; placeholders show what applies when empty.
+  function cell(table, m, label, inForce, origin, redFactor, onchange) {
+    const threshold = fieldOf(table[m], "threshold");
+    const applies = threshold === "" ? inForce : threshold;
+    const redHint = applies === "" || applies === undefined ? "red level"
+      : `${+(applies * redFactor).toPrecision(6)} (${redFactor} ×)`;
+    return h("td", { class: "pair" },
+      input(threshold, (v) => onchange("threshold", v), label, inForce === "" ? "" : `${inForce} (${origin})`),
+      input(fieldOf(table[m], "red"), (v) => onchange("red", v), `${label} red`, redHint));
   }
 
-  function setDefault(m, v) {
-    doc.metrics = doc.metrics || {};
-    setThreshold(doc.metrics, m, v);
-    if (!Object.keys(doc.metrics).length) delete doc.metrics;
+  function edit(path, m, field, v) {
+    let table = doc;
+    for (const key of path) { table[key] = table[key] || {}; table = table[key]; }
+    setField(table, m, field, v);
+    // drop emptied tables on the way back up
+    for (let i = path.length; i > 0; i--) {
+      let parent = doc;
+      for (const key of path.slice(0, i - 1)) parent = parent[key];
+      if (!Object.keys(parent[path[i - 1]]).length) delete parent[path[i - 1]];
+    }
   }
 
   function setRule(key, v) {
@@ -66,22 +93,30 @@ export async function render(view, _params, ctx) {
 
   function draw() {
     const metrics = doc.metrics || {}, classes = doc.classes || {}, rules = doc.rules || {};
-    const rows = METRICS.map((m) => {
-      const inForce = thresholdOf(metrics[m]) || DEFAULTS[m];
-      return h("tr", {}, h("td", {}, m),
-        cell(thresholdOf(metrics[m]), (v) => setDefault(m, v), `${m} default`, `${DEFAULTS[m]} (built-in)`),
-        CLASSES.map((c) => cell(thresholdOf((classes[c] || {})[m]), (v) => setClass(c, m, v), `${m} ${c}`,
-                                `${inForce} (default)`)));
+    const redFactor = Number(rules.red_factor ?? cat.redFactor);
+    const custom = Object.keys(metrics).filter((m) => !cat.byName.has(m));
+    const rows = [...cat.items.map((m) => m.name), ...custom].map((m) => {
+      const info = cat.byName.get(m);
+      const builtIn = info && info.default_threshold !== null ? info.default_threshold : "";
+      const inForce = fieldOf(metrics[m], "threshold") === "" ? builtIn : fieldOf(metrics[m], "threshold");
+      return h("tr", { dataset: { metric: m } },
+        h("td", {}, info ? h("span", {}, info.label, " ", h("code", {}, m), info.unit ? ` (${info.unit})` : "") : h("code", {}, m)),
+        cell(metrics, m, `${m} default`, builtIn, "built-in", redFactor, (field, v) => edit(["metrics"], m, field, v)),
+        CLASSES.map((c) => cell(classes[c] || {}, m, `${m} ${c}`, inForce, "default", redFactor,
+                                (field, v) => edit(["classes", c], m, field, v))));
     });
     fill(form, h("h2", {}, "Per metric"), h("div", { class: "scroll" }, h("table", { id: "thresholds-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Default"), CLASSES.map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Default: threshold, red"),
+        CLASSES.map((c) => h("th", {}, `${c}: threshold, red`)))),
       h("tbody", {}, rows))),
-      h("p", { class: "muted" }, `An empty default is the built-in one (${METRICS.map((m) => `${m} ${DEFAULTS[m]}`).join(", ")}); ` +
-        "red is raised above red factor × threshold."),
+      h("p", { class: "muted" }, "An empty threshold is inherited (device class over default over built-in). " +
+        `Orange: above the threshold ${rules.orange_count ?? 3} times in a row; red: above the red level, ` +
+        `which is ${redFactor} × the threshold unless set (a percentage's must be below 100).`),
       h("h2", {}, "Rules"),
-      h("div", { class: "row" }, Object.entries(RULES).map(([key, placeholder]) => h("div", {},
+      h("div", { class: "row" }, RULE_KEYS.map((key) => h("div", {},
         h("label", {}, key.replace("_", " ")),
-        h("input", { type: "number", step: "any", min: "1", "aria-label": key, value: rules[key] ?? "", placeholder,
+        h("input", { type: "number", step: "any", min: "1", "aria-label": key, value: rules[key] ?? "",
+                     placeholder: key === "red_factor" ? String(cat.redFactor) : "3",
                      disabled: !canEdit, onchange: (e) => setRule(key, e.target.value) })))),
       canEdit ? h("button", { id: "thresholds-save", onclick: save }, "Save and apply") : null);
     sync();
@@ -89,10 +124,23 @@ export async function render(view, _params, ctx) {
 
   async function load() {
     const t = await api("/thresholds");
-    doc = t.document;
+    doc = canonicalise(t.document, cat.aliases);
     version = t.version;
-    status.textContent = version ? `Version ${version}, saved ${when(t.updated_at)} by ${t.updated_by}`
-                                 : "Built-in defaults (never saved)";
+    const fromFile = t.source.kind === "file";
+    canEdit = mayEdit && !fromFile;
+    raw.readOnly = !canEdit;
+    if (fromFile) {
+      fill(source, h("strong", {}, "Managed in file ", h("code", {}, t.source.path)),
+        " — read-only here: edit the file; the collector applies it within seconds.");
+      source.className = "notice";
+      status.textContent = `File last changed ${when(t.updated_at)}`;
+      error.textContent = t.error ? `The file as it is now is not applied (the thresholds shown stay in force): ${t.error}` : "";
+    } else {
+      fill(source);
+      source.className = "";
+      status.textContent = version ? `Version ${version}, saved ${when(t.updated_at)} by ${t.updated_by}`
+                                   : "Built-in defaults (never saved)";
+    }
     draw();
   }
 
@@ -108,7 +156,6 @@ export async function render(view, _params, ctx) {
     }
   }
 
-  raw.readOnly = !canEdit;
   await load();
   return null;
 }
