@@ -103,11 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(settings)
 
 
+def _loopback(host: str) -> bool:
+    """A broker on this very machine: a password in clear text never leaves it."""
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
 def run(settings: AgentSettings) -> int:
     defer_import("urllib.request")
     from agent.link import tls_context
     from agent.service import Agent, StopSignal
 
+    if settings.mqtt.password is not None and not settings.mqtt.tls and not _loopback(settings.mqtt.host):
+        logger.warning("the MQTT password is sent in clear text to %s: use an mqtts:// broker url (TLS) outside a "
+                       "trusted network", settings.mqtt.url)
     if settings.mqtt.tls:
         try:
             tls_context(settings.mqtt)  # unusable TLS files: fail at once, not on every reconnect

@@ -24,7 +24,14 @@ from collector.devices import DeviceEvent, DeviceTracker
 from collector.metrics import CollectorMetrics
 from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
-from collector.persist import TicketSink, database_unavailable, insert_dead_letters, write_batch
+from collector.persist import (
+    TicketSink,
+    database_unavailable,
+    insert_dead_letters,
+    prune_dead_letters,
+    utc,
+    write_batch,
+)
 from collector.pipeline import Batch, Pipeline, RegistryBuffer, refused_point_letter
 from collector.predictive import PredictiveConfigSource, PredictiveStage
 from collector.rearm import apply_rearms
@@ -87,6 +94,7 @@ class Collector:
         self.source = source_class(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
         self.metrics.track_input_depth(lambda: self.source.queued)
         self._stopping = threading.Event()
+        self._next_dead_letter_prune = 0.0  # time.monotonic() of the next dead-letter retention pass
         self._thread: threading.Thread | None = None
         self._http: Any = None
         self.metrics_port: int | None = None
@@ -170,6 +178,26 @@ class Collector:
         if config is not None:
             self.predictive.set_config(config)
 
+    def _prune_dead_letters(self) -> None:
+        """Dead letters older than `dead_letter_retention_days` go, a bounded batch per poll, at most
+        once a minute: housekeeping never holds the stream up."""
+        days = self.settings.dead_letter_retention_days
+        now = time.monotonic()
+        if days <= 0 or now < self._next_dead_letter_prune:
+            return
+        self._next_dead_letter_prune = now + 60.0
+        before = utc(self._clock() - days * 86400)
+        try:
+            with self._sessions() as session, session.begin():
+                removed = prune_dead_letters(session, before)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            return  # tried again at a later poll
+        if removed:
+            logger.info("removed %d dead letters received before %s (dead_letter_retention_days)", removed,
+                        before.isoformat())
+
     def _apply_rearms(self) -> None:
         """Alerts forgotten after a forced resolve (collector.rearm); retried at the next poll on failure."""
         try:
@@ -204,6 +232,7 @@ class Collector:
                     with self._sessions() as session:
                         self._poll_thresholds(session)
                     self._apply_rearms()
+                    self._prune_dead_letters()
                 if not messages and now is None and not self.registry.has_due(self._clock()):
                     continue  # (unwritten seqs are picked up by the offline check's batches)
                 batch = self.pipeline.process(messages, now)

@@ -251,6 +251,14 @@ def insert_dead_letters(session: Session, batch: Batch, on_unstorable: Unstorabl
     _guarded(session, "dead_letters", rows, "topic", sa.insert(DEAD_LETTERS), on_unstorable)
 
 
+def prune_dead_letters(session: Session, before: datetime, batch: int = 10_000) -> int:
+    """Delete up to `batch` dead letters received before `before` (oldest first); how many went."""
+    oldest = sa.select(DEAD_LETTERS.c.id).where(DEAD_LETTERS.c.received_at < before) \
+        .order_by(DEAD_LETTERS.c.id).limit(batch)
+    result = session.execute(sa.delete(DEAD_LETTERS).where(DEAD_LETTERS.c.id.in_(oldest)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent) -> None:
     at = utc(event.at)
     table = DEVICES

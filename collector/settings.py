@@ -69,6 +69,7 @@ class CollectorSettings:
     offline_intervals: float = 3.0
     offline_check_s: float = 2.0
     dead_letter_payload_bytes: int = 2048
+    dead_letter_retention_days: float = 90.0  # dead letters received longer ago are deleted; 0 keeps all
     # A device's last-seen time, latest values and stored seq may lag this much (not its alerts).
     registry_flush_s: float = 5.0
     # Predictive warnings ([predictive] section); the file is re-read when it changes.
@@ -171,6 +172,8 @@ def load_settings(
         offline_intervals=col.float("offline_intervals", 3.0, positive=True),
         offline_check_s=col.float("offline_check_s", 2.0, positive=True),
         dead_letter_payload_bytes=col.int("dead_letter_payload_bytes", 2048, minimum=0),
+        dead_letter_retention_days=col.float("dead_letter_retention_days", 90.0, env="DEAD_LETTER_RETENTION_DAYS",
+                                             minimum=0),
         registry_flush_s=col.float("registry_flush_s", 5.0, minimum=0),
         predictive=load_predictive(config_file, environ),
         predictive_flush_s=col.float("predictive_flush_s", 300.0, env="PREDICTIVE_FLUSH_S", minimum=0),

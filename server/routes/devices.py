@@ -33,6 +33,8 @@ from server.schemas import (
 from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 
+# Metrics one history or forecast call may ask for: each is a query on the telemetry store.
+MAX_METRICS = 32
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
@@ -119,7 +121,8 @@ def device_history(
     request: Request,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query()] = None,
+    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+                      Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
     start: datetime | None = None,
     end: datetime | None = None,
     points: Annotated[int, Query(ge=10, le=2000)] = 300,
@@ -150,7 +153,8 @@ def device_forecast(
     device_id: DeviceId,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query()] = None,
+    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+                      Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
 ) -> ForecastOut:
     """Each metric's trend forecast against its orange threshold (eta, confidence, the forecast line
     to the horizon), its anomaly score and the open predictive warning, as last stored by the collector."""

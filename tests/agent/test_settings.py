@@ -190,3 +190,33 @@ def test_unusable_tls_files_stop_the_agent_at_start(tmp_path: Path, broken: str)
                 else f"{files.client_cert}: mqtt.cert_file: cannot load it with mqtt.key_file {key}")
     assert expected in done.stderr
     assert not (tmp_path / "data").exists(), "stopped before creating the spool"
+
+
+def test_a_password_over_plain_mqtt_is_warned_about(tmp_path: Path) -> None:
+    """The agent still connects (a broker on a trusted network is a valid set-up) but says, once, that its
+    password travels in clear text; never the password itself. A broker on this machine is not warned about."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.support.services import free_port
+
+    def first_lines(url: str) -> str:
+        env = {**os.environ, "EDGEWATCH_MQTT_URL": url, "EDGEWATCH_MQTT_USERNAME": "gw-1",
+               "EDGEWATCH_MQTT_PASSWORD": "pa55-w0rd-x", "EDGEWATCH_DEVICE_ID": "gw-1",
+               "EDGEWATCH_DATA_DIR": str(tmp_path / url.rsplit(":", 1)[0][-6:])}
+        process = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "agent"], env=env, stderr=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, text=True)
+        try:
+            _, err = process.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            _, err = process.communicate(timeout=10)
+        return err
+
+    port = free_port()  # nothing listens: the agent keeps retrying, which is all this needs
+    remote = first_lines(f"mqtt://{socket.gethostname()}:{port}")
+    assert "password is sent in clear text" in remote and "mqtts://" in remote
+    assert "pa55-w0rd-x" not in remote
+    assert "clear text" not in first_lines(f"mqtt://127.0.0.1:{port}")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,7 @@ from tests.collector.helpers import (
 from tests.collector.vm import victoria_metrics
 from tests.support.services import Mosquitto
 from tickets.db import create_engine_for
-from tickets.models import THRESHOLDS_KEY, RuleState, Setting, TicketNote
+from tickets.models import THRESHOLDS_KEY, DeadLetter, RuleState, Setting, TicketNote
 
 pytestmark = pytest.mark.mosquitto
 T = "edgewatch/v1/{}/telemetry"
@@ -430,3 +431,18 @@ def test_on_postgresql(broker: Mosquitto, postgres_server: object, tmp_path: Pat
     finally:
         c.stop()
         engine.dispose()
+
+
+def test_dead_letters_older_than_their_retention_are_removed(broker: Mosquitto, tmp_path: Path) -> None:
+    c = Collector(settings(tmp_path, broker.port, dead_letter_retention_days=1.0))
+    c.start(timeout=30)
+    try:
+        old, recent = NOW - 3 * 86400, NOW - 3600
+        with c.db_engine.begin() as conn:
+            conn.execute(sa.insert(DeadLetter.__table__), [  # type: ignore[arg-type]
+                {"received_at": datetime.fromtimestamp(ts, UTC), "topic": "t", "reason": "bad_topic",
+                 "detail": f"at {ts}", "payload": "", "payload_size": 0} for ts in (old, old + 10, recent)])
+        wait_for(lambda: len(dead_letters(c.db_engine)) == 1, what="the old dead letters to go")
+        assert [d["detail"] for d in dead_letters(c.db_engine)] == [f"at {recent}"]
+    finally:
+        c.stop()

@@ -23,7 +23,9 @@ def secured_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     shipped = (DEPLOY / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in shipped and "acl_file" in shipped
     # The shipped access settings with this test's paths and port instead of the container's.
-    broker = start_secured_mosquitto(tmp_path, USERS, DEPLOY / "acl")
+    limits = "".join(line + "\n" for line in shipped.splitlines() if line.startswith("max_packet_size"))
+    assert limits, "the shipped configuration must bound the packet size"
+    broker = start_secured_mosquitto(tmp_path, USERS, DEPLOY / "acl", limits)
     try:
         yield broker
     finally:
@@ -107,3 +109,29 @@ def test_wrong_password_and_anonymous_are_refused(secured_broker: Mosquitto) -> 
         assert wrong.connect_reason is not None and wrong.connect_reason.is_failure
     finally:
         wrong.close()
+
+
+def test_an_oversized_message_is_refused_by_the_broker(secured_broker: Mosquitto) -> None:
+    collector = Client(secured_broker.port, "edgewatch-collector", USERS["edgewatch-collector"])
+    device = Client(secured_broker.port, "gw-0002", USERS["gw-0002"])
+    try:
+        assert collector.connected.wait(10) and device.connected.wait(10)
+        subscribed = threading.Event()
+        collector.client.on_subscribe = lambda *a: subscribed.set()
+        collector.client.subscribe("edgewatch/v1/+/telemetry", qos=1)
+        assert subscribed.wait(10)
+        assert not device.publish("edgewatch/v1/gw-0002/telemetry", "x" * 60_000).is_failure  # a sample's size
+        disconnected = threading.Event()
+        device.client.on_disconnect = lambda *a: disconnected.set()
+        device.client.publish("edgewatch/v1/gw-0002/telemetry", "y" * 300_000, qos=1)
+        assert disconnected.wait(10), "the broker kept a client that sent 300 kB"
+        pause = threading.Event()
+        for _ in range(40):
+            if collector.messages:
+                break
+            pause.wait(0.05)
+        pause.wait(0.5)
+        assert [len(m.payload) for m in collector.messages] == [60_000]
+    finally:
+        collector.close()
+        device.close()

@@ -333,3 +333,11 @@ def test_failed_credentials_are_throttled_per_address(tmp_path: Path) -> None:
         assert client.get("/api/v1/tickets").status_code == 401  # no credentials: nothing guessed, never 429
         assert "edgewatch_http_auth_throttled_total 41.0" in client.get("/metrics").text
     engine.dispose()
+
+
+def test_the_device_history_bounds_its_metric_parameters(api: Api) -> None:
+    with api.client("engineer") as client:
+        many = client.get("/api/v1/devices/acme-gw-1/history", params=[("metric", f"m{n}") for n in range(100)])
+        assert many.status_code == 422 and "metric" in many.json()["detail"]
+        few = client.get("/api/v1/devices/acme-gw-1/history", params=[("metric", "cpu_percent")] * 3)
+        assert few.status_code == 200, few.text
