@@ -38,7 +38,7 @@ from server.schemas import (
 )
 from server.security import hash_token, new_token
 from tickets.audit import record_entity
-from tickets.models import ApiToken, Contact, Customer
+from tickets.models import ApiToken, Contact, Customer, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
 
 router = APIRouter(prefix="/api/v1")
@@ -127,17 +127,32 @@ def _customer(session: Session, customer_id: int, who: Principal) -> Customer:
     return customer
 
 
-def _contact_out(c: Contact) -> ContactOut:
-    return ContactOut(id=c.id, customer_id=c.customer_id, name=c.name, channel=c.channel, address=c.address,
+def _contact_out(c: Contact, who: Principal) -> ContactOut:
+    address = c.address if who.role is TokenRole.ADMIN else shown_address(c.channel, c.address)
+    return ContactOut(id=c.id, customer_id=c.customer_id, name=c.name, channel=c.channel, address=address,
                       role=c.role, active=c.active, has_secret=bool(c.secret))
+
+
+def shown_address(channel: str, address: str) -> str:
+    """What a non-admin sees of a contact's address: an e-mail address whole; of a URL (a robot's URL
+    carries its credential: WeCom's `key=`, DingTalk's `access_token=`, a webhook's secret path)
+    only its scheme and host."""
+    if channel == "email":
+        return address
+    try:
+        url = httpx.URL(address)
+    except httpx.InvalidURL:
+        return "…"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}/…"
 
 
 @router.get("/customers/{customer_id}/contacts", name="list_contacts", response_model=Page[ContactOut],
             tags=["customers"], responses={404: {"description": "no such customer (or not yours)"}})
 def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
-    """A customer's contacts (signing secrets are never returned)."""
+    """A customer's contacts (signing secrets are never returned; only admins see a URL's path and query)."""
     customer = _customer(session, customer_id, who)
-    return Page[ContactOut](items=[_contact_out(c) for c in customer.contacts], next=None)
+    return Page[ContactOut](items=[_contact_out(c, who) for c in customer.contacts], next=None)
 
 
 @router.post("/customers/{customer_id}/contacts", name="create_contact", response_model=ContactOut, status_code=201,
@@ -166,7 +181,7 @@ def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who
     record_entity(session, entity="contact", entity_id=str(contact.id), actor=who.actor, action="create",
                  new={"customer_id": customer.id, "name": body.name, "channel": body.channel}, at=now)
     session.commit()
-    return _contact_out(contact)
+    return _contact_out(contact, who)
 
 
 # --- tokens ----------------------------------------------------------------------------------

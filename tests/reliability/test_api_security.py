@@ -341,3 +341,19 @@ def test_the_device_history_bounds_its_metric_parameters(api: Api) -> None:
         assert many.status_code == 422 and "metric" in many.json()["detail"]
         few = client.get("/api/v1/devices/acme-gw-1/history", params=[("metric", "cpu_percent")] * 3)
         assert few.status_code == 200, few.text
+
+
+def test_only_admins_see_a_robot_url_with_its_credential(api: Api) -> None:
+    acme = api.ids["Acme Rail"]
+    robot = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=ROBOT-KEY-7f3c91e5"
+    with api.client("admin") as admin:
+        made = admin.post(f"/api/v1/customers/{acme}/contacts", json={"name": "群机器人", "channel": "wecom",
+                                                                       "address": robot})
+        assert made.status_code == 201, made.text
+        assert any(c["address"] == robot for c in admin.get(f"/api/v1/customers/{acme}/contacts").json()["items"])
+    for role in ("supervisor", "engineer", "customer"):
+        with api.client(role) as client:
+            listed = client.get(f"/api/v1/customers/{acme}/contacts")
+            assert listed.status_code == 200
+            assert "ROBOT-KEY" not in listed.text and "hooks.example.com/x" not in listed.text, role
+            assert any(c["address"] == "https://qyapi.weixin.qq.com/…" for c in listed.json()["items"]), role
