@@ -3,7 +3,8 @@
 HTTP client libraries log each request's full URL (httpx at INFO), and robot webhooks carry their
 credentials in the query string (WeCom's `key=`, DingTalk's `access_token=`, signatures). Their
 loggers are held at WARNING whatever the command's level, and every record that reaches a handler
-has such values replaced by `***`, at any level, whoever logged it.
+has such values replaced by `***`, at any level, whoever logged it, and so has the token of a
+satisfaction survey link (`/survey/<token>`), which uvicorn's access log would otherwise keep.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ SECRET = re.compile(
 )
 
 
+# A satisfaction survey link is its own credential: /survey/<token> (and the API's /api/v1/survey/<token>).
+SURVEY = re.compile(r"(/survey/)[^\s\"'?#/]+")
+
+
 def redact(text: str) -> str:
-    return SECRET.sub(lambda m: f"{m.group(1)}=***", text)
+    return SURVEY.sub(r"\1***", SECRET.sub(lambda m: f"{m.group(1)}=***", text))
 
 
 class RedactSecrets(logging.Filter):

@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        # uvicorn's own loggers (its access log too) go through the handlers logsetup configured, so
+        # the same redaction applies to them: survey links carry their token in the path.
+        log_config=None,
     )
     engine.dispose()
     return 0

@@ -66,6 +66,9 @@ def test_edgewatch_server_serves_with_a_bootstrap_token(tmp_path: Path) -> None:
         me = httpx.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
         assert me.json()["role"] == "admin"
         assert httpx.get(base + "/api/v1/me", timeout=5).status_code == 401
+        # A survey link's token is its credential: the access log must not keep it.
+        assert httpx.get(base + "/survey/SURVEYTOKEN-0123456789abc", timeout=5).status_code == 200
+        httpx.post(base + "/api/v1/survey/SURVEYTOKEN-0123456789abc", json={"rating": 5}, timeout=5)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
@@ -73,6 +76,7 @@ def test_edgewatch_server_serves_with_a_bootstrap_token(tmp_path: Path) -> None:
     log.seek(0)
     output = log.read()
     assert TOKEN not in output, "the admin token must never be logged"
+    assert "SURVEYTOKEN" not in output and '"GET /survey/*** HTTP/1.1" 200' in output, output[-2000:]
     assert (tmp_path / "edgewatch.db").exists()
     assert oct((tmp_path / "session.key").stat().st_mode & 0o777) == "0o600"
 
