@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -18,7 +19,7 @@ from server.context import AppContext
 from server.policy import RULES
 from server.security import hash_token
 from server.throttle import Throttled
-from tickets.models import ApiToken, TokenRole
+from tickets.models import ApiToken, BrowserSession, TokenRole
 
 SESSION_COOKIE = "ew_session"
 CSRF_COOKIE = "ew_csrf"
@@ -55,6 +56,16 @@ def db_session(request: Request) -> Iterator[Session]:
 
 def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def usable(token: ApiToken, now: datetime) -> bool:
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
+
+
+def valid_token(session: Session, secret: str, now: datetime) -> ApiToken | None:
+    """The token whose secret this is, if it is neither revoked nor expired."""
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    return token if token is not None and usable(token, now) else None
 
 
 def _principal(token: ApiToken) -> Principal:
@@ -96,19 +107,24 @@ def _authenticate(request: Request, session: Session) -> Principal:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise _unauthorized("the Authorization header must be 'Bearer <token>'")
-        token = session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip()), ApiToken.revoked_at.is_(None))
-        )
+        token = valid_token(session, value.strip(), ctx.clock.now())
         if token is None:
-            raise _unauthorized("the API token is unknown or revoked")
+            raise _unauthorized("the API token is unknown, revoked or expired")
         return _principal(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie is None:
         raise _unauthorized("no credentials: send 'Authorization: Bearer <token>' or log in")
-    token_id = ctx.signer.verify(cookie, ctx.clock.now().timestamp())
-    found = session.get(ApiToken, token_id) if token_id is not None else None
-    if found is None or found.revoked_at is not None:
-        raise _unauthorized("the session has expired or its token was revoked; log in again")
+    now = ctx.clock.now()
+    signed = ctx.signer.verify(cookie, now.timestamp())
+    found = None
+    if signed is not None:
+        token_id, session_hash = signed
+        open_session = session.get(BrowserSession, session_hash)
+        if (open_session is not None and open_session.token_id == token_id and open_session.ended_at is None
+                and open_session.expires_at > now):
+            found = session.get(ApiToken, token_id)
+    if found is None or not usable(found, now):
+        raise _unauthorized("the session has ended or expired, or its token was revoked; log in again")
     if request.method not in SAFE_METHODS and not ctx.signer.csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
         # 403, not 401: the session is fine, the request may have been forged by another site.
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (needed with a session cookie)")

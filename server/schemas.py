@@ -340,6 +340,8 @@ class TokenIn(In):
     role: Literal["admin", "supervisor", "engineer", "customer"]
     customer_id: int | None = Field(None, description="required for, and only for, the customer role")
     name: ShortText | None = None
+    expires_at: datetime | None = Field(None, description="when the token stops working (ISO 8601 with a time "
+                                                          "zone, in the future); none: valid until revoked")
 
 
 class TokenOut(Out):
@@ -349,6 +351,7 @@ class TokenOut(Out):
     name: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 class NewTokenOut(TokenOut):

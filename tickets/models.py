@@ -486,6 +486,22 @@ class ApiToken(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: valid until revoked
+
+
+class BrowserSession(Base):
+    """A sign-in of the dashboard: the cookie carries a random session id, this row its hash.
+
+    Signing out (or revoking the token) ends it on the server; a cookie whose row is ended,
+    expired or missing is refused."""
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
 
 
 class Setting(Base):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from rules import ThresholdError
 from server import kpis, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
-from server.errors import check_date
+from server.errors import check_date, check_time
 from server.schemas import (
     ContactIn,
     ContactOut,
@@ -204,13 +204,17 @@ def create_token(body: TokenIn, request: Request, who: Who, session: Db) -> NewT
     elif body.customer_id is not None:
         raise HTTPException(422, f"customer_id: only customer tokens belong to a customer, not {body.role} tokens")
     now = context(request).clock.now()
+    expires_at = check_time("expires_at", body.expires_at)
+    if expires_at is not None and expires_at <= now:
+        raise HTTPException(422, "expires_at: must lie in the future")
     secret = new_token()
     token = ApiToken(token_hash=hash_token(secret), role=body.role, customer_id=body.customer_id, name=body.name,
-                     created_at=now)
+                     created_at=now, expires_at=expires_at)
     session.add(token)
     session.flush()
     record_entity(session, entity="token", entity_id=str(token.id), actor=who.actor, action="create",
-                 new={"role": body.role, "customer_id": body.customer_id, "name": body.name}, at=now)
+                 new={"role": body.role, "customer_id": body.customer_id, "name": body.name,
+                      "expires_at": expires_at.isoformat() if expires_at else None}, at=now)
     session.commit()
     return NewTokenOut(token=secret, **TokenOut.model_validate(token).model_dump())
 

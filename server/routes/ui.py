@@ -3,21 +3,21 @@ notifications, /healthz and /metrics."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from server.actions import TicketActions
-from server.auth import CSRF_COOKIE, SESSION_COOKIE, client_address, context, db_session, throttled
+from server.auth import CSRF_COOKIE, SESSION_COOKIE, client_address, context, db_session, throttled, valid_token
 from server.schemas import ErrorOut, LoginIn, LoginOut, RatingIn
-from server.security import hash_token
 from tickets.errors import TicketError, TicketNotFound
-from tickets.models import ApiToken
+from tickets.models import BrowserSession
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 api = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -38,14 +38,18 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
     Unsafe requests made with the cookie must carry the returned `csrf_token` in `X-CSRF-Token`.
     """
     ctx = context(request)
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(body.token), ApiToken.revoked_at.is_(None))
-    )
+    now = ctx.clock.now()
+    token = valid_token(session, body.token, now)
     if token is None:
         throttled(request)
         ctx.throttle.failed(client_address(request))
-        raise HTTPException(401, "the API token is unknown or revoked")
-    cookie = ctx.signer.issue(token.id, ctx.clock.now().timestamp())
+        raise HTTPException(401, "the API token is unknown, revoked or expired")
+    cookie, session_hash = ctx.signer.issue(token.id, now.timestamp())
+    # A session never outlives its token.
+    ends = now + timedelta(seconds=ctx.settings.session_max_age_s)
+    session.add(BrowserSession(id_hash=session_hash, token_id=token.id, created_at=now,
+                               expires_at=min(ends, token.expires_at) if token.expires_at else ends))
+    session.commit()
     csrf = ctx.signer.csrf_for(cookie)
     secure = _secure(request)
     max_age = ctx.settings.session_max_age_s
@@ -59,7 +63,17 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
 
 
 @api.post("/auth/logout", name="logout", status_code=204, response_class=Response)
-def logout(request: Request) -> Response:
+def logout(request: Request, session: Db) -> Response:
+    """End the session on the server (its cookie stops working at once, wherever it was copied) and
+    clear the cookies."""
+    ctx = context(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    signed = ctx.signer.verify(cookie, ctx.clock.now().timestamp()) if cookie else None
+    if signed is not None:
+        open_session = session.get(BrowserSession, signed[1])
+        if open_session is not None and open_session.ended_at is None:
+            open_session.ended_at = ctx.clock.now()
+            session.commit()
     response = Response(status_code=204)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", samesite="strict", secure=_secure(request),

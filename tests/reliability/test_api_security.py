@@ -9,8 +9,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +359,31 @@ def test_only_admins_see_a_robot_url_with_its_credential(api: Api) -> None:
             assert listed.status_code == 200
             assert "ROBOT-KEY" not in listed.text and "hooks.example.com/x" not in listed.text, role
             assert any(c["address"] == "https://qyapi.weixin.qq.com/…" for c in listed.json()["items"]), role
+
+
+def test_signing_out_ends_the_session_on_the_server_and_tokens_may_expire(api: Api) -> None:
+    with api.client() as browser:
+        login = browser.post("/api/v1/auth/login", json={"token": api.tokens["engineer"]})
+        assert login.status_code == 200
+        cookie = browser.cookies.get("ew_session")
+        assert cookie and browser.get("/api/v1/me").status_code == 200
+        assert browser.post("/api/v1/auth/logout").status_code == 204
+    with api.client() as thief:  # the same cookie, copied before the sign-out
+        answer = thief.get("/api/v1/me", headers={"Cookie": f"ew_session={cookie}"})
+        assert answer.status_code == 401 and "ended" in answer.json()["detail"]
+
+    with api.client("admin") as admin:
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        made = admin.post("/api/v1/tokens", json={"role": "engineer", "expires_at": soon.isoformat()})
+        assert made.status_code == 201 and made.json()["expires_at"] is not None
+        assert admin.post("/api/v1/tokens", json={"role": "engineer", "expires_at": "2020-01-01T00:00:00Z"}
+                          ).status_code == 422
+    short = made.json()["token"]
+    with api.client(token=short) as client:
+        assert client.get("/api/v1/me").status_code == 200
+        with api.client() as browser:
+            assert browser.post("/api/v1/auth/login", json={"token": short}).status_code == 200
+            time.sleep(2.5)
+            assert browser.get("/api/v1/me").status_code == 401  # a session never outlives its token
+        expired = client.get("/api/v1/me")
+        assert expired.status_code == 401 and "expired" in expired.json()["detail"]
