@@ -1,5 +1,6 @@
 # Shared set-up for scripts/demo and scripts/test: Debian packages when missing, a virtual
-# environment in .venv, and the project installed into it (again only when pyproject.toml changed).
+# environment in .venv, and the project installed into it with the locked versions of
+# constraints.txt (again only when pyproject.toml or constraints.txt changed).
 # Sourced, not run: it sets VENV and PATH for the caller.
 
 set -euo pipefail
@@ -38,10 +39,11 @@ ensure_venv() {
     fi
     local stamp="$VENV/.edgewatch-installed-$extras"
     local digest
-    digest="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    # Reinstalled when the project's requirements or the locked versions (constraints.txt) change.
+    digest="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
         echo "edgewatch: installing edgewatch[$extras] into $VENV" >&2
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+        "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[$extras]"
         echo "$digest" >"$stamp"
     fi
     export PATH="$VENV/bin:$PATH"

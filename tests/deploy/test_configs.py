@@ -115,3 +115,29 @@ def test_configuration_reference_is_up_to_date() -> None:
     assert (ROOT / "docs" / "configuration.md").read_text() == expected, (
         "regenerate with: python -m edgewatch.config_reference > docs/configuration.md"
     )
+
+
+def test_the_lock_pins_every_requirement_at_a_version_it_allows() -> None:
+    """constraints.txt, which the set-up scripts install with, pins every requirement of pyproject.toml
+    (and its extras) exactly, at a version the declared minimum admits."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    declared += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    pins: dict[str, str] = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = version.strip()
+    for requirement in declared:
+        version = pins.get(canonicalize_name(requirement.name))
+        assert version is not None, f"{requirement.name} is required but not locked in constraints.txt"
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+    bootstrap = (root / "scripts" / "bootstrap.sh").read_text()
+    assert '-c "$ROOT/constraints.txt"' in bootstrap
