@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collector.settings import load_settings
     from edgewatch.process import tune_garbage_collector
     from rules import ThresholdError
+    from tickets import secrets
     from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate
     from tickets.runtime import TicketRuntime
     from tickets.service import TicketService
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.thresholds:
             settings = replace(settings, thresholds_file=Path(args.thresholds))
         ticket_settings = load_ticket_settings(args.config, data_dir=settings.data_dir)
+        secrets.use(secrets.load(settings.data_dir))  # the key of contacts' secrets and the outbox
         engine = create_engine_for(settings.database_url or default_database_url(settings.data_dir))
         migrate(engine)
         runtime = None if args.no_ticket_runtime else TicketRuntime(engine, ticket_settings)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("edgewatch.simulate", "publish a simulated fleet's telemetry"),
     "rules": ("edgewatch.rules_cli", "try thresholds on recorded samples (rules replay)"),
     "bench": ("edgewatch.bench", "benchmarks: rules, agent, collector, clocks, api, predict"),
+    "secrets": ("tickets.secrets", "secrets rotate: re-encrypt stored secrets with the current key"),
 }
 
 

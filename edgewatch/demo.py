@@ -169,6 +169,7 @@ class Demo:
         from edgewatch.simulate import FleetPublisher
         from server.app import create_app
         from server.settings import load_settings as server_settings
+        from tickets import secrets
         from tickets.db import create_engine_for, default_database_url, migrate, session_factory
         from tickets.runtime import TicketRuntime
         from tickets.settings import load_ticket_settings
@@ -194,6 +195,7 @@ class Demo:
         env["EDGEWATCH_MQTT_URL"] = url
         print(f"  broker     {url}  ({broker.kind})", flush=True)
 
+        secrets.use(secrets.load(self.data_dir, env))  # contacts' secrets and the outbox, encrypted at rest
         engine = create_engine_for(env.get("EDGEWATCH_DATABASE_URL") or default_database_url(self.data_dir))
         self.stack.callback(engine.dispose)
         migrate(engine)

@@ -34,12 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rules import ThresholdError
     from server.app import create_app, freeze_startup_heap
     from server.settings import load_settings
-    from tickets import db
+    from tickets import db, secrets
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
         if args.thresholds:
             settings = replace(settings, thresholds_file=Path(args.thresholds))
+    except ConfigError as exc:
+        print(f"edgewatch server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        secrets.use(secrets.load(settings.data_dir))  # the key of contacts' secrets and the outbox
     except ConfigError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2

@@ -320,8 +320,9 @@ class CustomerOut(Out):
 class ContactIn(In):
     name: ShortText
     channel: Literal["email", "webhook", "dingtalk", "wecom", "feishu"]
-    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
-    secret: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    # At most 300 characters (bytes in UTF-8): stored encrypted (tickets.secrets) in 500.
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
     role: Literal["ops", "technical"] = "ops"
 
 

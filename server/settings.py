@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
+from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
 from tickets.settings import load_public_url, server_url
 
@@ -114,8 +115,8 @@ def load_settings(
         port=port,
         public_url=load_public_url(config_file, environ, host=host, port=port),
         sla=load_policy(Settings.load(config_file, "sla", environ)),
-        allow_private_addresses=Settings.load(config_file, "notifications", environ).bool(
-            "allow_private_addresses", False, env="NOTIFY_ALLOW_PRIVATE_ADDRESSES"),
+        # The whole [notifications] section is read (and checked), for this one key.
+        allow_private_addresses=NotifySettings.load(config_file, environ, data_dir=data_dir).allow_private_addresses,
         admin_token=admin_token,
         cors_origins=tuple(srv.list("cors_origins", [], env="CORS_ORIGINS")),
         force_secure_cookies=srv.bool("force_secure_cookies", False),

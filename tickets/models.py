@@ -38,6 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tickets.secrets import Sealed, SealedJSON
+
 # Stable constraint names: Alembic's SQLite batch mode needs them to alter tables later.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -180,8 +182,8 @@ class Contact(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(500))  # e-mail address or URL
-    secret: Mapped[str | None] = mapped_column(String(500))  # signing secret of robots / webhooks
+    address: Mapped[str] = mapped_column(Sealed())  # e-mail address or URL
+    secret: Mapped[str | None] = mapped_column(Sealed())  # signing secret of robots / webhooks
     role: Mapped[str] = mapped_column(String(20), default=ContactRole.OPS.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -199,8 +201,8 @@ class StaffGroup(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     level: Mapped[str] = mapped_column(String(20), unique=True)
     channel: Mapped[str | None] = mapped_column(String(20))
-    address: Mapped[str | None] = mapped_column(String(500))
-    secret: Mapped[str | None] = mapped_column(String(500))
+    address: Mapped[str | None] = mapped_column(Sealed())
+    secret: Mapped[str | None] = mapped_column(Sealed())
 
     members: Mapped[list[StaffMember]] = relationship(back_populates="group", order_by="StaffMember.id")
 
@@ -212,8 +214,8 @@ class StaffMember(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str | None] = mapped_column(String(20))
-    address: Mapped[str | None] = mapped_column(String(500))
-    secret: Mapped[str | None] = mapped_column(String(500))
+    address: Mapped[str | None] = mapped_column(Sealed())
+    secret: Mapped[str | None] = mapped_column(Sealed())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     group: Mapped[StaffGroup] = relationship(back_populates="members")
@@ -444,8 +446,8 @@ class OutboxMessage(Base):
     recipient_id: Mapped[int | None] = mapped_column(Integer)
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(500))
-    payload: Mapped[dict[str, Any]]  # what the message says (rendered by the channel)
+    address: Mapped[str] = mapped_column(Sealed())
+    payload: Mapped[dict[str, Any]] = mapped_column(SealedJSON())  # what the message says (rendered by the channel)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

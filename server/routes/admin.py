@@ -40,6 +40,7 @@ from server.security import hash_token, new_token
 from tickets.audit import record_entity
 from tickets.models import ApiToken, Contact, Customer, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
+from tickets.secrets import MAX_PLAIN_BYTES
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Principal, Depends(authorized)]
@@ -160,6 +161,9 @@ def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
 def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who, session: Db) -> ContactOut:
     customer = _customer(session, customer_id, who)
     address = body.address
+    for field, value in (("address", address), ("secret", body.secret or "")):
+        if len(value.encode("utf-8")) > MAX_PLAIN_BYTES:
+            raise HTTPException(422, f"{field}: at most {MAX_PLAIN_BYTES} bytes in UTF-8 (it is stored encrypted)")
     if any(c.isspace() or not c.isprintable() for c in address):
         # The address goes into a mail header or a request line: a line break there would add headers.
         raise HTTPException(422, f"address: {address!r} must be one line without spaces or control characters")
