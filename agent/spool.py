@@ -66,7 +66,7 @@ class Spool:
             self._db.executescript(SCHEMA)
             self._instance = self._init_instance()
             self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"{path}: cannot open the spool: {exc}") from exc
 
     def _init_instance(self) -> str:
