@@ -78,14 +78,19 @@ def test_a_forced_resolve_needs_a_note_and_re_arms_the_rule(
         service.close(s, tid, "wang")
 
 
-def test_resolving_after_the_alert_cleared_needs_no_force(
-    sessions: sessionmaker[Session], service: TicketService, fleet: dict[str, int]
-) -> None:
+def _resolved_after_the_alert_cleared(sessions: sessionmaker[Session], service: TicketService) -> int:
     tid = _open_red(sessions, service)
     _in_progress(sessions, service, tid)
     with sessions.begin() as s:
         _alert(s, None)
         service.resolve(s, tid, "wang", note="fan replaced")
+    return tid
+
+
+def test_resolving_after_the_alert_cleared_needs_no_force(
+    sessions: sessionmaker[Session], service: TicketService, fleet: dict[str, int]
+) -> None:
+    _resolved_after_the_alert_cleared(sessions, service)
     with sessions.begin() as s:
         assert rows(s, RuleRearm) == []
 
@@ -93,11 +98,7 @@ def test_resolving_after_the_alert_cleared_needs_no_force(
 def test_closing_is_refused_only_while_no_other_ticket_carries_the_alert(
     sessions: sessionmaker[Session], service: TicketService, fleet: dict[str, int]
 ) -> None:
-    tid = _open_red(sessions, service)
-    _in_progress(sessions, service, tid)
-    with sessions.begin() as s:
-        _alert(s, None)
-        service.resolve(s, tid, "wang", note="fan replaced")
+    tid = _resolved_after_the_alert_cleared(sessions, service)
     with sessions.begin() as s:
         _alert(s, "red")  # it came back before the ticket was closed, and nothing carries it
     with sessions.begin() as s, pytest.raises(AlertStillActive, match="cannot close"):
