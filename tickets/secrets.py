@@ -74,6 +74,10 @@ class SecretBox:
 _box: SecretBox | None = None
 
 
+def current() -> SecretBox | None:
+    return _box
+
+
 def use(box: SecretBox | None) -> None:
     """Set the process's keys (None: values are stored as they are, for tests and tools)."""
     global _box

@@ -15,13 +15,14 @@ import uvicorn
 
 from server.app import create_app
 from server.settings import load_settings
-from tickets import db
+from tickets import db, secrets
 
 
 def main() -> None:
     cert, key, port = sys.argv[1:4]
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(None)
+    secrets.use(secrets.load(settings.data_dir))  # as `edgewatch server` does
     engine = db.create_engine_for(settings.database_url or db.default_database_url(settings.data_dir))
     db.migrate(engine)
     app = create_app(settings, db.session_factory(engine))
