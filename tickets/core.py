@@ -45,6 +45,11 @@ class Context:
             pending = self._local.pending = []
         pending.append(clock)
 
+    def forget_touched(self) -> None:
+        """Drop what this thread touched without reading it: after a rollback the clock objects are
+        expired, and reading one would go to the database, which may be the very thing that failed."""
+        self._local.pending = []
+
     def take_touched(self) -> list[tuple[int, datetime | None]]:
         """The (clock id, next instant) pairs this thread touched since its last call."""
         pending = getattr(self._local, "pending", None) or []

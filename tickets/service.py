@@ -93,7 +93,7 @@ class TicketService:
 
     def after_rollback(self) -> None:
         """Forget the clocks and outbox rows of a transaction that was rolled back."""
-        self.ctx.take_touched()
+        self.ctx.forget_touched()
         outbox.take_written()
 
     # ------------------------------------------------------------ the scheduler's entry

@@ -113,3 +113,23 @@ def test_a_message_that_cannot_be_rendered_is_kept_as_failed(sessions: sessionma
         # The same key again is the same message: no second row.
         assert outbox.enqueue(s, ticket, "ticket_escalated", {"ticket_id": tid}, [recipient], key="bad",
                               at=clock.now()) == []
+
+
+def test_after_a_rollback_the_touched_clocks_are_forgotten_unread(sessions: sessionmaker[Session],
+                                                                  service: TicketService,
+                                                                  fleet: dict[str, int]) -> None:
+    """A batch rolled back because the database went away: forgetting its clocks must not read them
+    (they are expired, and reading one would go to the database that just failed)."""
+    with sessions.begin() as s:
+        service.on_transition(s, transition("raised", "orange", 71.0))
+    service.after_commit()
+    session = sessions()
+    service.on_transition(session, transition("escalated", "red", 95.0, seq=4))  # moves the stored clocks
+    session.flush()
+    session.rollback()
+    session.close()  # the clocks are now expired and detached: reading their id would raise
+    service.after_rollback()
+    sink = RecordingSink()
+    service.use_scheduler(sink)
+    service.after_commit()
+    assert sink.scheduled == []
