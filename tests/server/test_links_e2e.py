@@ -173,6 +173,8 @@ def world(request: pytest.FixtureRequest, postgres_server: services.Postgres,
             "EDGEWATCH_AGENT_INTERVAL": "600",  # no offline tickets while the test waits
             "EDGEWATCH_DATA_DIR": str(workdir), "EDGEWATCH_PUBLIC_URL": "",
             "EDGEWATCH_NOTIFY_ALLOW_PRIVATE_ADDRESSES": "1",  # the receivers listen on 127.0.0.1
+            # The processes and this test share one key for secrets at rest, as production's must.
+            "EDGEWATCH_SECRETS_KEY": os.environ["EDGEWATCH_SECRETS_KEY"],
         })
         if prefix:
             public = stack.enter_context(prefix_proxy(server_port, prefix))
