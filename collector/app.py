@@ -34,7 +34,7 @@ from collector.persist import (
 )
 from collector.pipeline import Batch, Pipeline, RegistryBuffer, refused_point_letter
 from collector.predictive import PredictiveConfigSource, PredictiveStage
-from collector.rearm import apply_rearms
+from collector.rearm import store_rearms
 from collector.settings import CollectorSettings
 from collector.store import Point, TelemetryStore, open_store
 from collector.thresholds import ThresholdSource, device_classes
@@ -199,18 +199,23 @@ class Collector:
                         before.isoformat())
 
     def _apply_rearms(self) -> None:
-        """Alerts forgotten after a forced resolve (collector.rearm); retried at the next poll on failure."""
+        """Alerts forgotten after a forced resolve (collector.rearm): stored, then applied here; retried
+        at the next poll when the database is unavailable."""
         try:
             with self._sessions() as session, session.begin():
-                count = apply_rearms(session, self.rules, self.predictive.forget_alert, self.pipeline.remember_state)
+                applied = store_rearms(session, self.rules)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
             logger.warning("re-arm requests not applied, the ticket database is unavailable (%s); "
                            "retrying at the next poll", exc)
             return
-        if count:
-            self.metrics.rearms.inc(count)
+        for device_id, metric, snapshot in applied:  # committed: now the engine may forget them
+            self.rules.rearm(device_id, metric)
+            self.predictive.forget_alert(device_id, metric)
+            self.pipeline.remember_state(device_id, snapshot)
+        if applied:
+            self.metrics.rearms.inc(len(applied))
 
     # -- the processing thread -----------------------------------------------------------------
 
@@ -220,6 +225,13 @@ class Collector:
         next_thresholds = time.monotonic() + s.thresholds_poll_s
         while not self._stopping.is_set():
             try:
+                # Periodic work comes before a batch is taken: should it fail, no message is in hand.
+                if time.monotonic() >= next_thresholds:
+                    next_thresholds = time.monotonic() + s.thresholds_poll_s
+                    with self._sessions() as session:
+                        self._poll_thresholds(session)
+                    self._apply_rearms()
+                    self._prune_dead_letters()
                 messages = self.source.get_batch(s.batch_size, s.batch_wait_s)
                 now: float | None = None
                 # A full batch means a backlog is waiting at the broker: devices whose samples sit
@@ -227,12 +239,6 @@ class Collector:
                 if self._clock() >= next_offline and len(messages) < s.batch_size:
                     now = self._clock()
                     next_offline = now + s.offline_check_s
-                if time.monotonic() >= next_thresholds:
-                    next_thresholds = time.monotonic() + s.thresholds_poll_s
-                    with self._sessions() as session:
-                        self._poll_thresholds(session)
-                    self._apply_rearms()
-                    self._prune_dead_letters()
                 if not messages and now is None and not self.registry.has_due(self._clock()):
                     continue  # (unwritten seqs are picked up by the offline check's batches)
                 batch = self.pipeline.process(messages, now)

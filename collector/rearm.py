@@ -2,15 +2,15 @@
 
 A person who resolves (or cancels, or closes) a ticket while its threshold alert is still active,
 and insists, leaves a `rule_rearms` row (see `tickets.alerts`). The collector polls for them with
-its thresholds; for each it clears the (device, metric) state in its rule engine, so the next
+its thresholds; for each it stores the device's rule state without that (device, metric) and
+deletes the request in one transaction, then clears the state in its rule engine, so the next
 breaching sample raises a new alert (orange after the usual streak, red at once) and opens a new
-ticket. The re-armed state and the deletion of the request commit together.
+ticket.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,37 +24,33 @@ from tickets.models import RuleRearm
 logger = logging.getLogger(__name__)
 
 
-def apply_rearms(
-    session: Session, engine: RuleEngine, forget: Callable[[str, str], None],
-    remember: Callable[[str, dict[str, Any]], None],
-) -> int:
-    """Apply every pending request in `session`'s transaction (the caller commits); returns how many.
+def store_rearms(session: Session, engine: RuleEngine) -> list[tuple[str, str, dict[str, Any]]]:
+    """Store the re-armed rule state of every pending request and delete the requests, in `session`'s
+    transaction (the caller commits); the (device, metric, new snapshot) to apply to the engine once
+    committed. The engine itself is not changed here: should the commit fail, it still holds the
+    alert, and the requests are tried again.
 
     A request for a device this engine holds no state for is left for the collector that does,
     unless the stored state shows no such alert either (then there is nothing to re-arm)."""
     rows = session.execute(sa.select(RuleRearm.id, RuleRearm.device_id, RuleRearm.metric)
                            .order_by(RuleRearm.id)).all()
     if not rows:
-        return 0
+        return []
     done: list[int] = []
+    applied: list[tuple[str, str, dict[str, Any]]] = []
     states: dict[str, dict[str, Any]] = {}
     for request_id, device_id, metric in rows:
-        if engine.snapshot_device(device_id) is None:
-            if (device_id, metric) in stored_alerts(session, [device_id]):
-                continue
-            done.append(request_id)
+        snapshot = states.get(device_id) or engine.snapshot_device(device_id)
+        if snapshot is None:
+            if (device_id, metric) not in stored_alerts(session, [device_id]):
+                done.append(request_id)
             continue
-        severity = engine.rearm(device_id, metric)
-        forget(device_id, metric)
-        snapshot = engine.snapshot_device(device_id)
-        assert snapshot is not None
-        states[device_id] = snapshot
+        rearmed = {**snapshot, "metrics": {m: v for m, v in snapshot["metrics"].items() if m != metric}}
+        states[device_id] = rearmed
+        applied.append((device_id, metric, rearmed))
         done.append(request_id)
-        logger.info("re-armed the %s alert on %s of %s (request %d): the next breach opens a new ticket",
-                    severity.value if severity else "inactive", metric, device_id, request_id)
+        logger.info("re-arming the alert on %s of %s (request %d): the next breach opens a new ticket",
+                    metric, device_id, request_id)
     upsert_rule_states(session, states)
     session.execute(sa.delete(RuleRearm).where(RuleRearm.id.in_(done)))
-    for device_id, snapshot in states.items():
-        remember(device_id, snapshot)
-    return len(done)
-
+    return [(device_id, metric, states[device_id]) for device_id, metric, _ in applied]

@@ -10,6 +10,8 @@ of the database file, so creating that file 0600 first covers them too.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -42,3 +44,28 @@ def private_file(path: Path) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def key_file(path: Path, make: Callable[[], bytes], wait_s: float = 5.0) -> bytes:
+    """The content of a key file, created once (0600, exclusively) with `make()` when it is missing.
+
+    Two processes starting together on one data directory must end up with the same key: only one
+    can create the file, and the other waits for its content instead of writing a key of its own.
+    An existing key is never overwritten."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(make())
+            fh.flush()
+            os.fsync(fh.fileno())
+    deadline = time.monotonic() + wait_s
+    while True:
+        content = path.read_bytes().strip()
+        if content or time.monotonic() > deadline:
+            return content
+        time.sleep(0.05)  # the creator is between open and write

@@ -4,8 +4,9 @@ Everything goes through `tickets.service.TicketService`, which works inside our 
 commits; the route commits, then `after_commit` hands moved SLA clocks on (the scheduler itself runs
 in the collector, which picks up clocks another process changed).
 
-A message an action must send that cannot be rendered refuses the action (`MessageNotWritten`, a
-`TicketError` the routes answer with its reason) instead of leaving a failed row behind it.
+A message a staff action must send that cannot be rendered refuses the action (`MessageNotWritten`,
+a `TicketError` the routes answer with its reason) instead of leaving a failed row behind it. A
+customer's rating is never refused that way.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tickets import outbox
 from tickets.errors import MessageNotWritten
-from tickets.models import TicketNote
+from tickets.models import RatingSource, TicketNote
 from tickets.notify.message import NotificationError
 from tickets.service import TicketService
 
@@ -54,11 +54,8 @@ class TicketActions:
         return ticket.id
 
     def add_note(self, session: Session, ticket_id: int, *, actor: str, text: str, visibility: str) -> TicketNote:
-        self.service.add_note(session, ticket_id, actor, text, visibility)
+        note = self.service.add_note(session, ticket_id, actor, text, visibility)
         session.flush()
-        note = session.scalars(
-            select(TicketNote).where(TicketNote.ticket_id == ticket_id).order_by(TicketNote.id.desc()).limit(1)
-        ).one()
         return note
 
     def attach_rca(self, session: Session, ticket_id: int, *, actor: str, report: dict[str, Any]) -> None:
@@ -67,12 +64,14 @@ class TicketActions:
 
     def rate(self, session: Session, ticket_id: int, *, actor: str, rating: int, comment: str | None,
              source: str) -> None:
-        with _messages_must_render():
+        # A customer's rating is never refused over a message to staff it causes (the follow-up's
+        # dispatch): that message is kept as a failed row for staff to see instead.
+        guard = _messages_must_render() if source == RatingSource.STAFF else contextlib.nullcontext()
+        with guard:
             self.service.rate(session, ticket_id, actor, rating, comment, source)
 
     def rate_by_token(self, session: Session, token: str, *, rating: int, comment: str | None) -> int:
-        with _messages_must_render():
-            return self.service.rate_by_token(session, token, rating, comment).id
+        return self.service.rate_by_token(session, token, rating, comment).id
 
     def after_commit(self) -> None:
         self.service.after_commit()

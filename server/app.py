@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from edgewatch import __version__
-from edgewatch.files import private_dir
+from edgewatch.files import key_file
 from server import errors, openapi
 from server.actions import TicketActions
 from server.bodylimit import RequestGate
@@ -67,13 +66,7 @@ def session_key(settings: ServerSettings) -> bytes:
     """The key signing session cookies: configured, or random and kept in the data dir (mode 0600)."""
     if settings.session_secret:
         return settings.session_secret.encode()
-    path = Path(settings.data_dir) / "session.key"
-    if not path.exists():
-        private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return key_file(Path(settings.data_dir) / "session.key", lambda: secrets.token_hex(32).encode())
 
 
 def ensure_admin_token(sessions: sessionmaker[Session], token: str, now: datetime) -> None:

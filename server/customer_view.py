@@ -4,7 +4,9 @@ Staff see everything. A customer's token sees its own tickets with: the public n
 entries of opening, acknowledgement, escalation, recurrence, recovery, on-site check-in, resolution,
 closure, cancellation, the root-cause report and the rating — with the reasons only where the
 system wrote them (a person's reason may be an internal note); none of the internal clocks (the
-escalation chain), SLA warnings or breaches, delivery errors or attempt details.
+escalation chain), SLA warnings or breaches, delivery errors or attempt details, the first
+judgement or who of the staff opened a ticket by hand; and no service-recovery follow-up at all
+(`server.queries.STAFF_ONLY_KINDS`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from tickets.models import AuditEntry, NoteVisibility, TicketNote
 from tickets.opening import COLLECTOR
-from tickets.policy import ESCALATION
+from tickets.policy import SLA_CLOCKS
 
 # (action, field) of the audit entries a customer sees; field None: any field of that action.
 _SHOWN: frozenset[tuple[str, str | None]] = frozenset({
@@ -45,4 +47,13 @@ def shown_notes(notes: Sequence[TicketNote]) -> list[TicketNote]:
 
 
 def shown_clocks(clocks: Sequence[Any]) -> list[Any]:
-    return [c for c in clocks if c.name != ESCALATION]
+    """The SLA commitments only (`tickets.policy.SLA_CLOCKS`), never an internal clock."""
+    return [c for c in clocks if c.name in SLA_CLOCKS]
+
+
+def shown_details(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The measured facts of a ticket, without who of the staff opened it."""
+    return None if details is None else {k: v for k, v in details.items() if k not in _INTERNAL_DETAILS}
+
+
+_INTERNAL_DETAILS = frozenset({"opened_by"})

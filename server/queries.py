@@ -27,6 +27,7 @@ from tickets.models import (
     Device,
     OutboxMessage,
     Ticket,
+    TicketKind,
     TicketNote,
 )
 
@@ -95,6 +96,7 @@ class TicketFilter:
             conditions.append(Ticket.customer_id == self.customer_id)
         if self.scope_customer_id is not None:
             conditions.append(Ticket.customer_id == self.scope_customer_id)
+            conditions.append(Ticket.kind.not_in(STAFF_ONLY_KINDS))
         if self.opened_after is not None:
             conditions.append(Ticket.opened_at >= self.opened_after)
         if self.opened_before is not None:
@@ -143,12 +145,18 @@ def list_tickets(
     return rows, next_cursor
 
 
+# Tickets about the customer rather than for them: a service-recovery follow-up tells staff to win
+# an unhappy customer back. A customer never sees them.
+STAFF_ONLY_KINDS = (TicketKind.SERVICE_RECOVERY.value,)
+
+
 def ticket_for(session: Session, ticket_id: int, scope_customer_id: int | None) -> Ticket | None:
     """The ticket, or None when it does not exist or the customer may not see it (indistinguishable)."""
     ticket = session.scalars(
         select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.clocks))
     ).one_or_none()
-    if ticket is None or (scope_customer_id is not None and ticket.customer_id != scope_customer_id):
+    if ticket is None or (scope_customer_id is not None and (ticket.customer_id != scope_customer_id
+                                                             or ticket.kind in STAFF_ONLY_KINDS)):
         return None
     return ticket
 

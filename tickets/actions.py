@@ -18,7 +18,16 @@ from tickets import alerts, audit, outbox
 from tickets.core import Context, clock_named, facts, load, running, stop_clocks
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput
 from tickets.lifecycle import next_status
-from tickets.models import ContactRole, Device, NoteVisibility, RatingSource, Ticket, TicketKind, TicketStatus
+from tickets.models import (
+    ContactRole,
+    Device,
+    NoteVisibility,
+    RatingSource,
+    Ticket,
+    TicketKind,
+    TicketNote,
+    TicketStatus,
+)
 from tickets.notify.message import Notification, iso
 from tickets.opening import add_note, open_key, open_ticket
 from tickets.policy import DISPATCH, ESCALATION, FIRST_RESPONSE, ON_SITE, PRE_MAINTENANCE_START, RCA
@@ -122,7 +131,7 @@ def _release_alert(session: Session, ticket: Ticket, action: str, actor: str, no
 
 
 def note(ctx: Context, session: Session, ticket_id: int, actor: str, text: str,
-         visibility: str = NoteVisibility.INTERNAL.value) -> Ticket:
+         visibility: str = NoteVisibility.INTERNAL.value) -> TicketNote:
     ticket = load(session, ticket_id)
     body = _text(text, "note")
     if not body:
@@ -130,9 +139,9 @@ def note(ctx: Context, session: Session, ticket_id: int, actor: str, text: str,
     if visibility not in set(NoteVisibility):
         raise InvalidInput("visibility", f"must be internal or public, got {visibility!r}")
     at = ctx.now()
-    add_note(session, ticket, actor, body, at, visibility)
+    written = add_note(session, ticket, actor, body, at, visibility)
     ticket.updated_at = at
-    return ticket
+    return written
 
 
 def update(ctx: Context, session: Session, ticket_id: int, actor: str, fields: Mapping[str, Any],
@@ -224,7 +233,7 @@ def open_manual(ctx: Context, session: Session, device_id: str, title: str, leve
     ticket, _ = open_ticket(
         ctx, session, device_id=device_id, kind=TicketKind.MANUAL.value,
         key=f"manual/{secrets.token_hex(8)}", metric=None, severity=None, level=level, title=clean_title,
-        description=text or clean_title, details={"opened_by": actor}, at=at, actor=actor,
+        description=clean_title, details={"opened_by": actor}, at=at, actor=actor,
     )
     if text:
         add_note(session, ticket, actor, text, at)

@@ -23,6 +23,7 @@ The key is process-wide: each command sets it once at start (`use`), before any 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from edgewatch.config import ConfigError
-from edgewatch.files import private_file
+from edgewatch.files import key_file
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "enc1:"
 KEY_FILE = "secrets.key"
@@ -96,28 +99,44 @@ def load(data_dir: Path, environ: Mapping[str, str] | None = None) -> SecretBox:
             raise ConfigError("EDGEWATCH_SECRETS_KEY", "secrets_key",
                               f"each key must be a Fernet key (32 url-safe base64-encoded bytes): {exc}") from None
     path = Path(data_dir) / KEY_FILE
-    if not path.exists() or path.stat().st_size == 0:
-        private_file(path)
-        path.write_bytes(Fernet.generate_key())
     try:
-        return SecretBox([path.read_bytes().strip()])
+        return SecretBox([key_file(path, Fernet.generate_key)])
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path), "secrets_key", f"not a usable Fernet key: {exc}") from None
 
 
 def _seal(value: str) -> str:
+    if _box is None:
+        return value
     if len(value.encode("utf-8")) > MAX_PLAIN_BYTES:
-        raise ValueError(f"a secret value of more than {MAX_PLAIN_BYTES} bytes cannot be stored")
-    return _box.seal(value) if _box is not None else value
+        # Only a value stored before the 300-byte limit (the API refuses longer ones): kept working,
+        # unsealed, rather than failing the ticket change that copies it into the outbox.
+        logger.warning("a value of more than %d bytes is stored unsealed (shorten the contact's address)",
+                       MAX_PLAIN_BYTES)
+        return value
+    return _box.seal(value)
+
+
+# What a sealed value reads as in a process whose key cannot open it: one such row (a contact, an
+# outbox message) then fails on its own, with this text, instead of failing every query that meets it.
+UNREADABLE = "(unreadable: sealed with another secrets key)"
+_warned = False
 
 
 def _open(value: str) -> str:
-    if value.startswith(PREFIX):
+    if not value.startswith(PREFIX):
+        return value
+    try:
         if _box is None:
             raise SecretsError("a stored secret is encrypted but this process was given no key "
                                "(EDGEWATCH_SECRETS_KEY or secrets.key in its data directory)")
         return _box.open(value)
-    return value
+    except SecretsError as exc:
+        global _warned
+        if not _warned:  # once per process: every row read would repeat it
+            _warned = True
+            logger.error("%s; such values read as %r", exc, UNREADABLE)
+        return UNREADABLE
 
 
 class Sealed(TypeDecorator[str]):
@@ -146,7 +165,8 @@ class SealedJSON(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, str) and value.startswith(PREFIX):
-            return json.loads(_open(value))
+            plain = _open(value)
+            return {"unreadable": plain} if plain == UNREADABLE else json.loads(plain)
         return value
 
 
@@ -175,8 +195,10 @@ def rotate(engine: Any, box: SecretBox, batch: int = 1000) -> dict[str, int]:
                 for row in rows:
                     values: dict[str, Any] = {}
                     for c in texts:
-                        if row._mapping[c] is not None:
-                            values[c] = box.reseal(row._mapping[c])
+                        value = row._mapping[c]
+                        if value is not None and (value.startswith(PREFIX)
+                                                  or len(value.encode("utf-8")) <= MAX_PLAIN_BYTES):
+                            values[c] = box.reseal(value)
                     for c in documents:
                         doc = row._mapping[c]
                         if doc is not None:

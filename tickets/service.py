@@ -20,7 +20,7 @@ from tickets import actions, firing, opening, outbox, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
-from tickets.models import NoteVisibility, RatingSource, Ticket
+from tickets.models import NoteVisibility, RatingSource, Ticket, TicketNote
 from tickets.policy import SlaPolicy
 
 logger = logging.getLogger(__name__)
@@ -141,8 +141,8 @@ class TicketService:
         return actions.act(self.ctx, session, ticket_id, action, actor, note, assignee, force=force)
 
     def add_note(self, session: Session, ticket_id: int, actor: str, note: str,
-                 visibility: str = NoteVisibility.INTERNAL.value) -> Ticket:
-        """A note; `internal` (staff only, the default) or `public` (the customer sees it)."""
+                 visibility: str = NoteVisibility.INTERNAL.value) -> TicketNote:
+        """A note (returned); `internal` (staff only, the default) or `public` (the customer sees it)."""
         return actions.note(self.ctx, session, ticket_id, actor, note, visibility)
 
     def open_manual(self, session: Session, device_id: str, title: str, level: str, actor: str,

@@ -90,13 +90,15 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
     audit: list[Any] = queries.audit_of(session, ticket_id)
     notes = queries.notes_of(session, ticket_id)
     notifications = _notifications_out(sent, who)
+    details, first_judgement = ticket.details, ticket.first_judgement
     if who.is_customer:
         audit, notes = customer_view.shown_audit(audit), customer_view.shown_notes(notes)
+        details, first_judgement = customer_view.shown_details(details), None
     return TicketDetail(
         **base,
         description=ticket.description,
-        details=ticket.details,
-        first_judgement=ticket.first_judgement,
+        details=details,
+        first_judgement=first_judgement,
         contact_name=ticket.contact_name,
         rca=ticket.rca,
         rca_at=ticket.rca_at,

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import delete, or_, text
 from sqlalchemy.orm import Session
 
 from server.actions import TicketActions
@@ -49,6 +49,9 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
     ends = now + timedelta(seconds=ctx.settings.session_max_age_s)
     session.add(BrowserSession(id_hash=session_hash, token_id=token.id, created_at=now,
                                expires_at=min(ends, token.expires_at) if token.expires_at else ends))
+    # Sessions over for a day are of no use to anyone: each sign-in clears them away.
+    session.execute(delete(BrowserSession).where(
+        or_(BrowserSession.expires_at < now - timedelta(days=1), BrowserSession.ended_at < now - timedelta(days=1))))
     session.commit()
     csrf = ctx.signer.csrf_for(cookie)
     secure = _secure(request)

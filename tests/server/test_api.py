@@ -305,3 +305,29 @@ def test_a_device_class_change_moves_the_thresholds_version(api: Harness) -> Non
     # changing something else leaves it alone
     assert c.put("/api/v1/devices/gw-9", json={"customer_id": api.customers["Beta Water"]}, headers=sup).status_code == 200
     assert c.get("/api/v1/thresholds", headers=sup).json()["version"] == before + 1
+
+
+def test_a_customer_sees_neither_internal_facts_nor_service_recovery(api: Harness) -> None:
+    h, sup, mine = api, api.auth("supervisor"), api.auth("customer")
+    h.add_device("gw-cv", "Acme Power")
+    manual = h.client.post("/api/v1/tickets", headers=sup, json={
+        "device_id": "gw-cv", "title": "Cabinet door broken", "level": "blue", "note": "guard says: key lost again"})
+    assert manual.status_code == 201, manual.text
+    tid = manual.json()["id"]
+    note = h.client.post(f"/api/v1/tickets/{tid}/notes", headers=mine, json={"text": "When will you come?"})
+    assert note.status_code == 201 and note.json()["text"] == "When will you come?"
+    assert note.json()["visibility"] == "public"
+    h.client.post(f"/api/v1/tickets/{tid}/notes", headers=sup, json={"text": "internal: customer's fault"})
+    seen = h.client.get(f"/api/v1/tickets/{tid}", headers=mine).json()
+    assert "key lost" not in str(seen) and "customer's fault" not in str(seen)
+    assert seen["first_judgement"] is None and "opened_by" not in (seen["details"] or {})
+    assert {c["name"] for c in seen["clocks"]} <= {"first_response", "resolution"}
+    for action in ("start", "resolve", "close"):
+        assert h.client.post(f"/api/v1/tickets/{tid}/{action}", headers=sup).status_code == 200
+    rated = h.client.post(f"/api/v1/tickets/{tid}/rating", headers=mine, json={"rating": 2, "comment": "slow"})
+    assert rated.status_code == 200 and rated.json()["rating_source"] == "customer"
+    staff_view = h.client.get("/api/v1/tickets", params={"kind": "service_recovery"}, headers=sup).json()["items"]
+    assert len(staff_view) == 1
+    follow_up = staff_view[0]["id"]
+    assert h.client.get(f"/api/v1/tickets/{follow_up}", headers=mine).status_code == 404
+    assert all(t["kind"] != "service_recovery" for t in h.client.get("/api/v1/tickets", headers=mine).json()["items"])
