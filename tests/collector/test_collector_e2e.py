@@ -33,7 +33,7 @@ from tests.collector.helpers import (
 )
 from tests.collector.vm import victoria_metrics
 from tests.support.services import Mosquitto
-from tickets.db import create_engine_for
+from tickets.db import create_engine_for, migrate
 from tickets.models import THRESHOLDS_KEY, DeadLetter, RuleState, Setting, TicketNote
 
 pytestmark = pytest.mark.mosquitto
@@ -434,14 +434,18 @@ def test_on_postgresql(broker: Mosquitto, postgres_server: object, tmp_path: Pat
 
 
 def test_dead_letters_older_than_their_retention_are_removed(broker: Mosquitto, tmp_path: Path) -> None:
+    old, recent = NOW - 3 * 86400, NOW - 3600
+    # Stored before the collector starts: its first retention pass comes at its first poll.
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(DeadLetter.__table__), [  # type: ignore[arg-type]
+            {"received_at": datetime.fromtimestamp(ts, UTC), "topic": "t", "reason": "bad_topic",
+             "detail": f"at {ts}", "payload": "", "payload_size": 0} for ts in (old, old + 10, recent)])
+    engine.dispose()
     c = Collector(settings(tmp_path, broker.port, dead_letter_retention_days=1.0))
     c.start(timeout=30)
     try:
-        old, recent = NOW - 3 * 86400, NOW - 3600
-        with c.db_engine.begin() as conn:
-            conn.execute(sa.insert(DeadLetter.__table__), [  # type: ignore[arg-type]
-                {"received_at": datetime.fromtimestamp(ts, UTC), "topic": "t", "reason": "bad_topic",
-                 "detail": f"at {ts}", "payload": "", "payload_size": 0} for ts in (old, old + 10, recent)])
         wait_for(lambda: len(dead_letters(c.db_engine)) == 1, what="the old dead letters to go")
         assert [d["detail"] for d in dead_letters(c.db_engine)] == [f"at {recent}"]
     finally:
