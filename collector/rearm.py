@@ -37,20 +37,19 @@ def store_rearms(session: Session, engine: RuleEngine) -> list[tuple[str, str, d
     if not rows:
         return []
     done: list[int] = []
-    applied: list[tuple[str, str, dict[str, Any]]] = []
-    states: dict[str, dict[str, Any]] = {}
+    applied: list[tuple[str, str]] = []
+    states: dict[str, dict[str, Any]] = {}  # device -> its rule state with every requested metric re-armed
     for request_id, device_id, metric in rows:
         snapshot = states.get(device_id) or engine.snapshot_device(device_id)
         if snapshot is None:
             if (device_id, metric) not in stored_alerts(session, [device_id]):
                 done.append(request_id)
             continue
-        rearmed = {**snapshot, "metrics": {m: v for m, v in snapshot["metrics"].items() if m != metric}}
-        states[device_id] = rearmed
-        applied.append((device_id, metric, rearmed))
+        states[device_id] = {**snapshot, "metrics": {m: v for m, v in snapshot["metrics"].items() if m != metric}}
+        applied.append((device_id, metric))
         done.append(request_id)
         logger.info("re-arming the alert on %s of %s (request %d): the next breach opens a new ticket",
                     metric, device_id, request_id)
     upsert_rule_states(session, states)
     session.execute(sa.delete(RuleRearm).where(RuleRearm.id.in_(done)))
-    return [(device_id, metric, states[device_id]) for device_id, metric, _ in applied]
+    return [(device_id, metric, states[device_id]) for device_id, metric in applied]
