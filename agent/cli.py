@@ -22,8 +22,8 @@ from agent.lean import defer_import
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings, load_settings
 from agent.spool import SpoolError, open_spool
-from edgewatch import __version__
-from edgewatch.config import ConfigError
+from common import __version__
+from common.config import ConfigError
 
 logger = logging.getLogger("agent")
 

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.settings import MqttSettings
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from agent.pacing import Backoff, Schedule, TokenBucket
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
-from edgewatch import __version__
+from common import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from agent.contract import DEVICE_ID_PATTERN
-from edgewatch.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url, read_toml
+from common.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url, read_toml
 
 DEVICE_CLASSES = ("gateway", "router")
 AGENT_KEYS = frozenset({

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 
 logger = logging.getLogger("collector")
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edgewatch import logsetup
+    from common import logsetup
 
     logsetup.configure(args.log_level)
     # Heavy imports after argument parsing, so `--help` is instant.
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collector.app import Collector
     from collector.errors import CollectorError
     from collector.settings import load_settings
-    from edgewatch.process import tune_garbage_collector
+    from common.process import tune_garbage_collector
     from rules import ThresholdError
     from tickets import secrets
     from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate

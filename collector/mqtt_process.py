@@ -49,7 +49,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
 
 def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int, conn: Connection,
            log_level: int, generation_base: int) -> None:
-    from edgewatch import logsetup
+    from common import logsetup
 
     logsetup.configure(log_level, "%(asctime)s %(levelname)s %(name)s[mqtt]: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop

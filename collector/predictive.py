@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgewatch.config import ConfigError, Settings, read_toml
+from common.config import ConfigError, Settings, read_toml
 from rules import Event, Sample, Thresholds, Transition
 from rules.predict import PredictiveConfig, PredictiveConfigError, PredictiveEvent, PredictiveMonitor, parse_predictive
 

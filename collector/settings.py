@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.predictive import load_predictive
-from edgewatch.config import ConfigError, Settings, default_data_dir, parse_broker_url
+from common.config import ConfigError, Settings, default_data_dir, parse_broker_url
 from rules.predict import PredictiveConfig
 
 DEFAULT_CLIENT_ID = "edgewatch-collector"

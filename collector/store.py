@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from collector.errors import PointsRefused, StoreUnavailable
-from edgewatch.files import private_file
+from common.files import private_file
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from edgewatch.config import ConfigError
-from edgewatch.thresholds_file import FileWatch, load
+from common.config import ConfigError
+from common.thresholds_file import FileWatch, load
 from rules import ThresholdError, Thresholds, parse_thresholds
 from tickets.models import THRESHOLDS_KEY, Device, Setting
 

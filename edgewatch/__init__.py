@@ -1,3 +1,8 @@
-"""edgewatch: device health monitoring and predictive maintenance."""
+"""edgewatch: device health monitoring and predictive maintenance.
 
-__version__ = "0.1.0"
+This package is the top floor: the `edgewatch` command line, the demo, the simulator and the
+benchmarks. What every component shares lives below, in `common/`."""
+
+from common import __version__
+
+__all__ = ["__version__"]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgewatch.config import ENV_PREFIX, Settings
+from common.config import ENV_PREFIX, Settings
 
 GETTERS = ("str", "float", "int", "bool", "list", "path")
 HEADER = """# Configuration reference

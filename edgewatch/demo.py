@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgewatch import logsetup
-from edgewatch.config import ConfigError, default_data_dir
-from edgewatch.files import private_dir
+from common import logsetup
+from common.config import ConfigError, default_data_dir
+from common.files import private_dir
 from edgewatch.fleet import SimDevice, default_fleet
 from edgewatch.net import free_port, wait_for_port
 from rules.thresholds import ThresholdError

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from edgewatch import thresholds_file
-from edgewatch.config import ConfigError
+from common import thresholds_file
+from common.config import ConfigError
 from rules import RuleEngine, SampleError, ThresholdError, Thresholds, parse_sample
 
 

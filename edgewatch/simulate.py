@@ -22,10 +22,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common.config import ConfigError, parse_broker_url, read_toml
+from common.process import tune_garbage_collector
 from edgewatch import __version__
-from edgewatch.config import ConfigError, parse_broker_url, read_toml
 from edgewatch.fleet import FleetError, SimDevice, default_fleet, fleet_from_scenario
-from edgewatch.process import tune_garbage_collector
 
 TOPIC = "edgewatch/v1/{}/telemetry"
 STATUS = "edgewatch/v1/{}/status"

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from edgewatch import __version__
-from edgewatch.files import key_file
+from common import __version__
+from common.files import key_file
 from server import errors, openapi
 from server.actions import TicketActions
 from server.bodylimit import RequestGate

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "EDGEWATCH_THRESHOLDS, [server] or [collector] thresholds)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(list(argv or []))
-    from edgewatch import logsetup
+    from common import logsetup
 
     logsetup.configure(args.log_level)
 

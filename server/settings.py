@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
+from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
 from tickets.settings import load_public_url, server_url

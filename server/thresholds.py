@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from edgewatch import thresholds_file
-from edgewatch.config import ConfigError
+from common import thresholds_file
+from common.config import ConfigError
 from rules import MetricRule, Thresholds, parse_thresholds
 from tickets.models import THRESHOLDS_KEY, Setting
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from edgewatch.files import private_file
+from common.files import private_file
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TypeVar
 
-from edgewatch.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from tickets.models import Level, StaffLevel, TicketKind
 
 _M = timedelta(minutes=1)

@@ -34,8 +34,8 @@ from sqlalchemy import JSON, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from edgewatch.config import ConfigError
-from edgewatch.files import key_file
+from common.config import ConfigError
+from common.files import key_file
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=["rotate"])
     parser.add_argument("--config", help="TOML settings file (its [server] data_dir and [database] url)")
     args = parser.parse_args(list(argv or []))
-    from edgewatch.config import Settings, default_data_dir
+    from common.config import Settings, default_data_dir
     from tickets.db import DatabaseError, create_engine_for, default_database_url
 
     try:

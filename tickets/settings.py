@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edgewatch.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, server_address
+from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, server_address
 from tickets.delivery import DeliverySettings
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy

@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from collector.app import Collector
-    from edgewatch.process import tune_garbage_collector
+    from common.process import tune_garbage_collector
 
     messages = fleet(args.messages, args.devices)
     with tempfile.TemporaryDirectory(prefix="ew-bench-collector-") as tmp:

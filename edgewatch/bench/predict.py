@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.config import ConfigError, read_toml
 from edgewatch import nab
 from edgewatch.bench import _fleet
-from edgewatch.config import ConfigError, read_toml
 from rules import RuleEngine, Sample, Thresholds
 from rules.anomaly import AnomalyDetector
 from rules.forecast import TrendForecaster

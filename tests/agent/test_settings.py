@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.settings import Target, load_settings, parse_target
-from edgewatch.config import ConfigError, parse_broker_url
+from common.config import ConfigError, parse_broker_url
 from tests.agent.tls import make_tls_files
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from collector.settings import load_settings
-from edgewatch.config import ConfigError
-from edgewatch.process import tune_garbage_collector
+from common.config import ConfigError
+from common.process import tune_garbage_collector
 
 
 @pytest.fixture

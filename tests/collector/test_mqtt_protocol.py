@@ -15,7 +15,7 @@ import pytest
 
 from collector.mqtt import Inbound, MqttSource
 from collector.settings import MqttSettings, load_settings
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from tests.agent.tls import make_tls_files
 from tests.support import services
 from tests.support.services import Mosquitto

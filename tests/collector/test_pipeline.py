@@ -12,7 +12,7 @@ from collector.devices import DeviceTracker
 from collector.mqtt import Inbound
 from collector.pipeline import DeviceSeen, Pipeline, RegistryBuffer
 from collector.settings import load_settings
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from rules import RuleEngine
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from collector.predictive import PredictiveConfigSource, PredictiveStage, load_predictive
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from rules import RuleEngine, Sample
 from rules.predict import Change, PredictiveMonitor, Reason
 

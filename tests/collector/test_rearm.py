@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from collector.rearm import store_rearms
-from edgewatch.files import key_file
+from common.files import key_file
 from rules import RuleEngine, Sample
 from tickets.db import create_engine_for, migrate, session_factory
 from tickets.models import RuleRearm, RuleState

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from collector.thresholds import ThresholdSource, device_classes
-from edgewatch.config import ConfigError
-from edgewatch.thresholds_file import load
+from common.config import ConfigError
+from common.thresholds_file import load
 from rules import ThresholdError
 from tickets.db import create_engine_for, migrate, session_factory
 from tickets.models import THRESHOLDS_KEY, Device, Setting

@@ -15,8 +15,8 @@ import agent.settings
 import collector.settings
 import server.settings
 import tickets.settings
+from common.config import Settings
 from edgewatch.cli import COMMANDS
-from edgewatch.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from tests.notify.support import NOW, Receiver, fixed_clock, red_notification
 from tickets.notify import (
     ChannelRegistry,

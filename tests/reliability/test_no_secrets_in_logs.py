@@ -1,6 +1,6 @@
 """Robot credentials never reach a log, at any level: a WeCom and a DingTalk message sent through
 the real channels to a receiver on 127.0.0.1, by a process logging at DEBUG the way every
-edgewatch command sets up its logging (`edgewatch.logsetup`)."""
+edgewatch command sets up its logging (`common.logsetup`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.reliability.stack import ROOT, Receiver
 
 SCRIPT = textwrap.dedent("""
     import logging, sys
-    from edgewatch import logsetup
+    from common import logsetup
     from tickets.notify.message import Notification
     from tickets.notify.registry import ChannelRegistry, NotifySettings
 

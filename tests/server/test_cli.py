@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from server.app import create_app
 from server.settings import load_settings
 from tests.support.services import free_port, wait_for_port

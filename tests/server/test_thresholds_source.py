@@ -177,7 +177,7 @@ def test_the_server_takes_the_thresholds_file_from_its_section_the_collectors_or
 
 
 def test_a_collector_thresholds_setting_that_is_not_text_is_refused(tmp_path: Path) -> None:
-    from edgewatch.config import ConfigError
+    from common.config import ConfigError
 
     config = tmp_path / "central.toml"
     config.write_text("[collector]\nthresholds = 5\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from server.settings import ServerSettings, load_settings
 from tickets.settings import check_public_url, load_public_url, load_ticket_settings, server_url
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewatch.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from tickets.errors import IllegalTransition
 from tickets.lifecycle import TRANSITIONS, is_open, next_status
 from tickets.policy import SlaPolicy, load_policy, parse_duration

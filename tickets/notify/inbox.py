@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from edgewatch.files import private_file
+from common.files import private_file
 from tickets.notify.message import Notification, iso
 from tickets.notify.result import DeliveryResult
 

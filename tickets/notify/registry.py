@@ -14,7 +14,7 @@ from types import TracebackType
 
 import httpx
 
-from edgewatch.config import ConfigError, Settings, default_data_dir
+from common.config import ConfigError, Settings, default_data_dir
 from tickets.notify.addresses import delivery_client
 from tickets.notify.channels import (
     DingTalkChannel,

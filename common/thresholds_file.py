@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgewatch.config import ConfigError
+from common.config import ConfigError
 from rules import Thresholds, parse_thresholds
 
 
