@@ -226,8 +226,10 @@ def postgres() -> Iterator[Postgres]:
 
 @dataclass
 class VictoriaMetrics:
-    """A single-node VictoriaMetrics server. Its query API shows samples newer than a second
-    (`-search.latencyOffset=1s`; the default hides the last 30 s, too long for a test to wait)."""
+    """A single-node VictoriaMetrics server, run as docs/operations.md asks: samples of one series with
+    one timestamp (a redelivery) kept once (`-dedup.minScrapeInterval=1ms`). Its query API shows samples
+    newer than a second (`-search.latencyOffset=1s`; the default hides the last 30 s, too long for a
+    test to wait)."""
 
     port: int
     workdir: Path
@@ -241,7 +243,8 @@ class VictoriaMetrics:
         log = (self.workdir / "vm.log").open("ab")
         self.process = subprocess.Popen(
             [find_executable("victoria-metrics"), f"-storageDataPath={self.workdir / 'data'}",
-             "-retentionPeriod=100y", f"-httpListenAddr=127.0.0.1:{self.port}", "-search.latencyOffset=1s"],
+             "-retentionPeriod=100y", f"-httpListenAddr=127.0.0.1:{self.port}", "-search.latencyOffset=1s",
+             "-dedup.minScrapeInterval=1ms"],
             stdout=log, stderr=log,
         )
         wait_for_port(self.port, timeout=20)
