@@ -131,6 +131,8 @@ class SqliteStore:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS moving_fresh ({_SAMPLE_COLUMNS_DDL})")
             with _transaction(conn):
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 for statement in SQLITE_SCHEMA.split(";"):
@@ -176,12 +178,19 @@ class SqliteStore:
         try:
             conn = self._connection()
             with _transaction(conn):
+                # Samples seen for the first time (the usual case) are summed in SQL; copies of stored or
+                # repeated samples (redeliveries) are worked out one by one.
+                conn.execute("DELETE FROM temp.moving_fresh")
+                conn.execute(f"INSERT INTO temp.moving_fresh SELECT {SAMPLE_COLUMNS} FROM samples_recent r "
+                             f"WHERE NOT ({_IS_COPY})")
                 deltas = _rollup_deltas(conn)
+                for tier, table in ROLLUPS:
+                    for statement in _fresh_rollup_sql(table, tier.seconds):
+                        conn.execute(statement)
+                    conn.executemany(_UPSERT.format(table=table), _coarsen(deltas, tier.seconds))
                 conn.execute(f"INSERT OR REPLACE INTO samples ({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} "
                              "FROM samples_recent ORDER BY device_id, ts, seq, rowid")
                 conn.execute("DELETE FROM samples_recent")
-                for tier, table in ROLLUPS:
-                    conn.executemany(_UPSERT.format(table=table), _coarsen(deltas, tier.seconds))
         except (sqlite3.Error, OSError) as exc:
             # The samples are safe in samples_recent (and read from there); retried at the next write.
             logger.warning("moving recent samples in the SQLite telemetry store %s failed: %s", self._path, exc)
@@ -309,16 +318,37 @@ def _values(columns: Sequence[Any]) -> dict[str, float]:
 Deltas = dict[tuple[str, str, float], list[Any]]
 
 
+# A recent sample whose key is already stored, or appears more than once among the recent ones.
+_IS_COPY = """EXISTS (SELECT 1 FROM samples s WHERE s.device_id = r.device_id AND s.ts = r.ts AND s.seq = r.seq)
+    OR (r.device_id, r.ts, r.seq) IN (SELECT device_id, ts, seq FROM samples_recent GROUP BY 1, 2, 3
+                                      HAVING count(*) > 1)"""
+
+
+def _fresh_rollup_sql(table: str, seconds: int, source: str = "temp.moving_fresh") -> list[str]:
+    """Statements adding the samples in `source` to a roll-up table, summed per bucket."""
+    bucket = f"CAST(ts / {seconds} AS INTEGER) * {float(seconds)}"
+    upsert = _UPSERT.format(table=table).replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "{select}")
+    out = [upsert.format(select=f"SELECT device_id, '{m}', {bucket}, count({m}), sum({m}), min({m}), max({m}), "
+                                f"max(received_at) FROM {source} WHERE {m} IS NOT NULL "
+                                f"GROUP BY device_id, {bucket}") for m in CORE_METRICS]
+    out.append(upsert.format(
+        select=f"SELECT f.device_id, j.key, {bucket.replace('ts', 'f.ts')}, count(j.value), sum(j.value), "
+               f"min(j.value), max(j.value), max(f.received_at) FROM {source} f, json_each(f.extra) j "
+               "WHERE f.extra IS NOT NULL AND j.type IN ('real', 'integer') GROUP BY 1, 2, 3"))
+    return out
+
+
 def _rollup_deltas(conn: sqlite3.Connection) -> Deltas:
-    """What moving `samples_recent` into `samples` changes in the 1-minute roll-ups: a new sample adds
-    its values; a copy of a stored sample adds the difference (its minimum and maximum still count)."""
+    """What moving the copies among `samples_recent` into `samples` changes in the 1-minute roll-ups: a
+    copy of a stored sample adds the difference (its minimum and maximum still count); the first of
+    several copies of a new sample adds its values."""
     current: dict[tuple[Any, ...], dict[str, float]] = {}
     for row in conn.execute(
             "SELECT s.device_id, s.ts, s.seq, s.cpu_percent, s.mem_percent, s.latency_ms, s.extra "
             "FROM samples_recent r JOIN samples s ON s.device_id = r.device_id AND s.ts = r.ts AND s.seq = r.seq"):
         current[row[:3]] = _values(row[3:])
     deltas: Deltas = {}
-    for row in conn.execute(f"SELECT {SAMPLE_COLUMNS} FROM samples_recent ORDER BY rowid"):
+    for row in conn.execute(f"SELECT {SAMPLE_COLUMNS} FROM samples_recent r WHERE {_IS_COPY} ORDER BY rowid"):
         key, received_at = row[:3], row[3]
         new, old = _values(row[4:]), current.get(row[:3], {})
         current[key] = new
@@ -362,22 +392,9 @@ def _backfill_rollups(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM samples_recent")
     conn.execute("DELETE FROM rollup_1m")
     conn.execute("DELETE FROM rollup_1h")
-    minute = "CAST(ts / 60 AS INTEGER) * 60.0"
-    for source in ("samples",):
-        for metric in CORE_METRICS:
-            conn.execute(_UPSERT.format(table="rollup_1m").replace(
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                f"SELECT device_id, '{metric}', {minute}, count({metric}), sum({metric}), min({metric}), "
-                f"max({metric}), max(received_at) FROM {source} WHERE {metric} IS NOT NULL "
-                f"GROUP BY device_id, {minute} ORDER BY 1, 3"))
-        conn.execute(_UPSERT.format(table="rollup_1m").replace(
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            f"SELECT s.device_id, j.key, {minute.replace('ts', 's.ts')}, count(j.value), sum(j.value), "
-            f"min(j.value), max(j.value), max(s.received_at) FROM {source} s, json_each(s.extra) j "
-            "WHERE s.extra IS NOT NULL AND j.type IN ('real', 'integer') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"))
-    conn.execute("INSERT INTO rollup_1h (device_id, metric, ts, n, total, lo, hi, received_at) "
-                 "SELECT device_id, metric, CAST(ts / 3600 AS INTEGER) * 3600.0, sum(n), sum(total), min(lo), "
-                 "max(hi), max(received_at) FROM rollup_1m GROUP BY 1, 2, 3")
+    for tier, table in ROLLUPS:
+        for statement in _fresh_rollup_sql(table, tier.seconds, "samples"):
+            conn.execute(statement)
 
 
 def _value_sql(metric: str, column: str = "extra") -> tuple[str, list[object]]:
