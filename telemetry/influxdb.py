@@ -39,7 +39,7 @@ from telemetry.model import HOUR, MEASUREMENT, MINUTE, RAW, History, Latest, Pla
 logger = logging.getLogger(__name__)
 
 ROLLUP_MEASUREMENTS = {MINUTE.name: f"{MEASUREMENT}_1m", HOUR.name: f"{MEASUREMENT}_1h"}
-_DEVICES_PER_QUERY = 100  # keeps each roll-up query's WHERE clause a few kilobytes
+_DEVICES_PER_QUERY = 100  # a roll-up query names at most this many devices
 _GAP_S = 600  # minutes further apart than this are recomputed by separate queries
 
 
@@ -70,6 +70,7 @@ class InfluxStore:
         rollup_1h_days: float = 0.0,
         timeout_s: float = 10.0,
         prune_every_s: float = 3600.0,
+        rollup_every_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
@@ -82,6 +83,12 @@ class InfluxStore:
         self._prune_every_s = prune_every_s
         self._clock = clock
         self._next_prune = clock() + min(prune_every_s, 60.0)
+        # (device, minute) pairs written and not yet rolled up: recomputed every `rollup_every_s`, so
+        # that a minute a fleet reports into many times is recomputed once, not once per batch.
+        self._dirty: defaultdict[str, set[int]] = defaultdict(set)
+        self._rollup_every_s = rollup_every_s
+        self._next_rollup = 0.0
+        self._first_rollup = True
         self.pruned = 0
 
     @property
@@ -139,21 +146,34 @@ class InfluxStore:
         self._write_lines((line(MEASUREMENT, {"device_id": p.device_id},
                                 {**{k: float(v) for k, v in p.metrics.items() if v is not None}, "seq": p.seq},
                                 round(p.ts * 1_000_000)) for p in points), "u")
-        self._roll_up(points)
-        if self._clock() >= self._next_prune:
-            self.prune()
-        return 0
-
-    def _roll_up(self, points: Sequence[Point]) -> None:
         now = self._clock()
-        raw_keep, minute_keep = self._retention_s[RAW.name], self._retention_s[MINUTE.name]
-        minutes: dict[str, set[int]] = defaultdict(set)
+        raw_keep = self._retention_s[RAW.name]
         for p in points:
             minute = math.floor(p.ts / 60) * 60
             if raw_keep <= 0 or minute >= now - raw_keep:
-                minutes[p.device_id].add(minute)
+                self._dirty[p.device_id].add(minute)
+        if now >= self._next_rollup:
+            self.roll_up()
+        if now >= self._next_prune:
+            self.prune()
+        return 0
+
+    def roll_up(self) -> None:
+        """Recompute the minutes written since the last time, then their hours. Raises StoreUnavailable
+        (the minutes stay due)."""
+        now = self._clock()
+        self._next_rollup = now + self._rollup_every_s
+        minutes = self._dirty
+        if self._first_rollup:
+            # What an earlier run wrote and had not rolled up when it stopped: the last few minutes of
+            # every device are recomputed once.
+            since = math.floor((now - self._rollup_every_s - 600) / 60) * 60
+            for device_id in self._devices_since(since):
+                minutes[device_id].update(range(since, math.floor(now / 60) * 60 + 60, 60))
         if not minutes:
+            self._first_rollup = False
             return
+        minute_keep = self._retention_s[MINUTE.name]
         self._write_lines(self._recompute(MEASUREMENT, MINUTE, minutes), "ms")
         hours: dict[str, set[int]] = defaultdict(set)
         for device_id, starts in minutes.items():
@@ -162,23 +182,32 @@ class InfluxStore:
                 if minute_keep <= 0 or hour >= now - minute_keep:
                     hours[device_id].add(hour)
         self._write_lines(self._recompute(ROLLUP_MEASUREMENTS[MINUTE.name], HOUR, hours), "ms")
+        self._dirty = defaultdict(set)
+        self._first_rollup = False
+
+    def _devices_since(self, since: int) -> list[str]:
+        found = self.query(f'SHOW TAG VALUES FROM {_ident(MEASUREMENT)} WITH KEY = "device_id" WHERE time >= {since}s')
+        return [row[1] for result in found for series in result.get("series", []) for row in series["values"]]
 
     def _recompute(self, source: str, tier: Tier, buckets: dict[str, set[int]]) -> list[str]:
         """Roll-up lines for `tier`, recomputed from `source` over the buckets named (per device)."""
         statements = []
         for lo, hi, devices in _bursts(buckets, tier.seconds):
-            for i in range(0, len(devices), _DEVICES_PER_QUERY):
-                chosen = " OR ".join(f'"device_id" = {_tag(d)}' for d in devices[i:i + _DEVICES_PER_QUERY])
-                if source == MEASUREMENT:
-                    select = "sum(*), count(*), min(*), max(*)"
-                    group = '"device_id"'
-                else:
-                    select = 'sum("total") AS "sum_total", sum("n") AS "sum_n", min("lo") AS "min_lo", ' \
-                             'max("hi") AS "max_hi"'
-                    group = '"device_id", "metric"'
-                statements.append(f"SELECT {select} FROM {_ident(source)} WHERE time >= {lo}s AND "
-                                  f"time < {hi + tier.seconds}s AND ({chosen}) GROUP BY time({tier.seconds}s), "
-                                  f"{group} fill(none)")
+            # Up to a hundred devices are named; more, and the buckets are recomputed for every device
+            # (InfluxDB matches a long OR of tags slowly; an untouched device's bucket is rewritten unchanged).
+            chosen = ""
+            if len(devices) <= _DEVICES_PER_QUERY:
+                chosen = " AND (" + " OR ".join(f'"device_id" = {_tag(d)}' for d in devices) + ")"
+            if source == MEASUREMENT:
+                select = "sum(*), count(*), min(*), max(*)"
+                group = '"device_id"'
+            else:
+                select = 'sum("total") AS "sum_total", sum("n") AS "sum_n", min("lo") AS "min_lo", ' \
+                         'max("hi") AS "max_hi"'
+                group = '"device_id", "metric"'
+            statements.append(f"SELECT {select} FROM {_ident(source)} WHERE time >= {lo}s AND "
+                              f"time < {hi + tier.seconds}s{chosen} GROUP BY time({tier.seconds}s), "
+                              f"{group} fill(none)")
         lines = []
         target = ROLLUP_MEASUREMENTS[tier.name]
         for result in self.query("; ".join(statements)) if statements else []:
@@ -258,6 +287,12 @@ class InfluxStore:
         return 0  # InfluxDB does not say how many points a DELETE removed
 
     def close(self) -> None:
+        try:
+            if self._dirty:
+                self.roll_up()
+        except StoreUnavailable as exc:
+            logger.warning("%s: the last %d devices' roll-ups not written (%s); the next start recomputes "
+                           "the last minutes", self.where, len(self._dirty), exc)
         self._client.close()
 
 

@@ -35,6 +35,7 @@ class TelemetrySettings:
     influx_password: str | None = None
     victoriametrics_url: str = "http://127.0.0.1:8428"
     timeout_s: float = 10.0  # one HTTP request to InfluxDB or VictoriaMetrics
+    rollup_every_s: float = 10.0  # InfluxDB: minutes written are rolled up this often
     buffer_points: int = 200_000  # bounded buffer while the store is slow or down
     flush_points: int = 5_000  # one write carries at most this many points
     flush_interval_s: float = 0.2
@@ -73,6 +74,7 @@ def load_telemetry_settings(
         influx_password=tel.str("influx_password", None, env="INFLUX_PASSWORD"),
         victoriametrics_url=tel.str("victoriametrics_url", "http://127.0.0.1:8428", env="VICTORIAMETRICS_URL") or "",
         timeout_s=tel.float("timeout_s", 10.0, positive=True),
+        rollup_every_s=tel.float("rollup_every_s", 10.0, minimum=0),
         buffer_points=tel.int("buffer_points", 200_000, minimum=1),
         flush_points=tel.int("flush_points", 5_000, minimum=1),
         flush_interval_s=tel.float("flush_interval_s", 0.2, positive=True),
@@ -104,7 +106,8 @@ def open_store(settings: TelemetrySettings, *, clock: Callable[[], float] | None
                            username=settings.influx_username, password=settings.influx_password,
                            retention_days=settings.retention_days,
                            rollup_1m_days=settings.rollup_1m_retention_days,
-                           rollup_1h_days=settings.rollup_1h_retention_days, timeout_s=settings.timeout_s, clock=now)
+                           rollup_1h_days=settings.rollup_1h_retention_days, timeout_s=settings.timeout_s,
+                           rollup_every_s=settings.rollup_every_s, clock=now)
     if settings.store == "victoriametrics":
         from telemetry.victoriametrics import VictoriaMetricsStore
 

@@ -45,9 +45,11 @@ class Backend:
 
     def settle(self, store: TelemetryStore) -> None:
         """Make what was written readable: the SQLite store's recent samples moved, VictoriaMetrics'
-        buffers flushed (InfluxDB reads its writes at once)."""
+        buffers flushed, InfluxDB's due minutes rolled up)."""
         if isinstance(store, SqliteStore):
             store.merge()
+        if isinstance(store, InfluxStore):
+            store.roll_up()
         self.flush()
 
 

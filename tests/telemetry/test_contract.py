@@ -223,3 +223,31 @@ def test_the_null_store_keeps_nothing() -> None:
     history = store.history("gw-1", ["cpu_percent"], BASE, BASE + HOUR, 10)
     assert [s.points for s in history.series] == [[]] and not store.available
     assert store.latest(["gw-1"]) == {} and store.prune() == 0
+
+
+def test_influxdb_rolls_up_late_or_at_close_and_an_interrupted_run_is_caught_up(influx, device: str) -> None:
+    """InfluxDB's minutes are recomputed every `rollup_every_s`, not per batch; what a run wrote and had
+    not rolled up when it stopped (closed, or killed) is rolled up by the next one."""
+    database = f"deferred_{device.replace('-', '_')}"
+    now = [NOW]
+    start = math.floor(NOW / 60) * 60 - 240
+
+    def store() -> InfluxStore:
+        return InfluxStore(influx.url, database=database, rollup_every_s=3600, clock=lambda: now[0])
+
+    def minutes(s: InfluxStore) -> list[float]:
+        return values(s.history(device, ["cpu_percent"], start, start + 240, 10, tier="1m").series[0])
+
+    first = store()
+    first.write(samples(device, start, 6, 10.0))  # the first write rolls up at once
+    first.write(samples(device, start + 60, 6, 10.0))  # later ones wait for the period
+    assert len(minutes(first)) == 1
+    first.close()  # closing rolls up what is due
+    assert len(minutes(store())) == 2
+    killed = store()
+    killed.write(samples(device, start + 120, 6, 10.0))
+    killed.write(samples(device, start + 180, 6, 10.0))  # never rolled up: the process dies here
+    assert len(minutes(killed)) == 3
+    now[0] += 30
+    store().write(samples(device + "-other", start + 200, 1, 10.0))  # the next run catches up
+    assert len(minutes(killed)) == 4
