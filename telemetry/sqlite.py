@@ -181,9 +181,10 @@ class SqliteStore:
                 # Samples seen for the first time (the usual case) are summed in SQL; copies of stored or
                 # repeated samples (redeliveries) are worked out one by one.
                 conn.execute("DELETE FROM temp.moving_fresh")
-                conn.execute(f"INSERT INTO temp.moving_fresh SELECT {SAMPLE_COLUMNS} FROM samples_recent r "
-                             f"WHERE NOT ({_IS_COPY})")
-                deltas = _rollup_deltas(conn)
+                fresh = conn.execute(f"INSERT INTO temp.moving_fresh SELECT {SAMPLE_COLUMNS} FROM samples_recent r "
+                                     f"WHERE NOT ({_IS_COPY})").rowcount
+                recent = conn.execute("SELECT count(*) FROM samples_recent").fetchone()[0]
+                deltas = _rollup_deltas(conn) if recent > fresh else {}
                 for tier, table in ROLLUPS:
                     for statement in _fresh_rollup_sql(table, tier.seconds):
                         conn.execute(statement)

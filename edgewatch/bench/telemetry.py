@@ -87,7 +87,7 @@ def backends(names: Sequence[str], stack: ExitStack, workdir: Path) -> list[Back
             def influx_store(name: str, url: str = url) -> TelemetryStore:
                 return InfluxStore(url, database=f"bench_{name}", timeout_s=120)
 
-            found.append(Backend(kind, influx_store, lambda s: None))
+            found.append(Backend(kind, influx_store, lambda s: s.roll_up() if isinstance(s, InfluxStore) else None))
         else:
             raise SystemExit(f"edgewatch bench telemetry: unknown back end {kind!r}; choose from {', '.join(BACKENDS)}")
     return found
