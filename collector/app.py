@@ -36,11 +36,12 @@ from collector.pipeline import Batch, Pipeline, RegistryBuffer, refused_point_le
 from collector.predictive import PredictiveConfigSource, PredictiveStage
 from collector.rearm import store_rearms
 from collector.settings import CollectorSettings
-from collector.store import Point, TelemetryStore, open_store
 from collector.thresholds import ThresholdSource, device_classes
 from collector.writer import StoreWriter
 from rules import RuleEngine, SnapshotError, Transition
 from rules.predict import PredictiveEvent, PredictiveMonitor, PredictiveStateError
+from telemetry.model import Point, TelemetryStore
+from telemetry.settings import open_store
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
 from tickets.models import Device, PredictiveState, RuleState
 
@@ -84,7 +85,7 @@ class Collector:
         self._service = ticket_service
         tel = settings.telemetry
         self.writer = StoreWriter(
-            store if store is not None else open_store(tel.store, tel),
+            store if store is not None else open_store(tel),
             max_points=tel.buffer_points, flush_points=tel.flush_points, flush_interval_s=tel.flush_interval_s,
             retry_max_s=tel.retry_max_s, on_written=self.metrics.store_written.inc,
             on_dropped=self.metrics.store_dropped.inc, on_refused=self._store_refused,

@@ -1,10 +1,15 @@
 """The collector's errors, in one place.
 
-Third-party exceptions (paho, sqlite3, influxdb-client, SQLAlchemy) are translated into these at the
-module that talks to the outside system, so callers handle one small tree.
+Third-party exceptions (paho, SQLAlchemy) are translated into these at the module that talks to the
+outside system, so callers handle one small tree. The telemetry store's errors (`StoreUnavailable`,
+`PointsRefused`) belong to the telemetry seam (`telemetry/errors.py`) and are re-exported here.
 """
 
 from __future__ import annotations
+
+from telemetry.errors import PointsRefused, StoreUnavailable
+
+__all__ = ["BrokerError", "CollectorError", "DecodeError", "PointsRefused", "StoreUnavailable"]
 
 
 class CollectorError(Exception):
@@ -18,15 +23,6 @@ class DecodeError(CollectorError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
-
-
-class StoreUnavailable(CollectorError):
-    """The telemetry store could not take a write now; the caller keeps the points and retries."""
-
-
-class PointsRefused(CollectorError):
-    """The telemetry store refused the points themselves (a value it cannot hold): writing the same
-    points again cannot succeed, unlike after StoreUnavailable."""
 
 
 class BrokerError(CollectorError):

@@ -18,10 +18,10 @@ from collector.decode import Decoder, Ignored, Rejected, Status, Telemetry
 from collector.devices import DeviceEvent, DeviceTracker
 from collector.mqtt import Inbound
 from collector.predictive import PredictiveStage
-from collector.store import Point
 from rules import RuleEngine, Sample, Transition
 from rules.predict import PredictiveEvent
 from rules.sample import DEVICE_ID_PATTERN
+from telemetry.model import Point
 
 RECENT_SAMPLES = 10  # per device, handed to the ticket service as context for a new ticket
 MAX_TOPIC = 500

@@ -10,9 +10,11 @@ from pathlib import Path
 from collector.predictive import load_predictive
 from common.config import ConfigError, Settings, default_data_dir, parse_broker_url
 from rules.predict import PredictiveConfig
+from telemetry.settings import STORE_KINDS, TelemetrySettings, load_telemetry_settings
+
+__all__ = ["STORE_KINDS", "CollectorSettings", "MqttSettings", "TelemetrySettings", "load_settings"]
 
 DEFAULT_CLIENT_ID = "edgewatch-collector"
-STORE_KINDS = ("sqlite", "influxdb", "none")
 
 
 @dataclass(frozen=True)
@@ -35,21 +37,6 @@ class MqttSettings:
     # embedded Python broker the demo falls back to; both keep a persistent session.
     protocol: str = "5"
     ca_file: Path | None = None  # mqtts:// with a private CA; default: the system's trusted CAs
-
-
-@dataclass(frozen=True)
-class TelemetrySettings:
-    store: str = "sqlite"  # sqlite | influxdb | none
-    sqlite_path: Path = Path("telemetry.sqlite3")
-    influx_url: str = "http://127.0.0.1:8086"
-    influx_token: str | None = None
-    influx_org: str = "edgewatch"
-    influx_bucket: str = "edgewatch"
-    buffer_points: int = 200_000  # bounded buffer while the store is slow or down
-    flush_points: int = 5_000  # one write carries at most this many points
-    flush_interval_s: float = 0.2
-    retry_max_s: float = 30.0  # back-off ceiling while the store is unreachable
-    retention_days: float = 30.0  # SQLite store: samples received longer ago are deleted; 0 keeps all
 
 
 @dataclass(frozen=True)
@@ -116,7 +103,6 @@ def load_settings(
     col = Settings.load(config_file, "collector", environ)
     mq = Settings.load(config_file, "mqtt", environ)
     db = Settings.load(config_file, "database", environ)
-    tel = Settings.load(config_file, "telemetry", environ)
 
     data_dir = col.path("data_dir", default_data_dir(), env="DATA_DIR")
     url = mq.str("url", "mqtt://127.0.0.1:1883", env="MQTT_URL") or "mqtt://127.0.0.1:1883"
@@ -137,23 +123,7 @@ def load_settings(
         protocol=_protocol(mq.str("protocol", "5", env="MQTT_PROTOCOL") or "5"),
         ca_file=_ca_file(mq.str("ca_file", None, env="MQTT_CA_FILE")),
     )
-    store = tel.str("store", "sqlite", env="TELEMETRY_STORE") or "sqlite"
-    if store not in STORE_KINDS:
-        raise ConfigError("EDGEWATCH_TELEMETRY_STORE / telemetry.store", "store",
-                          f"expected one of {', '.join(STORE_KINDS)}, got {store!r}")
-    telemetry = TelemetrySettings(
-        store=store,
-        sqlite_path=tel.path("sqlite_path", data_dir / "telemetry.sqlite3", env="TELEMETRY_SQLITE_PATH"),
-        influx_url=tel.str("influx_url", "http://127.0.0.1:8086", env="INFLUX_URL") or "",
-        influx_token=tel.str("influx_token", None, env="INFLUX_TOKEN"),
-        influx_org=tel.str("influx_org", "edgewatch", env="INFLUX_ORG") or "edgewatch",
-        influx_bucket=tel.str("influx_bucket", "edgewatch", env="INFLUX_BUCKET") or "edgewatch",
-        buffer_points=tel.int("buffer_points", 200_000, minimum=1),
-        flush_points=tel.int("flush_points", 5_000, minimum=1),
-        flush_interval_s=tel.float("flush_interval_s", 0.2, positive=True),
-        retry_max_s=tel.float("retry_max_s", 30.0, positive=True),
-        retention_days=tel.float("retention_days", 30.0, env="TELEMETRY_RETENTION_DAYS", minimum=0),
-    )
+    telemetry = load_telemetry_settings(config_file, environ, data_dir=data_dir)
     metrics_port: int | None = col.int("metrics_port", -1, env="METRICS_PORT", minimum=-1)
     thresholds = col.str("thresholds", None, env="THRESHOLDS")
     return CollectorSettings(

@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from collector.errors import PointsRefused, StoreUnavailable
-from collector.store import Point, TelemetryStore
+from telemetry.errors import PointsRefused, StoreUnavailable
+from telemetry.model import Point, TelemetryStore
 
 logger = logging.getLogger(__name__)
 

@@ -81,6 +81,10 @@ class (`[predictive.classes.router.NAME]`); the most specific wins. Guide: [pred
 
 # What a table alone cannot say, printed under the section's heading.
 NOTES = {
+    "telemetry": """Read by the collector, which writes the store, and by the server, whose device charts read it back;
+one file gives both the same store. `[server] telemetry_path` still names the SQLite file. Stores,
+roll-up tiers and what each retention means per store: [telemetry](telemetry.md).
+""",
     "server": """`host` and `port` also give the default of `[tickets] public_url`: the server's own address.
 """,
     "tickets": """`public_url` is what every link in a notification starts with (ticket links `<public_url>/tickets/N`,

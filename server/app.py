@@ -35,9 +35,12 @@ from server.policy import PUBLIC, RULES
 from server.routes import admin, devices, tickets, ui
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
-from server.telemetry import NoTelemetry, SqliteTelemetry, TelemetryReader
 from server.thresholds import ThresholdFile
 from server.throttle import AuthThrottle
+from telemetry.model import TelemetryStore
+from telemetry.null import NullStore
+from telemetry.settings import open_store
+from telemetry.sqlite import SqliteStore
 from tickets.clock import Clock, SystemClock
 from tickets.models import ApiToken, TokenRole
 from tickets.service import TicketService
@@ -111,18 +114,28 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def open_reader(settings: ServerSettings) -> TelemetryStore:
+    """The telemetry store the device charts read: the one `[telemetry]` names (the collector's), or
+    the SQLite file at `telemetry_path`; none without either."""
+    tel = settings.telemetry
+    if tel is not None and tel.store != "sqlite":
+        return open_store(tel)
+    if settings.telemetry_path is not None:
+        return SqliteStore(settings.telemetry_path)
+    return NullStore()
+
+
 def create_app(
     settings: ServerSettings,
     session_factory: sessionmaker[Session],
     *,
     clock: Clock | None = None,
     service: TicketService | None = None,
-    telemetry: TelemetryReader | None = None,
+    telemetry: TelemetryStore | None = None,
 ) -> FastAPI:
     clock = clock or SystemClock()
     if telemetry is None:
-        path = settings.telemetry_path
-        telemetry = SqliteTelemetry(path) if path is not None else NoTelemetry()
+        telemetry = open_reader(settings)
     metrics = ServerMetrics()
     ctx = AppContext(
         settings=settings,

@@ -14,9 +14,9 @@ from tickets.clock import Clock
 if TYPE_CHECKING:
     from server.kpis import KpiCache
     from server.metrics import ServerMetrics
-    from server.telemetry import TelemetryReader
     from server.thresholds import ThresholdFile
     from server.throttle import AuthThrottle
+    from telemetry.model import TelemetryStore
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class AppContext:
     signer: SessionSigner
     clock: Clock
     metrics: ServerMetrics
-    telemetry: TelemetryReader
+    telemetry: TelemetryStore
     kpi_cache: KpiCache
     throttle: AuthThrottle
     thresholds_file: ThresholdFile | None = None  # when set, the only source of thresholds (read-only here)

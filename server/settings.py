@@ -6,10 +6,11 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
+from telemetry.settings import TelemetrySettings, load_telemetry_settings
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
 from tickets.settings import load_public_url, server_url
@@ -56,6 +57,9 @@ class ServerSettings:
     # Signs session cookies; None: a random key kept in the data dir (sessions survive restarts).
     session_secret: str | None = None
     telemetry_path: Path | None = None  # the collector's SQLite telemetry store, for device history
+    # The `[telemetry]` section the collector writes by: which store the charts read, and how to reach it.
+    # None (or store "sqlite"): the SQLite file at `telemetry_path`.
+    telemetry: TelemetrySettings | None = None
     poll_interval_s: float = 5.0  # how often the dashboard refreshes
     kpi_cache_s: float = 60.0  # how long a computed efficiency board is served again (0: never)
     # ... and how much longer it is still served while a fresh one is computed in the background
@@ -82,7 +86,8 @@ def load_settings(
     port: int | None = None,
 ) -> ServerSettings:
     """Build the settings from the `[server]` section (and `[database] url`, `[tickets] public_url`,
-    `[collector] thresholds`) and the environment; `host` and `port` (the command line's) win over both."""
+    `[collector] thresholds`, `[telemetry]`) and the environment; `host` and `port` (the command line's)
+    win over both."""
     srv = Settings.load(config_file, "server", environ)
     db = Settings.load(config_file, "database", environ)
     data_dir = srv.path("data_dir", default_data_dir(), env="DATA_DIR")
@@ -99,7 +104,10 @@ def load_settings(
         raise ConfigError("EDGEWATCH_HTTP_PORT / server.port", "port", f"must be at most 65535, got {port}")
     configured_host = srv.str("host", HTTP_DEFAULT_HOST, env="HTTP_HOST") or HTTP_DEFAULT_HOST
     host = host or configured_host
-    telemetry = srv.str("telemetry_path", None, env="TELEMETRY_SQLITE_PATH")
+    telemetry = load_telemetry_settings(config_file, environ, data_dir=data_dir)
+    sqlite_path = srv.str("telemetry_path", None, env="TELEMETRY_SQLITE_PATH")  # older files name it here
+    if sqlite_path:
+        telemetry = replace(telemetry, sqlite_path=Path(sqlite_path).expanduser())
     session_secret = srv.str("session_secret", None, env="SESSION_SECRET")
     if session_secret is not None and (len(session_secret.encode()) < MIN_SESSION_SECRET_BYTES
                                        or estimated_bits(session_secret) < MIN_SESSION_SECRET_BITS):
@@ -122,7 +130,8 @@ def load_settings(
         force_secure_cookies=srv.bool("force_secure_cookies", False),
         session_max_age_s=srv.int("session_max_age_s", 12 * 3600, minimum=60),
         session_secret=session_secret,
-        telemetry_path=Path(telemetry) if telemetry else data_dir / "telemetry.sqlite3",
+        telemetry_path=telemetry.sqlite_path,
+        telemetry=telemetry,
         poll_interval_s=srv.float("poll_interval_s", 5.0, positive=True),
         kpi_cache_s=srv.float("kpi_cache_s", 60.0, minimum=0),
         kpi_stale_s=srv.float("kpi_stale_s", 600.0, minimum=0),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("rules", "common", "agent", "collector", "server", "tickets", "edgewatch")
+PACKAGES = ("rules", "common", "agent", "telemetry", "collector", "server", "tickets", "edgewatch")
 
 # package -> the edgewatch packages it may import (besides itself)
 ALLOWED = {
@@ -17,9 +17,10 @@ ALLOWED = {
     "common": {"rules"},
     "agent": {"common", "rules"},
     "tickets": {"common", "rules"},
-    "collector": {"common", "rules", "tickets"},
-    "server": {"common", "rules", "tickets"},
-    "edgewatch": {"common", "rules", "agent", "collector", "server", "tickets"},
+    "telemetry": {"common", "rules"},
+    "collector": {"common", "rules", "telemetry", "tickets"},
+    "server": {"common", "rules", "telemetry", "tickets"},
+    "edgewatch": {"common", "rules", "agent", "telemetry", "collector", "server", "tickets"},
 }
 
 

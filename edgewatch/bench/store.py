@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from collector.store import SAMPLE_COLUMNS, Point, SqliteStore
+from telemetry.model import Point
+from telemetry.sqlite import SAMPLE_COLUMNS, SqliteStore
 
 
 class DirectStore(SqliteStore):

@@ -3,6 +3,7 @@ the metric catalogue (names, labels, units, possible values: `rules.metrics`) th
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -30,11 +31,13 @@ from server.schemas import (
     Page,
     ThresholdLine,
 )
+from telemetry.errors import StoreUnavailable
 from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 
 # Metrics one history or forecast call may ask for: each is a query on the telemetry store.
 MAX_METRICS = 32
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
@@ -115,7 +118,8 @@ def get_device(device_id: DeviceId, request: Request, who: Who, session: Db) -> 
 
 
 @router.get("/devices/{device_id}/history", name="device_history", response_model=HistoryOut,
-            responses={404: {"description": "no such device (or not yours)"}})
+            responses={404: {"description": "no such device (or not yours)"},
+                       503: {"description": "the telemetry store is unreachable or unreadable"}})
 def device_history(
     device_id: DeviceId,
     request: Request,
@@ -136,7 +140,11 @@ def device_history(
         raise HTTPException(422, f"start must be before end, and the span at most {MAX_HISTORY.days} days")
     names = list(dict.fromkeys(metric or [*CORE_METRICS, *(k for k in (device.latest or {}) if k not in CORE_METRICS)]))
     resolved = thresholds.resolved(ctx.thresholds_file, session, device.id, device.device_class, device.thresholds)
-    series = ctx.telemetry.history(device.id, names, start.timestamp(), end.timestamp(), points)
+    try:
+        series = ctx.telemetry.history(device.id, names, start.timestamp(), end.timestamp(), points).series
+    except StoreUnavailable as exc:
+        logger.warning("device history of %s unavailable: %s", device.id, exc)
+        raise HTTPException(503, f"the telemetry store cannot be read now: {exc}") from None
     out = []
     for s in series:
         rule = resolved.rule_for(device.id, device.device_class, s.metric) if resolved else None

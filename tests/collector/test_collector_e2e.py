@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from collector.app import Collector
 from collector.settings import TelemetrySettings
-from collector.store import Point, read_sqlite_samples
+from telemetry.model import Point
+from telemetry.sqlite import read_sqlite_samples
 from tests.collector.helpers import (
     NOW,
     dead_letters,
@@ -32,7 +33,7 @@ from tests.collector.helpers import (
     wait_for,
 )
 from tests.collector.vm import victoria_metrics
-from tests.support.services import Mosquitto
+from tests.support.services import Mosquitto, influxdb
 from tickets.db import create_engine_for, migrate
 from tickets.models import THRESHOLDS_KEY, DeadLetter, RuleState, Setting, TicketNote
 
@@ -372,9 +373,9 @@ def test_an_agents_temperature_below_zero_is_accepted_and_a_temperature_threshol
         c.stop()
 
 
-def test_influxdb_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
+def test_victoriametrics_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
     with victoria_metrics() as vm:
-        tel = TelemetrySettings(store="influxdb", influx_url=vm.url, influx_token="t", flush_interval_s=0.05)
+        tel = TelemetrySettings(store="victoriametrics", victoriametrics_url=vm.url, flush_interval_s=0.05)
         c = Collector(settings(tmp_path, broker.port, telemetry=tel))
         c.start(timeout=30)
         try:
@@ -388,11 +389,28 @@ def test_influxdb_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
     assert series["device_health_seq"]["values"] == [1, 2, 3]
 
 
+def test_influxdb_store_round_trip(broker: Mosquitto, tmp_path: Path) -> None:
+    with influxdb() as server:
+        tel = TelemetrySettings(store="influxdb", influx_url=server.url, influx_token="t", flush_interval_s=0.05)
+        c = Collector(settings(tmp_path, broker.port, telemetry=tel))
+        c.start(timeout=30)
+        try:
+            pub_lines(broker.port, [(T.format("gw-10"), sample("gw-10", s, cpu_percent=10.0 + s)) for s in (1, 2, 3)])
+            wait_for(lambda: c.metrics.value("edgewatch_collector_store_written_points_total") >= 3)
+        finally:
+            c.stop()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            found = client.post("/query", data={"db": "edgewatch", "q": 'SELECT "cpu_percent", "seq" FROM '
+                                                '"device_health" WHERE "device_id" = \'gw-10\''}).json()
+    values = found["results"][0]["series"][0]["values"]
+    assert [row[1:] for row in values] == [[11, 1], [12, 2], [13, 3]]
+
+
 def test_store_outage_never_holds_up_tickets(broker: Mosquitto, tmp_path: Path) -> None:
     from tests.support.services import free_port
 
     port = free_port()
-    tel = TelemetrySettings(store="influxdb", influx_url=f"http://127.0.0.1:{port}", flush_interval_s=0.05,
+    tel = TelemetrySettings(store="victoriametrics", victoriametrics_url=f"http://127.0.0.1:{port}", flush_interval_s=0.05,
                             retry_max_s=0.5)
     c = Collector(settings(tmp_path, broker.port, telemetry=tel))
     c.start(timeout=30)

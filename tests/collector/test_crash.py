@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.store import read_sqlite_samples
 from rules import RuleEngine, Sample
+from telemetry.sqlite import read_sqlite_samples
 from tests.collector.helpers import sample, wait_for
 from tests.support.services import Mosquitto, free_port
 from tickets.db import create_engine_for

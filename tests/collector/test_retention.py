@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.store import Point, SqliteStore, read_sqlite_samples
+from telemetry.model import Point
+from telemetry.sqlite import SqliteStore, read_sqlite_samples
 
 DAY = 86400.0
 

@@ -1,5 +1,6 @@
-"""Telemetry stores against real back ends (an SQLite file, VictoriaMetrics' InfluxDB v2 write API)
-and the store writer's buffering, retries and drop counting."""
+"""Telemetry stores against real back ends (an SQLite file, VictoriaMetrics' line-protocol write API)
+and the store writer's buffering, retries and drop counting. Every store's reads, writes and
+retention are held by the contract suite in tests/telemetry/."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.errors import PointsRefused, StoreUnavailable
-from collector.store import InfluxStore, Point, SqliteStore, read_sqlite_samples
 from collector.writer import StoreWriter
+from telemetry.errors import PointsRefused, StoreUnavailable
+from telemetry.influxdb import InfluxStore
+from telemetry.model import Point
+from telemetry.sqlite import SqliteStore, read_sqlite_samples
+from telemetry.victoriametrics import VictoriaMetricsStore
 from tests.collector.vm import victoria_metrics
 from tests.support.services import free_port
 
@@ -102,9 +106,9 @@ def test_sqlite_store_unwritable_path_is_unavailable(tmp_path: Path) -> None:
         store.write(points(1))
 
 
-def test_influx_store_round_trip_through_victoria_metrics() -> None:
+def test_line_protocol_store_round_trip_through_victoria_metrics() -> None:
     with victoria_metrics() as vm:
-        store = InfluxStore(vm.url, "token", "edgewatch", "edgewatch")
+        store = VictoriaMetricsStore(vm.url)
         assert store.write(points(5)) == 0
         store.close()
         series = {s["metric"]["__name__"]: s for s in vm.export()}  # type: ignore[index]
@@ -119,7 +123,7 @@ def test_influx_store_round_trip_through_victoria_metrics() -> None:
 
 
 def test_influx_store_unreachable_raises_store_unavailable() -> None:
-    store = InfluxStore(f"http://127.0.0.1:{free_port()}", None, "o", "b", timeout_ms=2000)
+    store = InfluxStore(f"http://127.0.0.1:{free_port()}", database="b", timeout_s=2)
     with pytest.raises(StoreUnavailable):
         store.write(points(1))
     store.close()

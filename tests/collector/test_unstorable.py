@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from collector.app import Collector
-from collector.store import read_sqlite_samples
+from telemetry.sqlite import read_sqlite_samples
 from tests.collector.helpers import device, handled, pub_lines, sample, settings, wait_for
 from tests.support.services import Mosquitto, Postgres
 from tickets.db import create_engine_for, migrate

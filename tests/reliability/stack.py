@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.store import read_sqlite_samples
+from telemetry.sqlite import read_sqlite_samples
 from tests.support.services import Postgres, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from agent.spool import Spool
-from collector.store import Point, SqliteStore
 from server.app import session_key
 from server.settings import ServerSettings
+from telemetry.model import Point
+from telemetry.sqlite import SqliteStore
 from tickets.db import create_engine_for, migrate
 from tickets.notify.inbox import InboxChannel
 from tickets.notify.message import Notification

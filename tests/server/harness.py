@@ -97,14 +97,15 @@ class Harness:
 
 @contextmanager
 def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None,
-            poll_interval_s: float = 5.0, thresholds_file: Path | None = None) -> Iterator[Harness]:
+            poll_interval_s: float = 5.0, thresholds_file: Path | None = None,
+            telemetry: TelemetrySettings | None = None) -> Iterator[Harness]:
     clock = clock or ManualClock(START)
     service = TicketService(clock=clock)
     # Every test client shares one address: throttling of failed credentials has tests of its own.
     settings = ServerSettings(data_dir=data_dir, telemetry_path=data_dir / "telemetry.sqlite3",
                               auth_failure_limit="100000 per minute",
                               allow_private_addresses=True,  # contacts of the tests point at 127.0.0.1
-                              poll_interval_s=poll_interval_s, thresholds_file=thresholds_file)
+                              poll_interval_s=poll_interval_s, thresholds_file=thresholds_file, telemetry=telemetry)
     app = create_app(settings, sessions, clock=clock, service=service)
     with TestClient(app, raise_server_exceptions=False) as client:
         h = Harness(app, client, sessions, clock, service)
@@ -128,20 +129,23 @@ def new_database(postgres_server: services.Postgres, template: str) -> Engine:
 
 @contextmanager
 def collector_and_server(pg_engine: Engine, broker: services.Mosquitto, tmp_path: Path,
-                         thresholds_file: Path | None = None) -> Iterator[tuple[Collector, Harness]]:
-    """A collector on mosquitto and the server's app, sharing one PostgreSQL database (and thresholds file)."""
+                         thresholds_file: Path | None = None, telemetry: TelemetrySettings | None = None,
+                         ) -> Iterator[tuple[Collector, Harness]]:
+    """A collector on mosquitto and the server's app, sharing one PostgreSQL database (and thresholds file,
+    and telemetry store: by default SQLite in `tmp_path`)."""
+    telemetry = telemetry or TelemetrySettings(sqlite_path=tmp_path / "telemetry.sqlite3", flush_interval_s=0.05)
     clock = SystemClock()
     settings = CollectorSettings(
         data_dir=tmp_path, database_url=str(pg_engine.url),
         mqtt=MqttSettings(port=broker.port, client_id="e2e-collector"),
-        telemetry=TelemetrySettings(sqlite_path=tmp_path / "telemetry.sqlite3", flush_interval_s=0.05),
+        telemetry=telemetry,
         batch_wait_s=0.02, thresholds_poll_s=0.2, thresholds_file=thresholds_file,
     )
     collector = Collector(settings, db_engine=pg_engine, ticket_service=TicketService(clock=clock))
     collector.start(timeout=15)
     try:
         with harness(session_factory(pg_engine), tmp_path, clock, poll_interval_s=1.0,
-                     thresholds_file=thresholds_file) as h:
+                     thresholds_file=thresholds_file, telemetry=telemetry) as h:
             yield collector, h
     finally:
         collector.stop()

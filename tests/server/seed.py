@@ -7,7 +7,8 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
-from collector.store import Point, SqliteStore
+from telemetry.model import Point
+from telemetry.sqlite import SqliteStore
 from tests.server.harness import Harness
 from tickets.models import RuleState, Ticket
 

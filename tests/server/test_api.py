@@ -239,7 +239,8 @@ def test_device_health_and_alerts_from_rule_state(api: Harness) -> None:
 
 
 def test_history_reads_the_collectors_sqlite_store(api: Harness, tmp_path) -> None:
-    from collector.store import Point, SqliteStore
+    from telemetry.model import Point
+    from telemetry.sqlite import SqliteStore
 
     api.add_device("gw-h", "Acme Power")
     store = SqliteStore(tmp_path / "telemetry.sqlite3")

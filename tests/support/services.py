@@ -1,4 +1,4 @@
-"""Start real outside systems on 127.0.0.1 for tests: mosquitto, PostgreSQL.
+"""Start real outside systems on 127.0.0.1 for tests: mosquitto, PostgreSQL, VictoriaMetrics, InfluxDB.
 
 Each service runs as a child process on a free port with its files in a temporary directory,
 and is stopped (and its files removed) by the context manager. Every wait has a timeout.
@@ -7,6 +7,7 @@ and is stopped (and its files removed) by the context manager. Every wait has a 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from edgewatch.net import free_port, wait_for_port
 
@@ -216,6 +219,118 @@ def postgres() -> Iterator[Postgres]:
         server.start()
         try:
             create_database(server.port)
+            yield server
+        finally:
+            server.stop()
+
+
+@dataclass
+class VictoriaMetrics:
+    """A single-node VictoriaMetrics server, run as docs/operations.md asks: samples of one series with
+    one timestamp (a redelivery) kept once (`-dedup.minScrapeInterval=1ms`). Its query API shows samples
+    newer than a second (`-search.latencyOffset=1s`; the default hides the last 30 s, too long for a
+    test to wait)."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.workdir / "vm.log").open("ab")
+        self.process = subprocess.Popen(
+            [find_executable("victoria-metrics"), f"-storageDataPath={self.workdir / 'data'}",
+             "-retentionPeriod=100y", f"-httpListenAddr=127.0.0.1:{self.port}", "-search.latencyOffset=1s",
+             "-dedup.minScrapeInterval=1ms"],
+            stdout=log, stderr=log,
+        )
+        wait_for_port(self.port, timeout=20)
+
+    def stop(self) -> None:
+        stop_process(self.process, signal.SIGTERM, 10)
+        self.process = None
+
+    def flush(self) -> None:
+        """Make every sample written so far searchable (VictoriaMetrics buffers them for a few seconds)."""
+        with httpx.Client(timeout=10) as client:
+            client.get(f"{self.url}/internal/force_flush").raise_for_status()
+
+    def export(self, match: str = '{__name__=~"device_health_.*"}') -> list[dict[str, object]]:
+        """Every stored series matching `match` (after forcing buffered rows to be searchable)."""
+        self.flush()
+        with httpx.Client(timeout=10) as client:
+            # Up to a day ahead: a sample stamped by a device clock a little fast is still listed.
+            answer = client.post(f"{self.url}/api/v1/export", data={"match[]": match, "end": f"{time.time() + 86400:.0f}"})
+            answer.raise_for_status()
+        return [json.loads(line) for line in answer.text.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def victoria_metrics(port: int | None = None) -> Iterator[VictoriaMetrics]:
+    with tempfile.TemporaryDirectory(prefix="ew-vm-") as tmp:
+        server = VictoriaMetrics(port or free_port(), Path(tmp))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@dataclass
+class InfluxDB:
+    """An InfluxDB 1.x server (Debian's `influxd`): HTTP on `port`, its RPC port beside it, files in
+    `workdir`, no authentication, no usage reporting, no self-monitoring, no continuous queries."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{free_port()}"\n'
+            f'[meta]\n  dir = "{self.workdir}/meta"\n'
+            f'[data]\n  dir = "{self.workdir}/data"\n  wal-dir = "{self.workdir}/wal"\n'
+            "  query-log-enabled = false\n"
+            "[monitor]\n  store-enabled = false\n"
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "[continuous_queries]\n  enabled = false\n"
+            '[logging]\n  level = "warn"\n'
+        )
+        log = (self.workdir / "influxd.log").open("ab")
+        self.process = subprocess.Popen([find_executable("influxd"), "run", "-config", str(conf)],
+                                        stdout=log, stderr=log)
+        wait_for_port(self.port, timeout=30)
+        deadline = time.monotonic() + 30
+        while True:  # the port opens a moment before the server answers
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 204:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"influxd on port {self.port} did not answer /ping")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        stop_process(self.process, signal.SIGTERM, 15)
+        self.process = None
+
+
+@contextlib.contextmanager
+def influxdb(port: int | None = None) -> Iterator[InfluxDB]:
+    with tempfile.TemporaryDirectory(prefix="ew-influxdb-") as tmp:
+        server = InfluxDB(port or free_port(), Path(tmp))
+        server.start()
+        try:
             yield server
         finally:
             server.stop()
