@@ -28,7 +28,6 @@ from collector.persist import (
     TicketSink,
     database_unavailable,
     insert_dead_letters,
-    prune_dead_letters,
     utc,
     write_batch,
 )
@@ -42,6 +41,7 @@ from collector.writer import StoreWriter
 from rules import RuleEngine, SnapshotError, Transition
 from rules.predict import PredictiveEvent, PredictiveMonitor, PredictiveStateError
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+from tickets.ingest import prune_dead_letters
 from tickets.models import Device, PredictiveState, RuleState
 
 logger = logging.getLogger(__name__)
