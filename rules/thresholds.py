@@ -25,8 +25,9 @@ read as its canonical name. Layout (TOML):
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -304,6 +305,37 @@ class _Parser:
                 f"{red_level:g} % can never be exceeded, so red could never fire; "
                 f"use a threshold below {100 / self.red_factor:.2f}, or give it a red level below 100 (red = N)",
             )
+
+
+def with_devices(
+    document: Mapping[str, Any], overrides: Iterable[tuple[str, Mapping[str, Any] | None, str | None]]
+) -> dict[str, Any]:
+    """A copy of `document` with per-device overrides laid over its `[devices.ID]` tables.
+
+    Each override is (device id, its own thresholds table or None, its registry class or None).
+    The device's table in the document is kept and the override's metrics replace the same metrics
+    there; a class given replaces the document's `device_class`. The collector (all devices at once)
+    and the server (one device, to validate and to chart) call this same function, so both resolve
+    the same thresholds. Validation is `parse_thresholds`'s."""
+    result = copy.deepcopy(dict(document))
+    found = result.get("devices", {})
+    if not isinstance(found, Mapping):
+        return result  # parse_thresholds names what is wrong with it
+    devices = dict(found)
+    for device_id, table, device_class in overrides:
+        current = devices.get(device_id, {})
+        if not isinstance(current, Mapping):
+            continue  # as above
+        entry = dict(current)
+        if isinstance(table, Mapping):
+            entry.update({k: v for k, v in table.items() if k != "device_class"})
+        if device_class:
+            entry["device_class"] = device_class
+        if entry:
+            devices[device_id] = entry
+    if devices:
+        result["devices"] = devices
+    return result
 
 
 def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thresholds:

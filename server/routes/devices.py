@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import ThresholdError, parse_thresholds
+from rules import ThresholdError, parse_thresholds, with_devices
 from rules.metrics import ALIASES, CORE_METRICS, METRICS, unit_of
 from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
@@ -194,11 +194,10 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
             after[key] = getattr(body, key)
     if after["thresholds"] != before["thresholds"] or after["device_class"] != before["device_class"]:
         if file is not None:  # the file's table for the device, with the class it is given here
-            base = file.current()[0].document
-            own = thresholds.device_table(base, device_id)
+            base, own = file.current()[0].document, None
         else:
             base, own = thresholds.load(session).value, after["thresholds"]
-        merged = thresholds.with_device(base, device_id, own, after["device_class"])
+        merged = with_devices(base, [(device_id, own, after["device_class"])])
         try:
             parse_thresholds(merged, thresholds.SOURCE)
         except ThresholdError as exc:
