@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rules.metrics import ALIASES, METRICS, canonical
+from rules.metrics import ALIASES, METRIC_NAME_PATTERN, METRIC_NAME_RULE, METRICS, canonical
 
 DEVICE_CLASSES = ("gateway", "router")
 
@@ -351,6 +351,9 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
     for name, value in metrics_table.items():
         # `custom = true` on a metric of the catalogue changes nothing: its bounds are known.
         if isinstance(value, Mapping) and value.get("custom") is True and canonical(name) not in METRICS:
+            if METRIC_NAME_PATTERN.fullmatch(name) is None:
+                raise parser.fail(f"metrics.{name}",
+                                  f"a metric name is {METRIC_NAME_RULE}: no sample can carry {name!r}")
             custom.add(name)
             parser.bounded[name] = bool(value.get("bounded", False))
     defaults: dict[str, _Override] = {}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rules import ThresholdError, parse_thresholds, with_devices
-from rules.metrics import ALIASES, CORE_METRICS, METRICS, unit_of
+from rules.metrics import ALIASES, CORE_METRICS, METRIC_NAME_PATTERN, METRICS, unit_of
 from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
@@ -39,6 +39,7 @@ router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
 MAX_HISTORY = timedelta(days=92)
+METRIC_NAME = f"^{METRIC_NAME_PATTERN.pattern}$"
 
 
 def _scope(who: Principal) -> int | None:
@@ -121,7 +122,7 @@ def device_history(
     request: Request,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+    metric: Annotated[list[Annotated[str, Query(pattern=METRIC_NAME)]] | None,
                       Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -153,7 +154,7 @@ def device_forecast(
     device_id: DeviceId,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+    metric: Annotated[list[Annotated[str, Query(pattern=METRIC_NAME)]] | None,
                       Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
 ) -> ForecastOut:
     """Each metric's trend forecast against its orange threshold (eta, confidence, the forecast line
