@@ -31,7 +31,7 @@ from server.schemas import (
     ThresholdLine,
 )
 from tickets.audit import record_entity
-from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
+from tickets.models import OPEN_STATUSES, Customer, Device, DeviceState, Severity, Ticket
 
 # Metrics one history or forecast call may ask for: each is a query on the telemetry store.
 MAX_METRICS = 32
@@ -52,7 +52,7 @@ def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) 
     own = d.thresholds if file_document is None else thresholds.device_table(file_document, d.id)
     return DeviceOut(
         id=d.id, device_class=d.device_class, customer_id=d.customer_id, state=d.state,  # type: ignore[arg-type]
-        health=view.health,  # type: ignore[arg-type]
+        health=view.health,
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
         latest=d.latest, thresholds=own, open_tickets=view.open_tickets,
@@ -85,7 +85,7 @@ def list_devices(
     session: Db,
     customer_id: int | None = None,
     device_class: Literal["gateway", "router"] | None = None,
-    state: Literal["online", "offline", "unknown"] | None = None,
+    state: DeviceState | None = None,
     prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -182,7 +182,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
                             "; its class and customer can still be set here")
     device = session.get(Device, device_id)
     if device is None:
-        device = Device(id=device_id, state="unknown")
+        device = Device(id=device_id, state=DeviceState.UNKNOWN.value)
         session.add(device)
     if "customer_id" in given and body.customer_id is not None and session.get(Customer, body.customer_id) is None:
         raise HTTPException(422, f"customer_id: customer {body.customer_id} does not exist")
@@ -221,7 +221,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
 def list_alerts(
     who: Who,
     session: Db,
-    severity: Literal["orange", "red"] | None = None,
+    severity: Severity | None = None,
     device_id: DeviceId | None = None,
 ) -> Page[AlertOut]:
     """Active alerts (the rule engine's state), worst first, each with its open ticket when there is one."""
@@ -235,7 +235,7 @@ def list_alerts(
     ).all())
     scope = _scope(who)
     items = []
-    for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != "red", kv[0])):
+    for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != Severity.RED, kv[0])):
         customer = devices[dev].customer_id if dev in devices else None
         if (severity and sev != severity) or (scope is not None and customer != scope):
             continue
