@@ -14,14 +14,9 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from agent.contract import DEVICE_ID_PATTERN
-from common.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url, read_toml
+from common.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url
 
 DEVICE_CLASSES = ("gateway", "router")
-AGENT_KEYS = frozenset({
-    "device_id", "device_class", "interval", "data_dir", "targets", "probe_count", "tcp_probe_count", "probe_timeout",
-    "spool_max_samples", "publish_rate", "max_inflight", "reconnect_min", "reconnect_max", "stop_timeout",
-    "log_level",
-})
 
 
 class Target(NamedTuple):
@@ -170,15 +165,6 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
     agent = Settings.load(config, "agent", environ=env)
     mqtt = _load_mqtt(Settings.load(config, "mqtt", environ=env), _Origin(source, "mqtt", env))
     origin = _Origin(source, "agent", env)
-    if config is not None:
-        # A misspelt setting would otherwise be ignored without a word. ([mqtt] is shared with the
-        # collector, which has settings of its own there.)
-        section = read_toml(config).get("agent", {})
-        unknown = sorted(set(section) - AGENT_KEYS)
-        if unknown:
-            raise ConfigError(source, f"agent.{unknown[0]}",
-                              f"unknown setting; known: {', '.join(sorted(AGENT_KEYS))}")
-
     configured = agent.str("device_id", None, env="DEVICE_ID")
     device_id = configured or socket.gethostname().split(".")[0]
     if DEVICE_ID_PATTERN.fullmatch(device_id) is None:

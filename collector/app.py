@@ -28,7 +28,6 @@ from collector.persist import (
     TicketSink,
     database_unavailable,
     insert_dead_letters,
-    prune_dead_letters,
     utc,
     write_batch,
 )
@@ -43,6 +42,7 @@ from rules.predict import PredictiveEvent, PredictiveMonitor, PredictiveStateErr
 from telemetry.model import Point, TelemetryStore
 from telemetry.settings import open_store
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+from tickets.ingest import prune_dead_letters
 from tickets.models import Device, PredictiveState, RuleState
 
 logger = logging.getLogger(__name__)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from collector.persist import upsert_rule_states
 from rules import RuleEngine
-from tickets.alerts import stored_alerts
-from tickets.models import RuleRearm
+from tickets.alerts import pending_rearms, rearms_done, stored_alerts
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +30,7 @@ def store_rearms(session: Session, engine: RuleEngine) -> list[tuple[str, str, d
 
     A request for a device this engine holds no state for is left for the collector that does,
     unless the stored state shows no such alert either (then there is nothing to re-arm)."""
-    rows = session.execute(sa.select(RuleRearm.id, RuleRearm.device_id, RuleRearm.metric)
-                           .order_by(RuleRearm.id)).all()
+    rows = pending_rearms(session)
     if not rows:
         return []
     done: list[int] = []
@@ -51,5 +48,5 @@ def store_rearms(session: Session, engine: RuleEngine) -> list[tuple[str, str, d
         logger.info("re-arming the alert on %s of %s (request %d): the next breach opens a new ticket",
                     metric, device_id, request_id)
     upsert_rule_states(session, states)
-    session.execute(sa.delete(RuleRearm).where(RuleRearm.id.in_(done)))
+    rearms_done(session, done)
     return [(device_id, metric, states[device_id]) for device_id, metric in applied]

@@ -6,7 +6,8 @@ collector) and again at every poll, and applied when its content changed; a brok
 logged with the file, key and reason and counted, and the thresholds in force stay. Without one,
 the base document is the fleet-wide document the server edits (the `settings` row `thresholds`),
 else the built-in defaults, and the per-device thresholds the server stores on device rows
-(`devices.thresholds`, with the row's class) are laid over it as `[devices.ID]` tables. Either
+(`devices.thresholds`, with the row's class) are laid over it as `[devices.ID]` tables
+(`rules.with_devices`, which the server's view of a device's thresholds uses too). Either
 way, device classes of the registry are applied by the collector at start and whenever the
 settings row's version changes (see `device_classes`; the server bumps it when a class changes).
 A cheap poll compares the settings row's version and the file's content or the overrides; a
@@ -16,7 +17,6 @@ force stay.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from common.config import ConfigError
 from common.thresholds_file import FileWatch, load
-from rules import ThresholdError, Thresholds, parse_thresholds
+from rules import ThresholdError, Thresholds, parse_thresholds, with_devices
 from tickets.models import THRESHOLDS_KEY, Device, Setting
 
 logger = logging.getLogger(__name__)
@@ -68,16 +68,7 @@ class ThresholdSource:
         ).all()
         if not self._changed(version, repr([tuple(r) for r in overrides])):
             return None
-        document = copy.deepcopy(base)
-        devices = document.setdefault("devices", {})
-        for device_id, thresholds, device_class in overrides:
-            entry = dict(devices.get(device_id) or {})
-            if isinstance(thresholds, dict):
-                entry.update(thresholds)
-            if device_class:
-                entry["device_class"] = device_class
-            if entry:
-                devices[device_id] = entry
+        document = with_devices(base, overrides)
         source = "database setting 'thresholds'"
         try:
             parsed = parse_thresholds(document, source=f"{source} + device overrides")

@@ -2,7 +2,10 @@
 
 Standard library only: the agent imports it on small devices. Each component defines its own
 frozen settings dataclass and builds it once in its `main()` from a TOML file section and the
-`EDGEWATCH_*` environment (the environment wins), then passes it down.
+`EDGEWATCH_*` environment (the environment wins), then passes it down. Opening a file checks all
+of it: a section or key that no component reads (`common.settings_keys`) is a ConfigError naming
+the file, the section and the key, so a misspelt setting stops the component instead of being
+ignored.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import builtins
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from common.settings_keys import SECTIONS
 
 ENV_PREFIX = "EDGEWATCH_"
 
@@ -39,6 +44,25 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(str(file), "(syntax)", str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(file), "(file)", exc.strerror or str(exc)) from None
+
+
+def check_file(source: str, data: Mapping[str, Any]) -> None:
+    """Every section of a settings file is one some component reads, and holds only its keys."""
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(source, section, "unknown section; " + _known(section, SECTIONS, "the sections are"))
+        if not isinstance(values, dict):
+            raise ConfigError(source, section, "must be a table ([section])")
+        Settings(values, source=source, section=section, environ={}).check_unknown()
+
+
+def _known(name: str, known: Iterable[str], listing: str) -> str:
+    import difflib  # only on this error path: the agent's memory is measured
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"{listing}: {', '.join(sorted(known))}"
 
 
 MQTT_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -119,6 +143,7 @@ class Settings:
         if path is None:
             return cls({}, source="(defaults)", section=section, environ=environ)
         data = read_toml(path)
+        check_file(str(path), data)
         values = data.get(section, {})
         if not isinstance(values, dict):
             raise ConfigError(str(path), section, "must be a table ([section])")
@@ -129,10 +154,15 @@ class Settings:
         return sorted(set(self._values) - self._read)
 
     def check_unknown(self) -> None:
-        """Refuse a section with keys this component does not know (call after reading every setting)."""
-        unread = self.unread_keys()
-        if unread:
-            raise ConfigError(self._source, f"{self._section}.{unread[0]}", "unknown setting (a typo?)")
+        """Refuse a key that no component reads in this section (`common.settings_keys`): a typo, or a
+        setting of another version. Every section of a file is checked when the file is opened."""
+        known = SECTIONS.get(self._section, frozenset())
+        if known is None:  # a section whose own parser checks its keys
+            return
+        for key in sorted(self._values):
+            if key not in known:
+                raise ConfigError(self._source, f"{self._section}.{key}",
+                                  "unknown setting; " + _known(key, known, f"the keys of [{self._section}]"))
 
     def _raw(self, key: builtins.str, env: builtins.str | None) -> tuple[Any, builtins.str] | None:
         self._read.add(key)

@@ -23,7 +23,9 @@ Every component reads a TOML settings file (`--config FILE`, or `EDGEWATCH_CONFI
 and `EDGEWATCH_*` environment variables; **the environment wins**. Each component reads only its
 own sections, so one file can serve the whole central side (see `deploy/central.toml`) and
 another the agent (`deploy/agent/agent.toml`). A wrong value stops the component with an error
-naming the file and key, or the variable, and the reason.
+naming the file and key, or the variable, and the reason; so does a section or key below that no
+component reads (a typo: the error suggests the nearest known name), in any section of the file,
+whichever component opens it. `[predictive]` is checked by its own parser when the collector loads it.
 
 This page is generated from the loaders (`python -m edgewatch.config_reference`); the component
 guides explain the settings: [agent](agent.md), [collector](collector.md),
@@ -114,7 +116,9 @@ def collect() -> dict[str, list[Row]]:
     import server.settings
     import tickets.settings
 
-    environ = {"EDGEWATCH_DATA_DIR": "/var/lib/edgewatch", "EDGEWATCH_DEVICE_ID": "this-host"}
+    # Settings read only when another is set (the SMTP server's details once it has a host) are read too.
+    environ = {"EDGEWATCH_DATA_DIR": "/var/lib/edgewatch", "EDGEWATCH_DEVICE_ID": "this-host",
+               "EDGEWATCH_SMTP_HOST": "smtp.example.com"}
     with recording() as sections:
         agent.settings.load_settings(None, environ)
         collector.settings.load_settings(None, environ)

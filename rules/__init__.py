@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rules.metrics import METRICS
     from rules.model import Event, Sample, Severity, Transition
     from rules.sample import SampleError, parse_sample
-    from rules.thresholds import DEVICE_CLASSES, MetricRule, ThresholdError, Thresholds, parse_thresholds
+    from rules.thresholds import DEVICE_CLASSES, MetricRule, ThresholdError, Thresholds, parse_thresholds, with_devices
 
 _HOME = {
     "DEVICE_CLASSES": "rules.thresholds",
@@ -35,6 +35,7 @@ _HOME = {
     "Transition": "rules.model",
     "parse_sample": "rules.sample",
     "parse_thresholds": "rules.thresholds",
+    "with_devices": "rules.thresholds",
 }
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Transition",
     "parse_sample",
     "parse_thresholds",
+    "with_devices",
 ]
 
 

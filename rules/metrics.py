@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# A metric's name in a sample, a thresholds file and the predictive settings.
+# A metric's name in a sample, a thresholds file, the predictive settings and the API: the one
+# pattern every layer checks names with.
 METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+METRIC_NAME_RULE = "lower_snake_case: a-z, then up to 63 of a-z 0-9 _"
 
 
 class Metric(NamedTuple):

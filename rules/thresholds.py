@@ -25,12 +25,13 @@ read as its canonical name. Layout (TOML):
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rules.metrics import ALIASES, METRICS, canonical
+from rules.metrics import ALIASES, METRIC_NAME_PATTERN, METRIC_NAME_RULE, METRICS, canonical
 
 DEVICE_CLASSES = ("gateway", "router")
 
@@ -306,6 +307,37 @@ class _Parser:
             )
 
 
+def with_devices(
+    document: Mapping[str, Any], overrides: Iterable[tuple[str, Mapping[str, Any] | None, str | None]]
+) -> dict[str, Any]:
+    """A copy of `document` with per-device overrides laid over its `[devices.ID]` tables.
+
+    Each override is (device id, its own thresholds table or None, its registry class or None).
+    The device's table in the document is kept and the override's metrics replace the same metrics
+    there; a class given replaces the document's `device_class`. The collector (all devices at once)
+    and the server (one device, to validate and to chart) call this same function, so both resolve
+    the same thresholds. Validation is `parse_thresholds`'s."""
+    result = copy.deepcopy(dict(document))
+    found = result.get("devices", {})
+    if not isinstance(found, Mapping):
+        return result  # parse_thresholds names what is wrong with it
+    devices = dict(found)
+    for device_id, table, device_class in overrides:
+        current = devices.get(device_id, {})
+        if not isinstance(current, Mapping):
+            continue  # as above
+        entry = dict(current)
+        if isinstance(table, Mapping):
+            entry.update({k: v for k, v in table.items() if k != "device_class"})
+        if device_class:
+            entry["device_class"] = device_class
+        if entry:
+            devices[device_id] = entry
+    if devices:
+        result["devices"] = devices
+    return result
+
+
 def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thresholds:
     """Build `Thresholds` from a settings document; raise ThresholdError naming source, key, reason."""
     parser = _Parser(source)
@@ -319,6 +351,9 @@ def parse_thresholds(data: Mapping[str, Any], source: str = "thresholds") -> Thr
     for name, value in metrics_table.items():
         # `custom = true` on a metric of the catalogue changes nothing: its bounds are known.
         if isinstance(value, Mapping) and value.get("custom") is True and canonical(name) not in METRICS:
+            if METRIC_NAME_PATTERN.fullmatch(name) is None:
+                raise parser.fail(f"metrics.{name}",
+                                  f"a metric name is {METRIC_NAME_RULE}: no sample can carry {name!r}")
             custom.add(name)
             parser.bounded[name] = bool(value.get("bounded", False))
     defaults: dict[str, _Override] = {}

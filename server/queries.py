@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
@@ -25,7 +26,9 @@ from tickets.models import (
     Contact,
     DeadLetter,
     Device,
+    DeviceState,
     OutboxMessage,
+    Severity,
     Ticket,
     TicketKind,
     TicketNote,
@@ -220,10 +223,20 @@ def dead_letters(
 # --- devices -----------------------------------------------------------------------------------
 
 
+class DeviceHealth(StrEnum):
+    """A device at a glance: its worst active alert, else whether it reports."""
+
+    GREEN = "green"
+    ORANGE = Severity.ORANGE.value
+    RED = Severity.RED.value
+    OFFLINE = DeviceState.OFFLINE.value
+    UNKNOWN = DeviceState.UNKNOWN.value
+
+
 @dataclass(frozen=True)
 class DeviceView:
     device: Device
-    health: str
+    health: DeviceHealth
     open_tickets: int
 
 
@@ -232,14 +245,14 @@ def active_alerts(session: Session, device_ids: Sequence[str] | None = None) -> 
     return stored_alerts(session, device_ids)
 
 
-def health_of(device: Device, severities: Sequence[str]) -> str:
-    if device.state == "offline":
-        return "offline"
-    if "red" in severities:
-        return "red"
-    if "orange" in severities:
-        return "orange"
-    return "green" if device.state == "online" else "unknown"
+def health_of(device: Device, severities: Sequence[str]) -> DeviceHealth:
+    if device.state == DeviceState.OFFLINE:
+        return DeviceHealth.OFFLINE
+    if Severity.RED in severities:
+        return DeviceHealth.RED
+    if Severity.ORANGE in severities:
+        return DeviceHealth.ORANGE
+    return DeviceHealth.GREEN if device.state == DeviceState.ONLINE else DeviceHealth.UNKNOWN
 
 
 def device_views(session: Session, devices: Sequence[Device]) -> list[DeviceView]:

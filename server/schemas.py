@@ -7,7 +7,23 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+from rules.sample import DEVICE_ID_PATTERN
+from server.queries import DeviceHealth
+from tickets.models import (
+    ContactChannel,
+    ContactRole,
+    DeviceState,
+    Level,
+    NoteVisibility,
+    OutboxStatus,
+    RatingSource,
+    Severity,
+    TicketKind,
+    TicketStatus,
+    TokenRole,
+)
+
+DeviceId = Annotated[str, StringConstraints(pattern=f"^{DEVICE_ID_PATTERN.pattern}$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
 
@@ -49,11 +65,11 @@ class TicketOut(Out):
     id: int
     device_id: str | None
     metric: str | None
-    severity: Literal["orange", "red"] | None
-    kind: str
-    level: Literal["red", "yellow", "blue"]
+    severity: Severity | None
+    kind: TicketKind
+    level: Level
     priority: int
-    status: Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
+    status: TicketStatus
     customer_id: int | None
     title: str
     assignee: str | None
@@ -69,7 +85,7 @@ class TicketOut(Out):
     cancelled_at: datetime | None
     committed_at: datetime | None
     rating: int | None
-    rating_source: Literal["customer", "staff"] | None = Field(
+    rating_source: RatingSource | None = Field(
         None, description="who gave the rating; only the customer's own counts in the satisfaction figure")
     clocks: list[ClockOut]
 
@@ -91,7 +107,7 @@ class NoteOut(Out):
     at: datetime
     author: str
     text: str
-    visibility: Literal["internal", "public"] = Field(
+    visibility: NoteVisibility = Field(
         description="internal: staff only; public: the customer sees it too")
 
 
@@ -108,7 +124,7 @@ class NotificationOut(Out):
     recipient_kind: str
     recipient_name: str | None
     channel: str
-    status: str
+    status: OutboxStatus
     attempts: int
     created_at: datetime
     delivered_at: datetime | None
@@ -141,14 +157,14 @@ class ActionIn(In):
 
 class NoteIn(In):
     text: LongText
-    visibility: Literal["internal", "public"] | None = Field(default=None, description=(
+    visibility: NoteVisibility | None = Field(default=None, description=(
         "internal (staff only; staff's default) or public (the customer sees it; customers' notes always are)"))
 
 
 class ManualTicketIn(In):
     device_id: DeviceId
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-    level: Literal["red", "yellow", "blue"] = Field(description="the response level, whose SLA clocks it runs")
+    level: Level = Field(description="the response level, whose SLA clocks it runs")
     note: LongText | None = None
 
 
@@ -171,8 +187,8 @@ class DeviceOut(Out):
     id: str
     device_class: str | None
     customer_id: int | None
-    state: Literal["online", "offline", "unknown"]
-    health: Literal["green", "orange", "red", "offline", "unknown"] = Field(
+    state: DeviceState
+    health: DeviceHealth = Field(
         description="red/orange: the worst active alert; offline: no news; green: reporting, no alert"
     )
     first_seen_at: datetime | None
@@ -274,7 +290,7 @@ class HistoryOut(BaseModel):
 class AlertOut(BaseModel):
     device_id: str
     metric: str
-    severity: Literal["orange", "red"]
+    severity: Severity
     customer_id: int | None
     ticket_id: int | None
 
@@ -319,11 +335,13 @@ class CustomerOut(Out):
 
 class ContactIn(In):
     name: ShortText
-    channel: Literal["email", "webhook", "dingtalk", "wecom", "feishu"]
+    # Every channel but the inbox, which is the demo's stand-in for a mailbox.
+    channel: Literal[ContactChannel.EMAIL, ContactChannel.WEBHOOK, ContactChannel.DINGTALK, ContactChannel.WECOM,
+                     ContactChannel.FEISHU]
     # At most 300 characters (bytes in UTF-8): stored encrypted (tickets.secrets) in 500.
     address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
     secret: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
-    role: Literal["ops", "technical"] = "ops"
+    role: ContactRole = ContactRole.OPS
 
 
 class ContactOut(Out):
@@ -338,7 +356,7 @@ class ContactOut(Out):
 
 
 class TokenIn(In):
-    role: Literal["admin", "supervisor", "engineer", "customer"]
+    role: TokenRole
     customer_id: int | None = Field(None, description="required for, and only for, the customer role")
     name: ShortText | None = None
     expires_at: datetime | None = Field(None, description="when the token stops working (ISO 8601 with a time "

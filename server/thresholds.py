@@ -6,14 +6,14 @@ included, and the server shows it read-only (`ThresholdFile`; writes are refused
 Without one, the document lives in the `settings` row `THRESHOLDS_KEY` with a version counter;
 every save bumps the version. Per-device overrides and classes live on the device rows
 (`PUT /devices/{id}`); the collector lays them over the document as `[devices.ID]` tables, polls
-both, and applies a change without a restart. The server validates exactly that merged document
-before it stores anything.
+both, and applies a change without a restart. The server lays them over with the same function
+(`rules.with_devices`) to validate a change before it stores anything and to chart a device's
+thresholds, so both sides resolve the same thresholds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from common import thresholds_file
 from common.config import ConfigError
-from rules import MetricRule, Thresholds, parse_thresholds
+from rules import MetricRule, Thresholds, parse_thresholds, with_devices
 from tickets.models import THRESHOLDS_KEY, Setting
 
 SOURCE = "thresholds"
@@ -98,7 +98,7 @@ def resolved(file: ThresholdFile | None, session: Session, device_id: str, devic
     if file is not None:
         return file.current()[0].thresholds  # rule_for(device, its registry class, metric)
     try:
-        return parse_thresholds(with_device(load(session).value, device_id, device_thresholds, device_class))
+        return parse_thresholds(with_devices(load(session).value, [(device_id, device_thresholds, device_class)]))
     except ValueError:  # ThresholdError: a broken stored document must not hide the charts
         return None
 
@@ -138,24 +138,6 @@ def save(
         row.updated_by = actor
     session.flush()
     return Document(value, row.version, row.updated_at, row.updated_by)
-
-
-def with_device(
-    value: dict[str, Any], device_id: str, table: dict[str, Any] | None, device_class: str | None
-) -> dict[str, Any]:
-    """A copy of the document with the device's row laid over it, as the collector does."""
-    doc = copy.deepcopy(value)
-    devices = doc.setdefault("devices", {})
-    entry = {k: v for k, v in (table or {}).items() if k != "device_class"}
-    if device_class is not None:
-        entry["device_class"] = device_class
-    if entry:
-        devices[device_id] = entry
-    else:
-        devices.pop(device_id, None)
-    if not devices:
-        doc.pop("devices")
-    return doc
 
 
 def rule_lines(thresholds: Thresholds, device_id: str, device_class: str | None, metric: str) -> MetricRule | None:

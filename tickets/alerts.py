@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from rules import RuleEngine, SnapshotError
@@ -67,3 +67,15 @@ def request_rearm(session: Session, ticket: Ticket, actor: str, at: datetime) ->
                     requested_by=actor[:200])
     session.add(row)
     return row
+
+
+def pending_rearms(session: Session) -> list[tuple[int, str, str]]:
+    """The re-arm requests not applied yet, oldest first: (request id, device id, metric)."""
+    rows = session.execute(select(RuleRearm.id, RuleRearm.device_id, RuleRearm.metric).order_by(RuleRearm.id))
+    return [(request_id, device_id, metric) for request_id, device_id, metric in rows]
+
+
+def rearms_done(session: Session, request_ids: Sequence[int]) -> None:
+    """Remove applied re-arm requests (in the transaction that stores the re-armed rule state)."""
+    if request_ids:
+        session.execute(delete(RuleRearm).where(RuleRearm.id.in_(request_ids)))

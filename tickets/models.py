@@ -6,6 +6,8 @@ The schema itself is created and changed only by the Alembic migrations in `tick
 Conventions:
 - every time is a timezone-aware UTC `datetime` (`UTCDateTime`); a naive datetime is refused;
 - string enumerations are plain strings with a CHECK constraint, so a new value is one migration;
+  their values are the `StrEnum`s below (and `Severity`, the rule engine's), which the API and the
+  dashboard-facing code use instead of restating them;
 - tickets, audit entries and notes are never deleted (database triggers refuse it, see the migration);
 - `Ticket.open_key` (`"<device>/<metric or kind>"`) is set while a ticket is open and NULL after it
   closes: a UNIQUE column, so the database itself allows one open ticket per (device, metric/kind)
@@ -38,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from rules.model import Severity as Severity  # a ticket's severity is its alert's: re-exported
 from tickets.secrets import Sealed, SealedJSON
 
 # Stable constraint names: Alembic's SQLite batch mode needs them to alter tables later.
@@ -74,9 +77,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _quoted(values: type[StrEnum]) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
+
+
 def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
-    allowed = ", ".join(f"'{v.value}'" for v in values)
-    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+    return CheckConstraint(f"{column} IN ({_quoted(values)})", name=f"{column}_allowed")
 
 
 class ContactChannel(StrEnum):
@@ -310,7 +316,7 @@ class Ticket(Base):
         _one_of("status", TicketStatus),
         _one_of("level", Level),
         _one_of("kind", TicketKind),
-        CheckConstraint("severity IS NULL OR severity IN ('orange', 'red')", name="severity_allowed"),
+        CheckConstraint(f"severity IS NULL OR severity IN ({_quoted(Severity)})", name="severity_allowed"),
         CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
         Index("ix_tickets_status_opened", "status", "opened_at"),
         Index("ix_tickets_customer_id_id", "customer_id", "id"),  # one customer's queue, newest first

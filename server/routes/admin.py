@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -38,7 +38,7 @@ from server.schemas import (
 )
 from server.security import hash_token, new_token
 from tickets.audit import record_entity
-from tickets.models import ApiToken, Contact, Customer, TokenRole
+from tickets.models import ApiToken, Contact, ContactChannel, Customer, Level, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
 from tickets.secrets import MAX_PLAIN_BYTES
 
@@ -138,7 +138,7 @@ def shown_address(channel: str, address: str) -> str:
     """What a non-admin sees of a contact's address: an e-mail address whole; of a URL (a robot's URL
     carries its credential: WeCom's `key=`, DingTalk's `access_token=`, a webhook's secret path)
     only its scheme and host."""
-    if channel == "email":
+    if channel == ContactChannel.EMAIL:
         return address
     try:
         url = httpx.URL(address)
@@ -167,7 +167,7 @@ def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who
     if any(c.isspace() or not c.isprintable() for c in address):
         # The address goes into a mail header or a request line: a line break there would add headers.
         raise HTTPException(422, f"address: {address!r} must be one line without spaces or control characters")
-    if body.channel == "email":
+    if body.channel == ContactChannel.EMAIL:
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             raise HTTPException(422, f"address: {address!r} is not an e-mail address")
     elif not address.startswith(("https://", "http://")):
@@ -200,7 +200,7 @@ def list_tokens(who: Who, session: Db) -> Page[TokenOut]:
 @router.post("/tokens", name="create_token", response_model=NewTokenOut, status_code=201, tags=["auth"])
 def create_token(body: TokenIn, request: Request, who: Who, session: Db) -> NewTokenOut:
     """A new API token; the token itself is in this answer only (the server keeps its SHA-256)."""
-    if body.role == "customer":
+    if body.role == TokenRole.CUSTOMER:
         if body.customer_id is None:
             raise HTTPException(422, "customer_id: a customer token needs the customer it belongs to")
         if session.get(Customer, body.customer_id) is None:
@@ -279,7 +279,7 @@ def get_kpis(
     start: date | None = None,
     end: date | None = None,
     customer_id: int | None = None,
-    level: Literal["red", "yellow", "blue"] | None = None,
+    level: Level | None = None,
 ) -> KpisOut:
     """Daily service-efficiency figures (UTC days; default: the last 14 days including today)."""
     today = context(request).clock.now().date()

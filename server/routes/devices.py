@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rules import ThresholdError, parse_thresholds
-from rules.metrics import ALIASES, CORE_METRICS, METRICS, unit_of
+from rules import ThresholdError, parse_thresholds, with_devices
+from rules.metrics import ALIASES, CORE_METRICS, METRIC_NAME_PATTERN, METRICS, unit_of
 from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
@@ -33,7 +33,7 @@ from server.schemas import (
 )
 from telemetry.errors import StoreUnavailable
 from tickets.audit import record_entity
-from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
+from tickets.models import OPEN_STATUSES, Customer, Device, DeviceState, Severity, Ticket
 
 # Metrics one history or forecast call may ask for: each is a query on the telemetry store.
 MAX_METRICS = 32
@@ -42,6 +42,7 @@ router = APIRouter(prefix="/api/v1", tags=["devices"])
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
 MAX_HISTORY = timedelta(days=92)
+METRIC_NAME = f"^{METRIC_NAME_PATTERN.pattern}$"
 
 
 def _scope(who: Principal) -> int | None:
@@ -54,7 +55,7 @@ def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) 
     own = d.thresholds if file_document is None else thresholds.device_table(file_document, d.id)
     return DeviceOut(
         id=d.id, device_class=d.device_class, customer_id=d.customer_id, state=d.state,  # type: ignore[arg-type]
-        health=view.health,  # type: ignore[arg-type]
+        health=view.health,
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
         latest=d.latest, thresholds=own, open_tickets=view.open_tickets,
@@ -87,7 +88,7 @@ def list_devices(
     session: Db,
     customer_id: int | None = None,
     device_class: Literal["gateway", "router"] | None = None,
-    state: Literal["online", "offline", "unknown"] | None = None,
+    state: DeviceState | None = None,
     prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -125,7 +126,7 @@ def device_history(
     request: Request,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+    metric: Annotated[list[Annotated[str, Query(pattern=METRIC_NAME)]] | None,
                       Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -161,7 +162,7 @@ def device_forecast(
     device_id: DeviceId,
     who: Who,
     session: Db,
-    metric: Annotated[list[Annotated[str, Query(max_length=64)]] | None,
+    metric: Annotated[list[Annotated[str, Query(pattern=METRIC_NAME)]] | None,
                       Query(max_length=MAX_METRICS, description=f"repeat for several, at most {MAX_METRICS}")] = None,
 ) -> ForecastOut:
     """Each metric's trend forecast against its orange threshold (eta, confidence, the forecast line
@@ -189,7 +190,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
                             "; its class and customer can still be set here")
     device = session.get(Device, device_id)
     if device is None:
-        device = Device(id=device_id, state="unknown")
+        device = Device(id=device_id, state=DeviceState.UNKNOWN.value)
         session.add(device)
     if "customer_id" in given and body.customer_id is not None and session.get(Customer, body.customer_id) is None:
         raise HTTPException(422, f"customer_id: customer {body.customer_id} does not exist")
@@ -202,11 +203,10 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
             after[key] = getattr(body, key)
     if after["thresholds"] != before["thresholds"] or after["device_class"] != before["device_class"]:
         if file is not None:  # the file's table for the device, with the class it is given here
-            base = file.current()[0].document
-            own = thresholds.device_table(base, device_id)
+            base, own = file.current()[0].document, None
         else:
             base, own = thresholds.load(session).value, after["thresholds"]
-        merged = thresholds.with_device(base, device_id, own, after["device_class"])
+        merged = with_devices(base, [(device_id, own, after["device_class"])])
         try:
             parse_thresholds(merged, thresholds.SOURCE)
         except ThresholdError as exc:
@@ -229,7 +229,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
 def list_alerts(
     who: Who,
     session: Db,
-    severity: Literal["orange", "red"] | None = None,
+    severity: Severity | None = None,
     device_id: DeviceId | None = None,
 ) -> Page[AlertOut]:
     """Active alerts (the rule engine's state), worst first, each with its open ticket when there is one."""
@@ -243,7 +243,7 @@ def list_alerts(
     ).all())
     scope = _scope(who)
     items = []
-    for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != "red", kv[0])):
+    for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != Severity.RED, kv[0])):
         customer = devices[dev].customer_id if dev in devices else None
         if (severity and sev != severity) or (scope is not None and customer != scope):
             continue

@@ -29,12 +29,11 @@ from server.schemas import (
     TicketOut,
 )
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput, TicketError, TicketNotFound
-from tickets.models import NoteVisibility, RatingSource, Ticket
+from tickets.models import Level, NoteVisibility, OutboxStatus, RatingSource, Severity, Ticket, TicketStatus
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 TicketPage = Page[TicketOut]  # built once: parametrising a generic model per request costs time
 
-Status = Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
 Who = Annotated[Principal, Depends(authorized)]
 Db = Annotated[Session, Depends(db_session)]
 
@@ -48,9 +47,9 @@ def list_tickets(
     who: Who,
     session: Db,
     device_id: DeviceId | None = None,
-    status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
-    severity: Annotated[list[Literal["orange", "red"]] | None, Query()] = None,
-    level: Annotated[list[Literal["red", "yellow", "blue"]] | None, Query()] = None,
+    status: Annotated[list[TicketStatus] | None, Query(description="repeat for several")] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    level: Annotated[list[Level] | None, Query()] = None,
     kind: Annotated[list[Annotated[str, Query(max_length=32)]] | None, Query()] = None,
     customer_id: int | None = None,
     open: Annotated[bool, Query(description="only received, dispatched or in progress")] = False,
@@ -248,7 +247,7 @@ def list_notifications(
     who: Who,
     session: Db,
     ticket_id: int | None = None,
-    status: Literal["pending", "delivered", "digested", "failed"] | None = None,
+    status: OutboxStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[NotificationOut]:

@@ -1,5 +1,6 @@
 """Everything in deploy/ is usable as shipped: each example config loads through the project's own
-loaders with no unknown key, the compose file names only files that exist, the units run real commands."""
+loaders with no unknown key, the compose file names only files that exist, the units run real commands.
+A settings file's every section is checked by whichever component opens it: a misspelt key stops it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import agent.settings
 import collector.settings
 import server.settings
 import tickets.settings
-from common.config import Settings
+from common.config import ConfigError, Settings
+from common.settings_keys import SECTIONS
 from edgewatch.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,3 +143,90 @@ def test_the_lock_pins_every_requirement_at_a_version_it_allows() -> None:
         assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
     bootstrap = (root / "scripts" / "bootstrap.sh").read_text()
     assert '-c "$ROOT/constraints.txt"' in bootstrap
+
+
+# --- one settings file, every component's sections: unknown keys are errors -------------------
+
+LOADERS = {
+    "agent": lambda path: agent.settings.load_settings(path, {"EDGEWATCH_DEVICE_ID": "gw-0001"}),
+    "collector": lambda path: collector.settings.load_settings(path, {}),
+    "server": lambda path: server.settings.load_settings(path, {}),
+    "tickets": lambda path: tickets.settings.load_ticket_settings(path, {}, data_dir=Path("/nonexistent")),
+}
+
+
+def test_the_declared_keys_are_exactly_what_the_loaders_read() -> None:
+    from edgewatch import config_reference
+
+    read = {section: {row[0] for row in rows} for section, rows in config_reference.collect().items()}
+    assert set(read) == set(SECTIONS)
+    for section, keys in SECTIONS.items():
+        if keys is not None:  # None: a section whose own parser checks its keys
+            assert read[section] == keys, (section, sorted(read[section] ^ keys))
+
+
+def misspelt(key: str) -> str:
+    return key[:-1] + ("x" if key[-1] != "x" else "y")
+
+
+DECLARED = sorted((section, sorted(keys)[0]) for section, keys in SECTIONS.items() if keys)
+
+
+@pytest.mark.parametrize(("section", "key"), DECLARED, ids=[s for s, _ in DECLARED])
+@pytest.mark.parametrize("component", sorted(LOADERS))
+def test_a_misspelt_key_in_any_section_stops_every_component(tmp_path: Path, component: str, section: str,
+                                                             key: str) -> None:
+    path = tmp_path / "edgewatch.toml"
+    path.write_text(f"[{section}]\n{misspelt(key)} = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        LOADERS[component](path)
+    error = caught.value
+    assert (error.source, error.key) == (str(path), f"{section}.{misspelt(key)}")
+    assert error.reason.startswith("unknown setting; ") and repr(key) in error.reason  # did you mean ...?
+
+
+def test_a_misspelt_predictive_key_is_refused_by_the_collector(tmp_path: Path) -> None:
+    path = tmp_path / "edgewatch.toml"
+    path.write_text("[predictive]\nconfidenc = 0.8\n")
+    with pytest.raises(ConfigError, match=r"predictive\.confidenc: unknown setting"):
+        LOADERS["collector"](path)
+
+
+def test_an_unknown_section_or_a_key_without_a_section_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "edgewatch.toml"
+    path.write_text("[colector]\nbatch_size = 10\n")
+    for component in LOADERS:
+        with pytest.raises(ConfigError, match=r"colector: unknown section; did you mean 'collector'\?"):
+            LOADERS[component](path)
+    path.write_text("data_dir = '/tmp'\n")
+    with pytest.raises(ConfigError, match=r"data_dir: unknown section; the sections are: agent, collector"):
+        LOADERS["server"](path)
+
+
+def test_a_key_of_another_components_section_is_not_an_error(tmp_path: Path) -> None:
+    # [mqtt] is the agent's and the collector's, each with keys of its own; [server] is not the agent's.
+    path = tmp_path / "edgewatch.toml"
+    path.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1883"\nclient_id = "c1"\nkeepalive_s = 30\nkeepalive = 60\n'
+                    'connect_timeout = 5\n\n[server]\nport = 8081\n\n[collector]\nbatch_size = 100\n')
+    for component, load in LOADERS.items():
+        assert load(path) is not None, component
+
+
+def test_every_shipped_file_loads_clean_in_every_component(tmp_path: Path) -> None:
+    env = {"EDGEWATCH_SMTP_PASSWORD": "secret", "EDGEWATCH_MQTT_PASSWORD": "secret", "EDGEWATCH_DEVICE_ID": "gw-1"}
+    central = DEPLOY / "central.toml"
+    agent.settings.load_settings(central, env)  # the agent ignores the central side's sections
+    collector.settings.load_settings(central, env)
+    server.settings.load_settings(central, env)
+    tickets.settings.load_ticket_settings(central, env, data_dir=tmp_path)
+    # The agent example, with the files it names present.
+    text = (DEPLOY / "agent" / "agent.toml").read_text().replace("/etc/edgewatch/", f"{tmp_path}/")
+    for name in re.findall(rf"{re.escape(str(tmp_path))}/([\w.-]+)", text):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "agent.toml").write_text(text)
+    agent.settings.load_settings(tmp_path / "agent.toml", {})
+    # examples/ holds a thresholds file (its own format, checked as strictly) and sample data.
+    from common.thresholds_file import load
+
+    assert load(ROOT / "examples" / "thresholds.toml").thresholds is not None
+    assert sorted(p.suffix for p in (ROOT / "examples").iterdir()) == [".jsonl", ".jsonl", ".toml"]

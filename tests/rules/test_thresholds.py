@@ -94,6 +94,8 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "true or false",
     ),
     ({"metrics": {"fan_rpm": {"custom": True}}}, "metrics.fan_rpm.threshold", "needs a threshold"),
+    # The one metric-name pattern (rules.metrics) holds for custom metrics too: samples must carry them.
+    ({"metrics": {"Fan-RPM": {"custom": True, "threshold": 9000}}}, "metrics.Fan-RPM", "lower_snake_case"),
     ({"metrics": {"disk_percent": {"clear_level": 40}}}, "metrics.disk_percent", "has no threshold"),
     ({"classes": {"switch": {}}}, "classes.switch", "unknown device class"),
     ({"classes": {"router": 5}}, "classes.router", "must be a table"),

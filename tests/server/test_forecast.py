@@ -64,6 +64,10 @@ def test_forecast_shows_the_trend_the_line_and_the_open_warning(api: Harness) ->
     # one metric only; nothing stored yet; another customer's device
     only = api.client.get("/api/v1/devices/gw-f/forecast", params={"metric": "mem_percent"}, headers=api.auth("engineer"))
     assert [m["metric"] for m in only.json()["metrics"]] == ["mem_percent"]
+    # a name no sample could carry (rules.metrics' one pattern) is refused, naming the parameter
+    for bad in ("Mem percent", "x" * 65):
+        refused = api.client.get("/api/v1/devices/gw-f/forecast", params={"metric": bad}, headers=api.auth("engineer"))
+        assert refused.status_code == 422 and "metric" in refused.text
     empty = api.client.get("/api/v1/devices/gw-other/forecast", headers=api.auth("admin")).json()
     assert empty == {"device_id": "gw-other", "updated_at": None, "metrics": []}
     assert api.client.get("/api/v1/devices/gw-other/forecast", headers=api.auth("customer")).status_code == 404

@@ -1,8 +1,11 @@
 """The HTTP channels (generic webhook and the DingTalk, WeCom and Feishu group robots).
 
 Every channel sends one `Notification` and returns a `DeliveryResult`; none raises for a failed
-delivery. The contact's address (URL) and secret travel in the notification, so one channel object
-serves every contact of its kind. The e-mail and local-inbox channels live in `smtp.py` and
+delivery. The shared part of sending (routing check, timing, counts, logging) is
+`result.SendingChannel`; here are only what HTTP delivery adds (the URL, redirects not followed,
+the status codes worth a retry) and what each receiver's request and answer look like. The
+contact's address (URL) and secret travel in the notification, so one channel object serves
+every contact of its kind. The e-mail and local-inbox channels live in `smtp.py` and
 `inbox.py` and are re-exported here, so `tickets.notify.channels` names every channel.
 """
 
@@ -13,9 +16,7 @@ import email.utils
 import hashlib
 import hmac
 import json
-import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Collection
 from datetime import UTC
 from typing import Any
@@ -25,7 +26,7 @@ import httpx
 from tickets.notify.addresses import AddressRefused
 from tickets.notify.inbox import InboxChannel
 from tickets.notify.message import Notification, iso
-from tickets.notify.result import Channel, DeliveryResult
+from tickets.notify.result import Channel, DeliveryResult, SendingChannel, describe
 from tickets.notify.smtp import EmailChannel, SmtpSettings
 
 __all__ = [
@@ -42,8 +43,6 @@ __all__ = [
     "feishu_sign",
     "webhook_signature",
 ]
-
-logger = logging.getLogger(__name__)
 
 USER_AGENT = "edgewatch-notify/1"
 
@@ -110,7 +109,7 @@ def _where(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
-class _HttpChannel:
+class _HttpChannel(SendingChannel):
     """One POST per notification; subclasses build the request and read the answer."""
 
     kind = "webhook"
@@ -124,26 +123,16 @@ class _HttpChannel:
     ) -> None:
         # One client per channel keeps connections alive between notifications; redirects are not
         # followed because a POST that moved is a misconfigured address, not something to chase.
+        super().__init__()
         self._client = client if client is not None else httpx.Client(timeout=timeout, follow_redirects=False)
         self._owns_client = client is None
         self._clock = clock
-        self.counts: Counter[str] = Counter()
 
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
 
-    def send(self, n: Notification) -> DeliveryResult:
-        result, where = self._send(n)
-        self.counts[result.outcome] += 1
-        level = logging.INFO if result.ok else logging.WARNING
-        logger.log(level, "%s %s to %s: %s (key %s)", self.kind, result.outcome, where, result.detail,
-                   n.idempotency_key)
-        return result
-
-    def _send(self, n: Notification) -> tuple[DeliveryResult, str]:
-        if n.channel != self.kind:
-            return DeliveryResult.failed(f"a {n.channel} notification was routed to the {self.kind} channel"), "-"
+    def _deliver(self, n: Notification) -> tuple[DeliveryResult, str]:
         try:
             url = httpx.URL(n.address)
         except (httpx.InvalidURL, TypeError, ValueError):
@@ -160,18 +149,10 @@ class _HttpChannel:
             # The receiver may have got it: a retry carries the same idempotency key.
             return DeliveryResult.retry(f"timed out ({type(exc).__name__})"), where
         except httpx.TransportError as exc:
-            return DeliveryResult.retry(f"network error: {self._safe(exc, n)}"), where
+            return DeliveryResult.retry(f"network error: {describe(exc, n)}"), where
         except httpx.HTTPError as exc:  # e.g. an undecodable answer: the outcome is unknown
-            return DeliveryResult.retry(f"unreadable answer: {self._safe(exc, n)}"), where
+            return DeliveryResult.retry(f"unreadable answer: {describe(exc, n)}"), where
         return self._classify(response), where
-
-    @staticmethod
-    def _safe(exc: Exception, n: Notification) -> str:
-        text = f"{type(exc).__name__}: {exc}"
-        for secret in (n.address, n.secret):
-            if secret:
-                text = text.replace(secret, "…")
-        return text[:300]
 
     def _request(self, n: Notification, url: httpx.URL) -> tuple[httpx.URL, bytes, dict[str, str]]:
         raise NotImplementedError

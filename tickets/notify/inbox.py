@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,39 +18,28 @@ from typing import BinaryIO
 
 from common.files import private_file
 from tickets.notify.message import Notification, iso
-from tickets.notify.result import DeliveryResult
-
-logger = logging.getLogger(__name__)
+from tickets.notify.result import DeliveryResult, SendingChannel
 
 
-class InboxChannel:
+class InboxChannel(SendingChannel):
     """Appends one JSON object per line: key, address, subject, text, data, created_at, delivered_at."""
 
     kind = "inbox"
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  fsync: bool = True) -> None:
+        super().__init__()
         self.path = Path(path)
         self._clock = clock
         self._fsync = fsync
         self._keys: set[str] = set()
         self._scanned = 0  # bytes of the file already read into _keys
         self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
 
-    def close(self) -> None:
-        """Nothing is kept open."""
+    def _deliver(self, n: Notification) -> tuple[DeliveryResult, str]:
+        return self._append(n), self.path.name
 
-    def send(self, n: Notification) -> DeliveryResult:
-        result = self._send(n)
-        self.counts[result.outcome] += 1
-        level = logging.INFO if result.ok else logging.WARNING
-        logger.log(level, "inbox %s: %s (key %s)", result.outcome, result.detail, n.idempotency_key)
-        return result
-
-    def _send(self, n: Notification) -> DeliveryResult:
-        if n.channel != self.kind:
-            return DeliveryResult.failed(f"a {n.channel} notification was routed to the inbox channel")
+    def _append(self, n: Notification) -> DeliveryResult:
         record = {
             "idempotency_key": n.idempotency_key,
             "address": n.address,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from tickets.notify.channels import (
 from tickets.notify.inbox import InboxChannel
 from tickets.notify.message import CHANNELS, Notification
 from tickets.notify.policy import DEFAULT_LIMITS, BackoffPolicy, RateLimit
-from tickets.notify.result import Channel, DeliveryResult
+from tickets.notify.result import Channel, DeliveryResult, SendingChannel
 from tickets.notify.smtp import SECURITY_MODES, EmailChannel, SmtpSettings
 
 SECTION = "notifications"
@@ -104,19 +103,15 @@ def _smtp(s: Settings) -> SmtpSettings | None:
         raise ConfigError(SECTION, "smtp_*", str(exc)) from None
 
 
-class UnconfiguredChannel:
+class UnconfiguredChannel(SendingChannel):
     """Stands in for a channel whose settings are missing: every send fails, saying what to set."""
 
     def __init__(self, kind: str, reason: str) -> None:
+        super().__init__()
         self.kind, self.reason = kind, reason
-        self.counts: Counter[str] = Counter()
 
-    def send(self, n: Notification) -> DeliveryResult:
-        self.counts["failed"] += 1
-        return DeliveryResult.failed(self.reason)
-
-    def close(self) -> None:
-        """Nothing to close."""
+    def _deliver(self, n: Notification) -> tuple[DeliveryResult, str]:
+        return DeliveryResult.failed(self.reason), "-"
 
 
 class ChannelRegistry:

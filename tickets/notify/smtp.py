@@ -10,20 +10,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
-import logging
 import re
 import smtplib
 import ssl
-from collections import Counter
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from tickets.notify.message import Notification
-from tickets.notify.result import DeliveryResult
-
-logger = logging.getLogger(__name__)
+from tickets.notify.result import DeliveryResult, SendingChannel, describe
 
 SECURITY_MODES = ("starttls", "ssl", "none")
 _URL_RE = re.compile(r"https?://[^\s<>\"]+")
@@ -103,25 +99,14 @@ def build_email(n: Notification, from_addr: str) -> EmailMessage:
     return msg
 
 
-class EmailChannel:
-    """Submits each notification to the configured SMTP server."""
+class EmailChannel(SendingChannel):
+    """Submits each notification to the configured SMTP server (a new session each time)."""
 
     kind = "email"
 
     def __init__(self, settings: SmtpSettings) -> None:
+        super().__init__()
         self.settings = settings
-        self.counts: Counter[str] = Counter()
-
-    def close(self) -> None:
-        """Nothing is kept open between notifications."""
-
-    def send(self, n: Notification) -> DeliveryResult:
-        result = self._send(n)
-        self.counts[result.outcome] += 1
-        level = logging.INFO if result.ok else logging.WARNING
-        logger.log(level, "email %s via %s: %s (key %s)", result.outcome, self.settings.host, result.detail,
-                   n.idempotency_key)
-        return result
 
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.settings.ca_file)
@@ -143,9 +128,10 @@ class EmailChannel:
             raise
         return smtp
 
-    def _send(self, n: Notification) -> DeliveryResult:
-        if n.channel != self.kind:
-            return DeliveryResult.failed(f"a {n.channel} notification was routed to the email channel")
+    def _deliver(self, n: Notification) -> tuple[DeliveryResult, str]:
+        return self._submit(n), self.settings.host
+
+    def _submit(self, n: Notification) -> DeliveryResult:
         if not _ADDRESS_RE.fullmatch(n.address):
             return DeliveryResult.failed(f"not an e-mail address: {n.address!r}")
         try:
@@ -173,7 +159,7 @@ class EmailChannel:
         except ssl.SSLCertVerificationError as exc:
             return DeliveryResult.failed(f"the SMTP server's certificate is not trusted: {exc.verify_message}")
         except (OSError, smtplib.SMTPException) as exc:  # refused, reset, timed out, TLS failure
-            return DeliveryResult.retry(f"{type(exc).__name__}: {exc}"[:300])
+            return DeliveryResult.retry(describe(exc, n))
         return DeliveryResult.delivered(f"accepted by {self.settings.host}", status_code=250)
 
     @staticmethod
