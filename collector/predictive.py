@@ -1,15 +1,15 @@
 """The collector's predictive stage: `rules.predict.PredictiveMonitor` fed after the rule engine.
 
-For every accepted sample and every metric in it, the monitor learns the value with the metric's
-orange threshold for the device (from the same thresholds as the rule engine) and whether an
-orange or red alert is active for it after the engine saw the sample. The stage keeps what it needs
-for that in memory, cheaply per sample: the active alerts (from the engine's transitions), each
-device's class, and the resolved thresholds.
+Every accepted sample goes to the monitor with its metrics' orange thresholds for the device (from
+the same thresholds as the rule engine) and the metrics with an orange or red alert active after
+the engine saw it. The stage keeps what it needs for that in memory, cheaply per sample: the active
+alerts (from the engine's transitions), each device's class, and the resolved thresholds.
 
 It also decides which devices' monitor state is written with a batch (`take`): a device whose
 warning was raised or withdrawn always (in the transaction of its ticket change, so a warning is
 never raised twice across a restart), the others at most every `flush_s`. Each row carries the
-device's latest forecast per metric, which the server shows (it does not host the monitor).
+device's latest forecast per metric, which the server shows (it does not host the monitor), with
+the open warning's sentence (`tickets.notify.message.predictive_text`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from common.config import ConfigError, Settings, read_toml
 from rules import Event, Sample, Thresholds, Transition
 from rules.predict import PredictiveConfig, PredictiveConfigError, PredictiveEvent, PredictiveMonitor, parse_predictive
+from tickets.notify.message import predictive_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ class PredictiveStage:
         self._thresholds = thresholds
         self._flush_s = flush_s
         self._max_rows = max_rows
-        self._alerts: set[tuple[str, str]] = set()
+        self._alerts: dict[str, set[str]] = {}  # device -> metrics with an active alert
         self._classes: dict[str, str | None] = {}
-        self._limits: dict[tuple[str, str], float | None] = {}
+        self._limits: dict[str, dict[str, float | None]] = {}  # device -> metric -> orange threshold
         self._last_ts: dict[str, float] = {}
         self._dirty: OrderedDict[str, float] = OrderedDict()  # device -> since when its state is unwritten
 
@@ -103,7 +104,7 @@ class PredictiveStage:
     def set_device_class(self, device_id: str, device_class: str | None) -> None:
         if self._classes.get(device_id) != device_class:
             self._classes[device_id] = device_class
-            self._limits = {k: v for k, v in self._limits.items() if k[0] != device_id}
+            self._limits.pop(device_id, None)
 
     def restore(self, device_id: str, state: Mapping[str, Any], last_ts: float | None) -> None:
         """A device's stored monitor state (raises PredictiveStateError, changing nothing, when bad)."""
@@ -113,40 +114,41 @@ class PredictiveStage:
 
     def load_alerts(self, active: Iterable[tuple[str, str]]) -> None:
         """The alerts active in the restored rule engine."""
-        self._alerts = set(active)
+        self._alerts = {}
+        for device_id, metric in active:
+            self._alerts.setdefault(device_id, set()).add(metric)
 
     def forget_alert(self, device_id: str, metric: str) -> None:
         """An alert the rule engine forgot (re-armed after a forced resolve)."""
-        self._alerts.discard((device_id, metric))
+        self._alerts.get(device_id, set()).discard(metric)
 
     # -- the hot path -----------------------------------------------------------------------------
 
-    def feed(self, sample: Sample, transitions: Iterable[Transition]) -> list[PredictiveEvent]:
+    def feed(self, sample: Sample, transitions: Iterable[Transition]) -> tuple[PredictiveEvent, ...]:
         """Learn an accepted sample (after the rule engine produced `transitions` for it)."""
         device_id = sample.device_id
-        alerts = self._alerts
+        alerts = self._alerts.get(device_id)
         for t in transitions:
+            if alerts is None:
+                alerts = self._alerts[device_id] = set()
             if t.event is Event.CLEARED:
-                alerts.discard((device_id, t.metric))
+                alerts.discard(t.metric)
             else:
-                alerts.add((device_id, t.metric))
+                alerts.add(t.metric)
         if sample.device_class is not None:
             self.set_device_class(device_id, sample.device_class)
         device_class = self._classes.get(device_id) or self._thresholds.device_classes.get(device_id)
-        feed, limits, ts = self.monitor.feed, self._limits, sample.ts
-        events: list[PredictiveEvent] = []
-        for metric, value in sample.metrics.items():
-            if value is None:
-                continue
-            key = (device_id, metric)
-            if key in limits:
-                threshold = limits[key]
-            else:
+        limits = self._limits.get(device_id)
+        if limits is None:
+            limits = self._limits[device_id] = {}
+        for metric in sample.metrics:
+            if metric not in limits:
                 rule = self._thresholds.rule_for(device_id, device_class, metric)
-                threshold = limits[key] = rule.threshold if rule is not None else None
-            events.extend(feed(device_id, metric, ts, value, threshold, key in alerts, device_class))
-        self._last_ts[device_id] = ts
-        return events
+                limits[metric] = rule.threshold if rule is not None else None
+        if device_class != sample.device_class:  # the registry's or the thresholds file's class
+            sample = Sample(device_id, sample.seq, sample.ts, sample.metrics, sample.instance, device_class)
+        self._last_ts[device_id] = sample.ts
+        return self.monitor.feed(sample, limits, alerts if alerts is not None else ())
 
     # -- what is written ---------------------------------------------------------------------------
 
@@ -203,7 +205,8 @@ class PredictiveStage:
                     }
             warning = series.get("warning")
             if warning is not None:
-                entry["warning"] = {"kind": warning["kind"], "message": warning["message"],
+                text = predictive_text(PredictiveEvent.from_dict(warning))
+                entry["warning"] = {"kind": warning["kind"], "message": text,
                                     "expected_at": warning["expected_at"], "raised_ts": warning["ts"]}
             out[metric] = entry
         return out

@@ -1,5 +1,6 @@
 """Predictive warnings as tickets: a raised warning opens a blue `predictive` ticket, a withdrawn
-one closes it with the withdrawal's sentence as the closing note.
+one closes it with the withdrawal's sentence as the closing note. The sentences are composed here,
+at the ticket's edge, from the event's facts (`tickets.notify.message.predictive_text`).
 
 The ticket has its own open key, `{device}/{metric}/predictive`, so it never blocks, or is taken
 for, the orange or red ticket of the same metric. Closing is the collector's own step (not the
@@ -14,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rules.predict import Change, PredictiveEvent, Reason, format_duration
+from rules.predict import Change, PredictiveEvent, Reason
 from tickets import audit
 from tickets.core import Context, find_open, stop_clocks
 from tickets.models import Ticket, TicketKind, TicketStatus
-from tickets.notify.message import iso
+from tickets.notify.message import format_duration, iso, predictive_text
 from tickets.opening import COLLECTOR, add_note, open_key, open_ticket
 
 PREDICTIVE = "predictive"
@@ -33,25 +34,26 @@ def on_predictive(ctx: Context, session: Session, event: PredictiveEvent) -> Tic
     ticket closed with a note (None when there was none open)."""
     key = predictive_key(event.device_id, event.metric)
     at = ctx.now()
+    text = predictive_text(event)
     if event.change is Change.RAISED:
-        details = {**event.to_dict(), "expected_at_iso": _iso(event.expected_at)}
+        details = {**event.to_dict(), "message": text, "expected_at_iso": _iso(event.expected_at)}
         ticket, created = open_ticket(
             ctx, session, device_id=event.device_id, kind=TicketKind.PREDICTIVE.value, key=key,
-            metric=event.metric, severity=None, title=event.message[:300], description=_description(event),
-            details=details, at=at, extra_facts={"message": event.message, "expected_at": details["expected_at_iso"]},
+            metric=event.metric, severity=None, title=text[:300], description=_description(event, text),
+            details=details, at=at, extra_facts={"message": text, "expected_at": details["expected_at_iso"]},
         )
         if not created:
-            add_note(session, ticket, COLLECTOR, f"warning raised again: {event.message}", at)
+            add_note(session, ticket, COLLECTOR, f"warning raised again: {text}", at)
         return ticket
     current = find_open(session, key)
     if current is not None:
-        _close(ctx, session, current, event, at)
+        _close(ctx, session, current, event, text, at)
     return current
 
 
-def _close(ctx: Context, session: Session, ticket: Ticket, event: PredictiveEvent, at: datetime) -> None:
-    note = event.message
-    details: dict[str, Any] = {"withdrawn": event.to_dict()}
+def _close(ctx: Context, session: Session, ticket: Ticket, event: PredictiveEvent, text: str, at: datetime) -> None:
+    note = text
+    details: dict[str, Any] = {"withdrawn": {**event.to_dict(), "message": text}}
     if event.reason is Reason.ALERT:
         alert = find_open(session, open_key(event.device_id, event.metric))
         if alert is not None:
@@ -67,8 +69,8 @@ def _close(ctx: Context, session: Session, ticket: Ticket, event: PredictiveEven
     ticket.updated_at = at
 
 
-def _description(event: PredictiveEvent) -> str:
-    lines = [event.message + "."]
+def _description(event: PredictiveEvent, text: str) -> str:
+    lines = [text + "."]
     facts = [f"{event.kind.value} warning at {iso(datetime.fromtimestamp(event.ts, UTC))}",
              f"value {event.value:g}"]
     if event.threshold is not None:

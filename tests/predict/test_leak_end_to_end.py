@@ -3,8 +3,9 @@
 A gateway's memory leaks 2 % an hour. Its telemetry, in the contract's JSON form, goes through
 `parse_sample`, the orange/red rule engine and the predictive monitor exactly as the collector
 feeds them; tickets are opened the way docs/predictive.md tells the collector to: a blue
-`predictive` ticket on a raised warning, closed with a note on a withdrawal, and the orange
-`pre_maintenance` ticket on the orange alert. The predictive ticket must come first, by hours.
+`predictive` ticket on a raised warning, closed with a note on a withdrawal (the sentences composed
+from the events' facts, as the ticket service does), and the orange `pre_maintenance` ticket on the
+orange alert. The predictive ticket must come first, by hours.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rules import Event, RuleEngine, Severity, parse_sample
 from rules.predict import Change, PredictiveMonitor, Reason
+from tickets.notify.message import predictive_text
 
 HOUR = 3600.0
 
@@ -61,22 +63,22 @@ def test_a_leak_gets_a_predictive_ticket_hours_before_the_orange_one() -> None:
             if transition.event is Event.RAISED and transition.severity is Severity.ORANGE:
                 tickets.append(Ticket("pre_maintenance", "yellow", transition.metric, transition.ts,
                                       f"{transition.metric} above {transition.threshold:g}"))
-        active = engine.active_alerts()
-        for metric, value in sample.metrics.items():
-            assert value is not None
+        alerts = {metric for device_id, metric in engine.active_alerts() if device_id == sample.device_id}
+        thresholds = {}
+        for metric in sample.metrics:
             rule = engine.thresholds.rule_for(sample.device_id, None, metric)
-            threshold = rule.threshold if rule is not None else None
-            for event in monitor.feed(sample.device_id, metric, sample.ts, value, threshold,
-                                      (sample.device_id, metric) in active):
-                if event.change is Change.RAISED:
-                    ticket = Ticket("predictive", "blue", metric, event.ts, event.message)
-                    tickets.append(ticket)
-                    open_predictive[metric] = ticket
-                else:
-                    ticket = open_predictive.pop(metric)
-                    ticket.notes.append(event.message)
-                    ticket.closed_at = event.ts
-                    assert event.reason in (Reason.ALERT, Reason.TREND_REVERSED)
+            thresholds[metric] = rule.threshold if rule is not None else None
+        for event in monitor.feed(sample, thresholds, alerts):
+            metric = event.metric
+            if event.change is Change.RAISED:
+                ticket = Ticket("predictive", "blue", metric, event.ts, predictive_text(event))
+                tickets.append(ticket)
+                open_predictive[metric] = ticket
+            else:
+                ticket = open_predictive.pop(metric)
+                ticket.notes.append(predictive_text(event))
+                ticket.closed_at = event.ts
+                assert event.reason in (Reason.ALERT, Reason.TREND_REVERSED)
         if any(t.kind == "pre_maintenance" for t in tickets):
             break  # the orange ticket is open; from here on it is the rule engine's story
 

@@ -1,4 +1,8 @@
-"""PredictiveMonitor: settings, the warning state machine, its events and its snapshot."""
+"""PredictiveMonitor: fed samples, the warnings it raises and withdraws, its events and its snapshot.
+
+The sentences are composed at the edge (`tickets.notify.message.predictive_text`); these tests read
+them there, as a ticket does.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,18 @@ from typing import Any
 
 import pytest
 
-from rules.forecast import Forecast
+from rules import Sample
 from rules.predict import (
     Change,
-    PredictiveConfig,
-    PredictiveConfigError,
     PredictiveEvent,
     PredictiveMonitor,
     PredictiveSettings,
     PredictiveStateError,
     Reason,
     WarningKind,
-    _trend_warning,
-    format_duration,
-    format_value,
     parse_predictive,
 )
+from tickets.notify.message import predictive_text
 
 HOUR = 3600.0
 START = 1.7e9
@@ -43,110 +43,11 @@ def feed(monitor: PredictiveMonitor, series: Iterable[tuple[float, float]], *, m
          threshold: float | None = 60.0, alert: bool = False, device: str = "gw-0012",
          device_class: str | None = None) -> list[PredictiveEvent]:
     events: list[PredictiveEvent] = []
-    for ts, value in series:
-        events += monitor.feed(device, metric, ts, value, threshold, alert, device_class)
+    thresholds = {metric: threshold} if threshold is not None else {}
+    alerts = {metric} if alert else set()
+    for seq, (ts, value) in enumerate(series, start=1):
+        events += monitor.feed(Sample(device, seq, ts, {metric: value}, None, device_class), thresholds, alerts)
     return events
-
-
-# -- settings -------------------------------------------------------------------------------------
-
-
-def test_defaults() -> None:
-    settings = PredictiveConfig().resolve(None, "mem_percent")
-    assert settings == PredictiveSettings()
-    assert settings.enabled and settings.anomaly
-    assert settings.horizon == 6 * HOUR
-    assert PredictiveConfig().resolve(None, "latency_ms").log_scale  # built in: relative growth
-
-
-def test_settings_resolve_class_metric_over_class_over_metric_over_defaults() -> None:
-    config = parse_predictive(
-        {
-            "horizon_hours": 4,
-            "confidence": 0.95,
-            "metrics": {"cpu_percent": {"horizon_hours": 3, "anomaly": False}},
-            "classes": {"router": {"horizon_hours": 2, "latency_ms": {"enabled": False, "log_scale": False}}},
-        },
-        source="edgewatch.toml",
-    )
-    assert config.resolve(None, "mem_percent").horizon == 4 * HOUR
-    assert config.resolve(None, "mem_percent").confidence == 0.95
-    assert config.resolve(None, "cpu_percent").horizon == 3 * HOUR
-    assert not config.resolve("gateway", "cpu_percent").anomaly
-    assert config.resolve("router", "cpu_percent").horizon == 2 * HOUR
-    assert not config.resolve("router", "latency_ms").enabled
-    assert not config.resolve("router", "latency_ms").log_scale
-    assert config.resolve("gateway", "latency_ms").enabled and config.resolve("gateway", "latency_ms").log_scale
-
-
-def test_settings_round_trip_through_to_dict() -> None:
-    document = {
-        "enabled": True,
-        "horizon_hours": 5,
-        "confirm_minutes": 10,
-        "anomaly_minutes": 30,
-        "rearm_hours": 2,
-        "min_history_minutes": 45,
-        "trend_half_life_hours": 2,
-        "noise_margin": 1.5,
-        "anomaly_level": 0.7,
-        "metrics": {"mem_percent": {"confidence": 0.9}},
-        "classes": {"gateway": {"anomaly": False, "cpu_percent": {"enabled": False}}},
-    }
-    config = parse_predictive(document)
-    again = parse_predictive(json.loads(json.dumps(config.to_dict())))
-    for cls in (None, "gateway", "router"):
-        for metric in ("cpu_percent", "mem_percent", "latency_ms", "temperature_c"):
-            assert again.resolve(cls, metric) == config.resolve(cls, metric)
-    assert PredictiveConfig().to_dict()["horizon_hours"] == 6
-
-
-@pytest.mark.parametrize(
-    ("document", "key", "reason"),
-    [
-        ([], "predictive", "must be a table"),
-        ({"horizon": 6}, "predictive.horizon", "unknown setting; expected one of enabled, horizon_hours"),
-        ({"enabled": "yes"}, "predictive.enabled", "must be true or false"),
-        ({"horizon_hours": "6"}, "predictive.horizon_hours", "must be a number"),
-        ({"horizon_hours": True}, "predictive.horizon_hours", "must be a number"),
-        ({"horizon_hours": math.inf}, "predictive.horizon_hours", "must be a number"),
-        ({"horizon_hours": 0}, "predictive.horizon_hours", "must be greater than 0"),
-        ({"rearm_hours": -1}, "predictive.rearm_hours", "must not be negative"),
-        ({"confidence": 1.0}, "predictive.confidence", "at least 0.5 and below 1"),
-        ({"confidence": 0.3}, "predictive.confidence", "at least 0.5 and below 1"),
-        ({"anomaly_level": 0}, "predictive.anomaly_level", "above 0 and at most 1"),
-        ({"metrics": []}, "predictive.metrics", "must be a table"),
-        ({"metrics": {"cpu percent": {}}}, "predictive.metrics.cpu percent", "a metric name is"),
-        ({"metrics": {"cpu_percent": 3}}, "predictive.metrics.cpu_percent", "must be a table"),
-        ({"metrics": {"cpu_percent": {"confidence": 2}}}, "predictive.metrics.cpu_percent.confidence", "below 1"),
-        ({"classes": {"switch": {}}}, "predictive.classes.switch", "unknown device class"),
-        ({"classes": {"router": {"x y": {}}}}, "predictive.classes.router.x y", "a metric name is"),
-        ({"metrics": {"CPU.load": {}}}, "predictive.metrics.CPU.load", "a metric name is lower_snake_case"),
-        ({"metrics": {"temp_c": {}, "temperature_c": {}}}, "predictive.metrics.temperature_c",
-         "temperature_c is set twice here (once by an old name)"),
-        ({"classes": {"router": {"load1_per_core": {}, "load_per_core": {}}}},
-         "predictive.classes.router.load_per_core", "set twice"),
-        ({"classes": {"router": {"cpu_percent": {"bogus": 1}}}}, "predictive.classes.router.cpu_percent.bogus",
-         "unknown setting"),
-        ({"confirm_minutes": 120, "horizon_hours": 1}, "predictive (any class, *)", "must be shorter than the horizon"),
-        ({"classes": {"router": {"horizon_hours": 0.1}}}, "predictive (router, *)", "must be shorter"),
-    ],
-)
-def test_setting_errors_name_the_key(document: Any, key: str, reason: str) -> None:
-    with pytest.raises(PredictiveConfigError) as info:
-        parse_predictive(document, source="edgewatch.toml")
-    assert info.value.source == "edgewatch.toml"
-    assert info.value.key == key
-    assert reason in info.value.reason
-    assert str(info.value).startswith(f"edgewatch.toml: {key}: ")
-
-
-def test_old_metric_names_are_read_as_the_canonical_ones() -> None:
-    config = parse_predictive({"metrics": {"temp_c": {"anomaly": False}},
-                               "classes": {"router": {"load_per_core": {"enabled": False}}}})
-    assert config.resolve(None, "temperature_c").anomaly is False
-    assert config.resolve("router", "load1_per_core").enabled is False
-    assert config.resolve("gateway", "load1_per_core").enabled is True
 
 
 # -- trend warnings ---------------------------------------------------------------------------------
@@ -159,8 +60,8 @@ def test_a_leak_raises_one_trend_warning_that_says_what_and_when() -> None:
     [warning] = events
     assert warning.kind is WarningKind.TREND
     assert (warning.device_id, warning.metric, warning.threshold) == ("gw-0012", "mem_percent", 60.0)
-    assert warning.message.startswith("mem_percent on gw-0012 forecast to pass 60 % in about ")
-    assert "rising 3" in warning.message or "rising 2" in warning.message
+    assert predictive_text(warning).startswith("mem_percent on gw-0012 forecast to pass 60 % in about ")
+    assert "rising 3" in predictive_text(warning) or "rising 2" in predictive_text(warning)
     assert warning.expected_at is not None and warning.uncertainty is not None and warning.confidence is not None
     assert warning.confidence >= PredictiveSettings().confidence
     eta = warning.expected_at - warning.ts
@@ -168,6 +69,20 @@ def test_a_leak_raises_one_trend_warning_that_says_what_and_when() -> None:
     # The trend meets 60 % minus one noise deviation (about 59 %) near (59 - 40) / 3 h after the start.
     assert abs((warning.expected_at - START) / HOUR - 19 / 3) < 1.5
     assert monitor.warnings() == {("gw-0012", "mem_percent"): warning}
+
+
+def test_one_sample_feeds_every_metric_it_carries() -> None:
+    # Two metrics leaking alike warn at the same sample; a metric without a value is not watched.
+    monitor = PredictiveMonitor()
+    raised: list[tuple[PredictiveEvent, ...]] = []
+    for seq, (ts, value) in enumerate(ramp(8, 40.0, 3.0), start=1):
+        sample = Sample("gw-0012", seq, ts, {"mem_percent": value, "cpu_percent": value, "latency_ms": None})
+        events = monitor.feed(sample, {"mem_percent": 60.0, "cpu_percent": 60.0}, ())
+        if events:
+            raised.append(events)
+    [(first, second)] = raised
+    assert (first.metric, second.metric) == ("mem_percent", "cpu_percent") and first.ts == second.ts
+    assert set(monitor.snapshot_device("gw-0012") or {}) == {"mem_percent", "cpu_percent"}
 
 
 def test_no_warning_before_enough_history_nor_for_a_flat_series() -> None:
@@ -185,7 +100,7 @@ def test_never_while_an_alert_is_active_and_withdrawn_when_one_starts() -> None:
     [withdrawn] = feed(monitor, series[240:260], alert=True)
     assert withdrawn.change is Change.WITHDRAWN and withdrawn.reason is Reason.ALERT
     assert withdrawn.kind is WarningKind.TREND
-    assert "superseded by the threshold alert" in withdrawn.message
+    assert "superseded by the threshold alert" in predictive_text(withdrawn)
     assert monitor.warnings() == {}
     assert feed(monitor, series[260:300], alert=True) == []
 
@@ -196,7 +111,7 @@ def test_never_twice_and_withdrawn_when_the_trend_reverses() -> None:
     down = ramp(3, 54.0, -4.0, t0=5 * HOUR)
     events = feed(monitor, up + down)
     assert [(e.change, e.reason) for e in events] == [(Change.RAISED, None), (Change.WITHDRAWN, Reason.TREND_REVERSED)]
-    assert "trend reversed, no longer forecast to pass 60 % within 6 h" in events[1].message
+    assert "trend reversed, no longer forecast to pass 60 % within 6 h" in predictive_text(events[1])
     # Rising again soon after: quiet until the re-arm time (6 h) has passed.
     again = ramp(4, 42.0, 4.0, t0=8 * HOUR, seed=2)
     assert feed(monitor, again) == []
@@ -219,20 +134,8 @@ def test_log_scale_trend_for_latency_grows_by_percent() -> None:
               for i in range(int(10 * HOUR / STEP))]
     events = feed(PredictiveMonitor(), series, metric="latency_ms", threshold=200.0)
     assert events[0].kind is WarningKind.TREND
-    assert "latency_ms on gw-0012 forecast to pass 200 ms" in events[0].message
-    assert "growing 2" in events[0].message and "% per hour" in events[0].message
-
-
-def test_trend_sentences() -> None:
-    forecast = Forecast(59.0, 2.0 / HOUR, 0.1, 0.01, 0.5, 60.0, 30.0, 0.99, 10.0, 7200.0)
-    warning = _trend_warning("gw-1", "cpu_percent", START, 59.2, 60.0, forecast, 0.0)
-    assert warning.message == "cpu_percent on gw-1 forecast to pass 60 % about now; now 59.2 %, rising 2 % per hour"
-    later = Forecast(40.0, 2.0 / HOUR, 0.1, 0.01, 0.5, 3 * HOUR, 1200.0, 0.9, 10.0, 7200.0)
-    text = _trend_warning("gw-1", "temperature_c", START, 40.0, 60.0, later, 0.0).message
-    assert text == ("temperature_c on gw-1 forecast to pass 60 °C in about 3 h (± 20 min); now 40 °C, "
-                    "rising 2 °C per hour")
-    plain = _trend_warning("gw-1", "fan_rpm", START, 40.0, 60.0, later, 0.0).message
-    assert "pass 60 in about 3 h" in plain
+    assert "latency_ms on gw-0012 forecast to pass 200 ms" in predictive_text(events[0])
+    assert "growing 2" in predictive_text(events[0]) and "% per hour" in predictive_text(events[0])
 
 
 # -- anomaly warnings -------------------------------------------------------------------------------
@@ -256,12 +159,12 @@ def test_sustained_unusual_behaviour_raises_and_later_withdraws_an_anomaly_warni
     raised, withdrawn = events
     assert START + 3000 * 10 <= raised.ts <= START + 3100 * 10
     assert raised.score >= 0.5
-    assert raised.message.startswith("latency_ms on gw-0012 behaving unusually for a few minutes (anomaly score ")
-    assert "before it reaches" not in raised.message
-    assert withdrawn.message.startswith("latency_ms on gw-0012 back to its usual behaviour")
+    assert predictive_text(raised).startswith("latency_ms on gw-0012 behaving unusually for a few minutes (anomaly score ")
+    assert "before it reaches" not in predictive_text(raised)
+    assert predictive_text(withdrawn).startswith("latency_ms on gw-0012 back to its usual behaviour")
     with_threshold = feed(PredictiveMonitor(parse_predictive({"anomaly_minutes": 2})), erratic_series(),
                           metric="latency_ms", threshold=200.0)
-    assert "worth a look before it reaches 200 ms" in with_threshold[0].message
+    assert "worth a look before it reaches 200 ms" in predictive_text(with_threshold[0])
 
 
 def test_anomaly_warnings_can_be_switched_off() -> None:
@@ -283,7 +186,7 @@ def test_disabled_metrics_are_not_watched_and_open_warnings_are_withdrawn() -> N
     monitor.set_config(off)
     [event] = feed(monitor, series[300:302])
     assert event.reason is Reason.DISABLED
-    assert event.message == "mem_percent on gw-0012: predictive warnings switched off"
+    assert predictive_text(event) == "mem_percent on gw-0012: predictive warnings switched off"
     assert monitor.config is off
     off_for_routers = parse_predictive({"classes": {"router": {"enabled": False}}})
     assert feed(PredictiveMonitor(off_for_routers), series, device_class="router") == []
@@ -380,6 +283,24 @@ def test_events_round_trip_through_dicts() -> None:
     assert events[1].to_dict()["reason"] == "trend_reversed" and events[0].to_dict()["reason"] is None
 
 
+def test_a_warning_saved_by_an_earlier_release_is_restored() -> None:
+    # Earlier releases saved the warning's sentence ("message") and not the facts it was made of.
+    series = ramp(5, 40.0, 3.0) + ramp(3, 54.0, -4.0, t0=5 * HOUR)
+    monitor = PredictiveMonitor()
+    [raised] = feed(monitor, series[:240])
+    saved = monitor.snapshot()
+    warning = saved["devices"]["gw-0012"]["mem_percent"]["warning"]
+    for fact in ("horizon", "rise_per_hour", "log_scale", "unusual_for"):
+        del warning[fact]
+    warning["message"] = "mem_percent on gw-0012 forecast to pass 60 % in about 3 h; now 50 %, rising 3 % per hour"
+    restored = PredictiveMonitor()
+    restored.restore(json.loads(json.dumps(saved)))
+    [(_, old)] = restored.warnings().items()
+    assert (old.kind, old.expected_at, old.confidence) == (raised.kind, raised.expected_at, raised.confidence)
+    assert (old.horizon, old.rise_per_hour, old.log_scale, old.unusual_for) == (None, None, False, None)
+    assert [e.reason for e in feed(restored, series[240:])] == [Reason.TREND_REVERSED]
+
+
 def test_restore_rejects_bad_snapshots_and_keeps_the_state() -> None:
     monitor = PredictiveMonitor()
     feed(monitor, ramp(1, 40.0, 3.0))
@@ -395,25 +316,6 @@ def test_restore_rejects_bad_snapshots_and_keeps_the_state() -> None:
     with pytest.raises(PredictiveStateError, match="device 'gw-9': malformed"):
         monitor.restore({"version": 1, "devices": {"gw-9": []}})
     assert monitor.snapshot() == before
-
-
-# -- sentences ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(60, "a few minutes"), (600, "10 min"), (2400, "40 min"), (3 * HOUR, "3 h"), (2.4 * HOUR, "2.5 h"),
-     (20 * HOUR, "20 h"), (72 * HOUR, "3 days")],
-)
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
-
-
-def test_format_value() -> None:
-    assert format_value("mem_percent", 60.0) == "60 %"
-    assert format_value("latency_ms", 250.5) == "250.5 ms"
-    assert format_value("load_per_core", 2.0) == "2"
-    assert format_value("my_metric", 7.0) == "7"
 
 
 # -- the forecast refresh and bursts ----------------------------------------------------------------
@@ -480,14 +382,3 @@ def test_a_saved_state_from_before_the_burst_record_is_restored() -> None:
     restored.restore(json.loads(json.dumps(saved)))
     assert feed(restored, ramp(1, 42.0, 1.0, t0=2 * HOUR)) == []
     assert restored.snapshot()["devices"]["gw-0012"]["mem_percent"]["forecaster"]["version"] == 2
-
-
-def test_the_setting_reference_lists_every_key_with_its_default() -> None:
-    from rules.predict import setting_reference
-
-    rows = setting_reference()
-    document = {key: default for key, default, _, _ in rows}
-    assert parse_predictive(document).resolve(None, "mem_percent") == PredictiveSettings()
-    assert all(meaning and kind in ("bool", "float") for _, _, kind, meaning in rows)
-    assert document["forecast_refresh_seconds"] == 60.0 and document["bursts"] is True
-    assert document["min_step_seconds"] == 5.0

@@ -17,16 +17,17 @@ T0 = 1767603600.0
 
 
 def raised(metric: str = "mem_percent", device: str = "gw-0001") -> PredictiveEvent:
+    # Its sentence: "{metric} on {device} forecast to pass 60 % in about 3 h (± 20 min); now 50.5 %,
+    # rising 3 % per hour".
     return PredictiveEvent(
         Change.RAISED, WarningKind.TREND, device, metric, T0, 50.5, 60.0, expected_at=T0 + 3 * 3600,
-        uncertainty=1200.0, confidence=0.82, score=0.1,
-        message=f"{metric} on {device} forecast to pass 60 % in about 3 h (± 20 min); now 50.5 %, rising 3 % per hour",
+        uncertainty=1200.0, confidence=0.82, score=0.1, horizon=6 * 3600.0, rise_per_hour=3.0,
     )
 
 
 def withdrawn(reason: Reason, metric: str = "mem_percent", device: str = "gw-0001") -> PredictiveEvent:
     return PredictiveEvent(Change.WITHDRAWN, WarningKind.TREND, device, metric, T0 + 600, 48.0, 60.0,
-                           reason=reason, message=f"{metric} on {device}: {reason.value}; now 48 %")
+                           reason=reason, horizon=6 * 3600.0)
 
 
 def test_raised_opens_a_blue_predictive_ticket_for_the_junior_group(
@@ -43,8 +44,11 @@ def test_raised_opens_a_blue_predictive_ticket_for_the_junior_group(
                                                                       "mem_percent")
         assert t.open_key == "gw-0001/mem_percent/predictive"
         assert t.title.startswith("mem_percent on gw-0001 forecast to pass 60 % in about 3 h")
+        assert t.title == ("mem_percent on gw-0001 forecast to pass 60 % in about 3 h (± 20 min); now 50.5 %, "
+                           "rising 3 % per hour")
         assert "confidence 82%" in t.description and "orange threshold 60" in t.description
         assert t.details is not None and t.details["expected_at"] == T0 + 3 * 3600 and t.details["kind"] == "trend"
+        assert t.details["message"] == t.title
         assert t.engineer_level == "junior" and t.priority == 3 and t.customer_id == fleet["customer"]
         clocks = {c.name: c for c in t.clocks}
         assert clocks["first_response"].due_at == opened + timedelta(minutes=30)
@@ -107,7 +111,8 @@ def test_trend_reversed_closes_it_and_a_later_warning_opens_a_new_ticket(
         assert first is not None
         closed = service.on_predictive(s, withdrawn(Reason.TREND_REVERSED))
         assert closed is not None and closed.id == first.id and closed.status == "closed"
-        assert rows(s, TicketNote, ticket_id=first.id)[-1].text.endswith("trend_reversed; now 48 %")
+        assert rows(s, TicketNote, ticket_id=first.id)[-1].text == (
+            "mem_percent on gw-0001: trend reversed, no longer forecast to pass 60 % within 6 h; now 48 %")
         later = service.on_predictive(s, raised())
         assert later is not None and later.id != first.id and later.status == "received"
 

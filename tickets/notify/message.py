@@ -2,7 +2,10 @@
 
 A `Notification` is what the outbox stores and a channel sends: who (channel, address, secret),
 what (subject, plain text, structured `data`) and its idempotency key. `render(event, facts)` turns a
-ticket event, given as a plain dict of facts, into the subject and text people read. Pure: no I/O.
+ticket event, given as a plain dict of facts, into the subject and text people read.
+`predictive_text(event)` is the sentence of a predictive warning raised or withdrawn, composed from
+the facts `rules.predict` gives (a predictive ticket's title and notes, the dashboard's note under
+the forecast line). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from rules.metrics import unit_of
+from rules.predict.events import Change, PredictiveEvent, Reason, WarningKind
 
 CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")
 
@@ -388,6 +394,75 @@ def notification(
         subject=rendered.subject, text=rendered.text, data=rendered.data,
         created_at=created_at or datetime.now(UTC),
     )
+
+
+# ---------------------------------------------------------------- predictive warnings
+
+_MINUTE = 60.0
+_HOUR = 3600.0
+
+
+def format_duration(seconds: float) -> str:
+    """A rough, readable duration: "a few minutes", "40 min", "3 h", "2.5 h", "2 days"."""
+    minutes = seconds / _MINUTE
+    if minutes < 7.5:
+        return "a few minutes"
+    if minutes < 55:
+        return f"{5 * round(minutes / 5)} min"
+    hours = seconds / _HOUR
+    if hours < 10:
+        return f"{round(hours * 2) / 2:g} h"
+    if hours < 48:
+        return f"{round(hours)} h"
+    return f"{round(hours / 24)} days"
+
+
+def format_value(metric: str, value: float) -> str:
+    """`60 %`, `250.5 ms`: a value with its unit from the metric catalogue (`rules.metrics`)."""
+    unit = unit_of(metric)
+    return f"{value:g} {unit}" if unit else f"{value:g}"
+
+
+def predictive_text(event: PredictiveEvent) -> str:
+    """The sentence for people about a predictive warning raised or withdrawn.
+
+    A fact an event lacks (a warning saved by an earlier release, before events carried every
+    fact) leaves its clause out rather than guessing it.
+    """
+    metric, subject = event.metric, f"{event.metric} on {event.device_id}"
+    limit = format_value(metric, event.threshold) if event.threshold is not None else "its threshold"
+    if event.change is Change.RAISED:
+        if event.kind is WarningKind.TREND:
+            return _trend_text(event, subject, limit)
+        unusual_for = f" for {format_duration(event.unusual_for)}" if event.unusual_for is not None else ""
+        before = f" before it reaches {limit}" if event.threshold is not None else ""
+        return f"{subject} behaving unusually{unusual_for} (anomaly score {event.score:.2f}); worth a look{before}"
+    now = format_value(metric, round(event.value, 2))
+    if event.reason is Reason.TREND_REVERSED:
+        within = f" within {format_duration(event.horizon)}" if event.horizon is not None else ""
+        return f"{subject}: trend reversed, no longer forecast to pass {limit}{within}; now {now}"
+    if event.reason is Reason.BACK_TO_NORMAL:
+        return f"{subject} back to its usual behaviour; now {now}"
+    if event.reason is Reason.ALERT:
+        return f"{subject}: superseded by the threshold alert now active; now {now}"
+    return f"{subject}: predictive warnings switched off"
+
+
+def _trend_text(event: PredictiveEvent, subject: str, limit: str) -> str:
+    metric, when, margin = event.metric, "", ""
+    if event.expected_at is not None:
+        eta = event.expected_at - event.ts
+        when = " about now" if eta < 7.5 * _MINUTE else f" in about {format_duration(eta)}"
+        spread = event.uncertainty or 0.0
+        if spread >= 7.5 * _MINUTE:
+            margin = f" (± {format_duration(spread)})"
+    text = f"{subject} forecast to pass {limit}{when}{margin}; now {format_value(metric, round(event.value, 2))}"
+    rise = event.rise_per_hour
+    if rise is None:
+        return text
+    if event.log_scale:
+        return f"{text}, growing {rise:.0f} % per hour"
+    return f"{text}, rising {format_value(metric, round(rise, 2))} per hour"
 
 
 def render_digest(items: Sequence[Notification], *, max_listed: int = 30) -> Rendered:
