@@ -83,13 +83,17 @@ def wheelhouse() -> Path:
     return house
 
 
-def run_steps(name: str, root: Path, cwd: Path) -> None:
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse()),
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    env.pop("PIP_CONSTRAINT", None)
+def offline() -> dict[str, str]:
+    """pip from the wheelhouse only."""
+    return {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse()), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def run_steps(name: str, root: Path, cwd: Path) -> str:
+    """Run the documented steps NAME in the scratch root; their output."""
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", in_scratch(documented_steps(name), root)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=offline(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"the {name} steps failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Installed:
     source: Path  # a copy of the checkout, where the steps run
     central: Path  # the central machine's /
     device: Path  # a device's /
+    build_output: str
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +116,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     central, device = base / "central", base / "device"
     for machine in (central, device):
         (machine / "etc" / "systemd" / "system").mkdir(parents=True)  # there on any Debian machine
-    run_steps("build", central, source)
+    build_output = run_steps("build", central, source)
     assert len(list((source / "dist").glob("edgewatch-*.whl"))) == 1
     run_steps("central", central, source)
     (source / "ca.crt").write_text("the broker's CA certificate\n")
     run_steps("agent", device, source)
-    return Installed(source, central, device)
+    return Installed(source, central, device, build_output)
+
+
+def test_building_and_an_editable_install_print_no_warning(installed: Installed, tmp_path: Path) -> None:
+    assert "warning" not in installed.build_output.lower(), installed.build_output
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "--no-deps", "-e", str(installed.source)],
+                          env=offline(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
 
 
 @pytest.fixture
