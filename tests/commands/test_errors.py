@@ -69,6 +69,8 @@ CASES = [
     (["demo", "--http-port", "0", "--mqtt-port", "0", "--no-agent"], {"EDGEWATCH_DATABASE_URL": DEAD_PG}, 1,
      rf"EDGEWATCH_DATABASE_URL: {DEAD_PG_SHOWN}: {REFUSED}"),
     (["simulate", "--url", "http://broker"], {}, 2, r"--url: 'http://broker': must start with mqtt:// or mqtts://.*"),
+    (["simulate", "--steps", "1"], {"EDGEWATCH_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}, 1,
+     r"EDGEWATCH_MQTT_URL: mqtt://127.0.0.1:\d+: could not connect to the broker within 10 s"),
     (["rules", "replay", "missing.jsonl"], {}, 2, r"missing.jsonl: No such file or directory"),
     (["rules", "replay", "-", "--thresholds", "missing.toml"], {}, 2, r"missing.toml: \(file\): no such file"),
     (["bench", "nothing"], {}, 2, r"unknown benchmark 'nothing'; choose from .*"),
