@@ -37,10 +37,13 @@ def usage() -> str:
     from edgewatch.bench import available  # the one list of benchmarks (`edgewatch bench --help` shows it too)
 
     lines = [f"edgewatch {__version__}", "", "usage: edgewatch COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += [f"  {'':<10} ({', '.join(available())})", ""]
-    lines += ["Every command takes -v (DEBUG logging and the traceback of a failure); the long-running ones",
-              "also --log-level LEVEL and --config FILE. Run `edgewatch COMMAND --help` for its options."]
+    for name, (_, help_) in COMMANDS.items():
+        lines.append(f"  {name:<10} {help_}")
+        if name == "bench":
+            lines.append(f"  {'':<10} ({', '.join(available())})")
+    lines += ["", "Every command takes -v (DEBUG logging, and the traceback of a failure); the long-running ones",
+              "--log-level LEVEL, those with a settings file --config FILE. `edgewatch COMMAND --help` lists the",
+              "command's options."]
     return "\n".join(lines)
 
 
