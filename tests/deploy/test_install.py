@@ -359,3 +359,71 @@ def test_the_nginx_example_serves_the_dashboard_over_https(tmp_path: Path) -> No
         proxy.wait(20)
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+def test_the_broker_steps_run_the_shipped_configuration_on_debian_paths(tmp_path: Path) -> None:
+    """The passwords, the certificates and the broker steps of section 1, in a scratch directory: mosquitto
+    starts on the result (TLS listener included) and lets the collector in with its password, and a device
+    in over TLS with the CA made there."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    root = tmp_path / "machine"
+    for directory in ("etc/mosquitto", "var/lib/mosquitto"):
+        (root / directory).mkdir(parents=True)  # made by the mosquitto package
+    user = pwd.getpwuid(os.getuid()).pw_name
+
+    def steps(name: str, stdin: str = "") -> None:
+        script = in_scratch(documented_steps(name), root)
+        script = script.replace("/etc/mosquitto", f"{root}/etc/mosquitto")
+        script = script.replace("/var/lib/mosquitto", f"{root}/var/lib/mosquitto")
+        script = re.sub(r"-([og]) mosquitto\b", lambda m: f"-{m.group(1)} {user}", script)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, input=stdin,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+
+    steps("passwords", stdin="collector-password\ncollector-password\n")
+    steps("certificates")
+    steps("broker")
+    conf = (root / "etc" / "mosquitto" / "mosquitto.conf").read_text()
+    assert "/mosquitto/" not in conf.replace(f"{root}/etc/mosquitto/", "").replace(f"{root}/var/lib/mosquitto/", "")
+    tls_port, plain_port = free_port(), free_port()
+    # This test's ports, and (started as root) no switch to a mosquitto user who cannot enter the scratch directory.
+    conf = conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1").replace("listener 1883",
+                                                                                  f"listener {plain_port} 127.0.0.1")
+    (root / "etc" / "mosquitto" / "mosquitto.conf").write_text(conf + ("user root\n" if os.geteuid() == 0 else ""))
+    subprocess.run([find_executable("mosquitto_passwd"), "-b", str(root / "etc" / "mosquitto" / "passwd"), "gw-0002",
+                    "device-password"], check=True, timeout=30)
+    broker = subprocess.Popen([find_executable("mosquitto"), "-c", str(root / "etc" / "mosquitto" / "mosquitto.conf")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(plain_port, 15)
+        wait_for_port(tls_port, 15)
+
+        def connects(port: int, user_name: str, password: str, tls: bool) -> bool:
+            import threading
+
+            answered, codes = threading.Event(), []
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"install-{user_name}")
+            client.username_pw_set(user_name, password)
+            if tls:
+                client.tls_set(ca_certs=str(tmp_path / "deploy" / "certs" / "ca.crt"))
+                client.tls_insecure_set(True)  # the certificate names mqtt.example.net; the chain is what is checked
+            client.on_connect = lambda c, u, f, reason, p: (codes.append(reason), answered.set())
+            client.connect("127.0.0.1", port)
+            client.loop_start()
+            try:
+                assert answered.wait(10)
+                return not codes[0].is_failure
+            finally:
+                client.loop_stop()
+                client.disconnect()
+
+        assert connects(plain_port, "edgewatch-collector", "collector-password", tls=False)
+        assert not connects(plain_port, "edgewatch-collector", "wrong", tls=False)
+        assert connects(tls_port, "gw-0002", "device-password", tls=True)
+    finally:
+        broker.terminate()
+        out, _ = broker.communicate(timeout=10)
+    assert b"Error" not in out, out.decode()
