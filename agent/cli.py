@@ -22,7 +22,7 @@ from agent.lean import defer_import
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings, load_settings
 from agent.spool import SpoolError, open_spool
-from common import __version__
+from common import __version__, cli
 from common.config import ConfigError
 
 logger = logging.getLogger("agent")
@@ -32,17 +32,17 @@ EXIT_RUNTIME = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.Parser(
         prog="edgewatch agent",
         description="Measure this device (CPU, memory, latency) and publish it over MQTT, spooling "
         "every sample on disk until the broker acknowledges it.",
         epilog="Settings: [agent] and [mqtt] of the config file, overridden by EDGEWATCH_* variables "
         "(see docs/agent.md).",
     )
-    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $EDGEWATCH_CONFIG)")
+    cli.add_common(p, config="TOML config file (default: $EDGEWATCH_CONFIG)",
+                   default_level="the config's log_level, else INFO")
     p.add_argument("--once", action="store_true", help="measure once and exit (with --stdout)")
     p.add_argument("--stdout", action="store_true", help="print the sample as JSON instead of publishing")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     p.add_argument("-V", "--version", action="version", version=f"edgewatch agent {__version__}")
     return p
 
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgewatch agent: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level),
+        level=getattr(logging, cli.chosen_level(args, settings.log_level)),
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.once:
@@ -125,7 +125,7 @@ def run(settings: AgentSettings) -> int:
     try:
         spool, damaged = open_spool(settings.spool_path, settings.spool_max_samples)
     except (SpoolError, OSError) as exc:
-        print(f"edgewatch agent: {exc}", file=sys.stderr)
+        print(f"edgewatch agent: EDGEWATCH_DATA_DIR / [agent] data_dir: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     if damaged is not None:
         logger.error("the spool was unreadable; moved it to %s and started a new one", damaged)

@@ -1,7 +1,8 @@
 """`edgewatch collector`: ingest telemetry, apply the rules, open tickets.
 
-Runs until SIGINT or SIGTERM, then finishes the batch in hand and acknowledges what is durable.
-Exit status: 0 after a clean stop, 2 for a settings error, 1 when it could not start.
+Runs until SIGINT, SIGTERM or SIGHUP, then finishes the batch in hand and acknowledges what is durable.
+Exit status: 0 after a clean stop, 2 for a settings error, 1 when it could not start (the ticket
+database unreachable, the metrics port taken), each said in one line naming the setting.
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from common import cli
 from common.config import ConfigError
 
 logger = logging.getLogger("collector")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgewatch collector", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", metavar="FILE", help="settings file (TOML): [collector], [mqtt], [database], "
-                        "[telemetry], [tickets], [sla]")
+    parser = cli.Parser(prog="edgewatch collector", description=__doc__.split("\n")[0])
+    cli.add_common(parser, config="settings file (TOML): [collector], [mqtt], [database], [telemetry], [tickets], "
+                   "[sla]; EDGEWATCH_* variables win")
     parser.add_argument("--thresholds", metavar="FILE", help="thresholds file (TOML or JSON) instead of the "
                         "fleet-wide thresholds kept in the database")
     parser.add_argument("--no-ticket-runtime", action="store_true",
                         help="do not host the SLA clock scheduler and notification worker here (another "
                         "process on the same database does)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -37,13 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from common import logsetup
 
-    logsetup.configure(args.log_level)
+    logsetup.configure(cli.chosen_level(args))
     # Heavy imports after argument parsing, so `--help` is instant.
     from dataclasses import replace
 
     from collector.app import Collector
     from collector.errors import CollectorError
     from collector.settings import load_settings
+    from common.failure import reaching, without_password
+    from common.ports import ensure_free
     from common.process import tune_garbage_collector
     from rules import ThresholdError
     from tickets import secrets
@@ -57,9 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.thresholds:
             settings = replace(settings, thresholds_file=Path(args.thresholds))
         ticket_settings = load_ticket_settings(args.config, data_dir=settings.data_dir)
+        if settings.metrics_port:  # 0 asks for any free port
+            ensure_free(settings.metrics_port, settings.metrics_host,
+                        "EDGEWATCH_METRICS_PORT / [collector] metrics_port")
         secrets.use(secrets.load(settings.data_dir))  # the key of contacts' secrets and the outbox
-        engine = create_engine_for(settings.database_url or default_database_url(settings.data_dir))
-        migrate(engine)
+        url = settings.database_url or default_database_url(settings.data_dir)
+        with reaching("EDGEWATCH_DATABASE_URL / [database] url", without_password(url), passing=(DatabaseError,)):
+            engine = create_engine_for(url)
+            migrate(engine)
         runtime = None if args.no_ticket_runtime else TicketRuntime(engine, ticket_settings)
         # Without the runtime, tickets opened here still follow the configured SLA and links; their
         # clocks and messages are taken up by the process that hosts the runtime.
@@ -74,11 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping", signum)
+        if not stop.is_set():  # a signal sent to the process and to its group arrives twice
+            logger.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         if runtime is not None:
             runtime.start()

@@ -6,7 +6,8 @@ does nothing but MQTT: it forwards received messages to the parent in batches ov
 sends the PUBACKs the parent asks for. The parent keeps decoding, rules, database and telemetry.
 
 The child stops when told, and also when the parent disappears (the pipe closes), so a killed
-collector never leaves a process holding its persistent session.
+collector never leaves a process holding its persistent session. Stop signals meant for the whole
+process group (Ctrl-C, systemd, a closing terminal) are left to the parent, which then tells it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def _child(settings: MqttSettings, subscriptions: Sequence[str], queue_size: int
     from common import logsetup
 
     logsetup.configure(log_level, "%(asctime)s %(levelname)s %(name)s[mqtt]: %(message)s")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # The parent decides when to stop. Ctrl-C, `timeout`, systemd's stop and a closing terminal
+    # signal the whole process group (or control group): were this process to die of it, the
+    # parent would see its child vanish mid-shutdown and report an error for a normal stop.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     source = MqttSource(settings, subscriptions, queue_size, generation_base)
     source.start()
     stop = threading.Event()

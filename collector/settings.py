@@ -125,6 +125,8 @@ def load_settings(
     )
     telemetry = load_telemetry_settings(config_file, environ, data_dir=data_dir)
     metrics_port: int | None = col.int("metrics_port", -1, env="METRICS_PORT", minimum=-1)
+    if metrics_port is not None and metrics_port > 65535:
+        raise col.invalid("metrics_port", f"must be at most 65535, got {metrics_port}", env="METRICS_PORT")
     thresholds = col.str("thresholds", None, env="THRESHOLDS")
     return CollectorSettings(
         data_dir=data_dir,

@@ -13,7 +13,8 @@ import logging
 import re
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET = ("httpx", "httpcore", "urllib3", "hpack")
+# (Alembic announces each of its plugins at INFO on every start, before any migration.)
+QUIET = ("httpx", "httpcore", "urllib3", "hpack", "alembic.runtime.plugins")
 # name=value pairs whose value is a credential, in URLs, headers or settings echoed in a message.
 SECRET = re.compile(
     r"(?i)\b(access_token|key|sign|signature|token|secret|password|passwd|api[_-]?key)=([^&\s\"'<>;,]+)"

@@ -40,7 +40,9 @@ SECTIONS: dict[str, frozenset[str] | None] = {
     }),
     "notifications": frozenset({
         "allow_private_addresses", "dingtalk_msgtype", "http_timeout", "inbox_path", "max_attempts",
-        "retry_base_seconds", "retry_factor", "retry_max_seconds", "smtp_ca_file", "smtp_from", "smtp_host",
+        "retry_after_max_seconds", "retry_base_seconds", "retry_factor", "retry_max_seconds",
+        "retry_max_seconds_blue", "retry_max_seconds_red", "retry_max_seconds_yellow", "smtp_ca_file", "smtp_from",
+        "smtp_host",
         "smtp_password", "smtp_port", "smtp_security", "smtp_timeout", "smtp_username",
         *(f"{kind}_{limit}" for kind in _CHANNELS for limit in ("burst", "per_minute")),
     }),

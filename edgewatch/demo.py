@@ -6,6 +6,14 @@ real agent measuring this machine, and a simulated fleet (default 200 gateways a
 three customers) in which one device leaks memory (orange, then red), one has a latency spike
 (red), one is overloaded (orange), one flaps around its threshold and one goes offline.
 Notifications go to a local inbox (a JSON-lines file the dashboard shows). Ctrl-C stops it all.
+
+Every process the demo starts ends with it, whatever ends the demo. SIGINT, SIGTERM and SIGHUP (a
+closing terminal) stop everything in order; the broker and the agent run in sessions of their own,
+so a terminal's signals reach only the demo, which stops them last and first respectively. Should
+the demo itself be killed outright (SIGKILL), the kernel sends them SIGTERM (`common/lifeline.py`),
+and the collector's MQTT process sees its pipe close. A port given explicitly (`--http-port`,
+`--mqtt-port`, `EDGEWATCH_HTTP_PORT`) is used or the demo stops saying who holds it; only the
+defaults (8080, 1883) move to a free port when taken.
 """
 
 from __future__ import annotations
@@ -22,19 +30,25 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common import logsetup
+from common import cli, lifeline, logsetup
 from common.config import ConfigError, default_data_dir
+from common.failure import Unavailable, describe, reaching, without_password
 from common.files import private_dir
+from common.ports import ensure_free, free_or_any
 from edgewatch.fleet import SimDevice, default_fleet
-from edgewatch.net import free_port, wait_for_port
+from edgewatch.net import wait_for_port
 from rules.thresholds import ThresholdError
 
 logger = logging.getLogger("edgewatch.demo")
+
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_MQTT_PORT = 1883
 
 # Every message lands in the one local inbox file; the address says whom it was meant for.
 DEMO_CONTACTS = {
@@ -69,7 +83,17 @@ class Broker:
             self._start_mosquitto(mosquitto)
         else:
             self._start_amqtt()
-        wait_for_port(self.port, 15)
+        deadline = time.monotonic() + 15
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited at start (status {self._process.returncode}); "
+                                   f"its configuration is {self.data_dir / 'mosquitto.conf'}")
+            try:
+                wait_for_port(self.port, 0.2)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the broker does not listen on 127.0.0.1:{self.port} after 15 s") from None
 
     def _start_mosquitto(self, binary: str) -> None:
         conf = self.data_dir / "mosquitto.conf"
@@ -79,7 +103,8 @@ class Broker:
             + ("user root\n" if os.geteuid() == 0 else "")
         )
         self._process = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            lifeline.command([binary, "-c", str(conf)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.kind = f"mosquitto (pid {self._process.pid})"
 
@@ -170,7 +195,7 @@ class Demo:
         from server.app import create_app
         from server.settings import load_settings as server_settings
         from tickets import secrets
-        from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+        from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate, session_factory
         from tickets.runtime import TicketRuntime
         from tickets.settings import load_ticket_settings
 
@@ -185,24 +210,25 @@ class Demo:
             print(f"  thresholds {env['EDGEWATCH_THRESHOLDS']}  (the only source: read-only in the dashboard)",
                   flush=True)
 
-        self.broker_port = free_port(self.args.mqtt_port)
+        self.broker_port, self.http_port = self.args.mqtt_port, self.args.http_port  # chosen by main()
         broker = Broker(self.data_dir, self.broker_port, self.args.broker)
+        self.stack.callback(broker.stop)
         broker.start()
         if broker.kind.startswith("embedded"):
             env["EDGEWATCH_MQTT_PROTOCOL"] = "3.1.1"  # the embedded broker has no MQTT 5
-        self.stack.callback(broker.stop)
         url = f"mqtt://127.0.0.1:{self.broker_port}"
         env["EDGEWATCH_MQTT_URL"] = url
         print(f"  broker     {url}  ({broker.kind})", flush=True)
 
         secrets.use(secrets.load(self.data_dir, env))  # contacts' secrets and the outbox, encrypted at rest
-        engine = create_engine_for(env.get("EDGEWATCH_DATABASE_URL") or default_database_url(self.data_dir))
-        self.stack.callback(engine.dispose)
-        migrate(engine)
+        database_url = env.get("EDGEWATCH_DATABASE_URL") or default_database_url(self.data_dir)
+        with reaching("EDGEWATCH_DATABASE_URL", without_password(database_url), passing=(DatabaseError,)):
+            engine = create_engine_for(database_url)
+            self.stack.callback(engine.dispose)
+            migrate(engine)
         sessions = session_factory(engine)
         seed(sessions, self.fleet)
 
-        self.http_port = free_port(int(env.get("EDGEWATCH_HTTP_PORT", "0")) or self.args.http_port)
         env["EDGEWATCH_HTTP_PORT"] = str(self.http_port)
         # The demo's server listens on 127.0.0.1 whatever EDGEWATCH_HTTP_HOST says; a public URL given wins.
         env["EDGEWATCH_PUBLIC_URL"] = env.get("EDGEWATCH_PUBLIC_URL") or f"http://127.0.0.1:{self.http_port}"
@@ -267,7 +293,8 @@ class Demo:
         agent_env.setdefault("EDGEWATCH_DEVICE_ID", f"this-{socket.gethostname().split('.')[0]}"[:64])
         log = (self.data_dir / "agent.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "edgewatch.cli", "agent"], env=agent_env, stdout=log, stderr=log
+            lifeline.command([sys.executable, "-m", "edgewatch.cli", "agent"]), env=agent_env, stdout=log, stderr=log,
+            start_new_session=True,
         )
 
         def stop() -> None:
@@ -283,6 +310,48 @@ class Demo:
 
     def close(self) -> None:
         self.stack.close()
+
+
+def listening_port(explicit: int | None, default: int, setting: str) -> int:
+    """The port given (0: any free one), which must be free; without one, `default` or any free port."""
+    if explicit is None:
+        return free_or_any(default)
+    if explicit == 0:
+        return free_or_any(None)
+    ensure_free(explicit, "127.0.0.1", setting)
+    return explicit
+
+
+@contextlib.contextmanager
+def data_dir_held(path: Path) -> Iterator[None]:
+    """Hold `path` for this demo (the kernel releases it when the process ends, however it ends);
+    Unavailable when another demo holds it, before anything of that demo's is touched."""
+    import fcntl
+
+    handle = (path / ".demo.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise Unavailable("EDGEWATCH_DATA_DIR", f"{path} is in use by another demo (pid {holder}): stop it, or give "
+                          "this one a data directory of its own") from None
+    with handle:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def port_from_environment(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return cli.port(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(name, "value", str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -316,11 +385,13 @@ def prepare_data_dir(path: Path, keep: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgewatch demo", description=__doc__.split("\n")[0])
+    parser = cli.Parser(prog="edgewatch demo", description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=200, help="simulated devices (default 200)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
-    parser.add_argument("--http-port", type=int, default=8080, help="dashboard port if free (EDGEWATCH_HTTP_PORT wins)")
-    parser.add_argument("--mqtt-port", type=int, default=1883, help="broker port if free, else any free port")
+    parser.add_argument("--http-port", type=cli.port, help=f"dashboard port, used or the demo stops (default: "
+                        f"EDGEWATCH_HTTP_PORT, else {DEFAULT_HTTP_PORT} if free, else any free port; 0: any)")
+    parser.add_argument("--mqtt-port", type=cli.port, help=f"broker port, used or the demo stops (default: "
+                        f"{DEFAULT_MQTT_PORT} if free, else any free port; 0: any)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto",
                         help="mosquitto when installed (auto), or the embedded Python broker (pip install amqtt)")
@@ -328,20 +399,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-agent", action="store_true", help="do not run an agent for this machine")
     parser.add_argument("--thresholds", metavar="FILE", help="thresholds file (TOML or JSON) for the collector and "
                         "the server, instead of the thresholds edited in the dashboard (EDGEWATCH_THRESHOLDS)")
+    cli.add_common(parser, default_level="WARNING")
     args = parser.parse_args(argv)
     if args.devices < 1 or args.interval <= 0:
         parser.error("--devices must be at least 1 and --interval greater than 0")
-    logsetup.configure(logging.WARNING)
+    logsetup.configure(cli.chosen_level(args, "WARNING"))
 
-    data_dir = Path(os.environ.get("EDGEWATCH_DATA_DIR") or default_data_dir() / "demo").expanduser()
-    token = os.environ.get("EDGEWATCH_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    prepare_data_dir(data_dir, args.keep)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"edgewatch demo — data in {data_dir}", flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        with running(args, data_dir, token) as demo:
+        http_setting = "--http-port"
+        if args.http_port is None:
+            args.http_port, http_setting = port_from_environment("EDGEWATCH_HTTP_PORT"), "EDGEWATCH_HTTP_PORT"
+        data_dir = Path(os.environ.get("EDGEWATCH_DATA_DIR") or default_data_dir() / "demo").expanduser()
+        token = os.environ.get("EDGEWATCH_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        private_dir(data_dir)
+        with contextlib.ExitStack() as held:
+            held.enter_context(data_dir_held(data_dir))
+            # Both ports are settled before the previous run's files are removed.
+            args.mqtt_port = listening_port(args.mqtt_port, DEFAULT_MQTT_PORT, "--mqtt-port")
+            args.http_port = listening_port(args.http_port, DEFAULT_HTTP_PORT, http_setting)
+            prepare_data_dir(data_dir, args.keep)
+            print(f"edgewatch demo — data in {data_dir}", flush=True)
+            demo = held.enter_context(running(args, data_dir, token))
             print(
                 f"\n  dashboard  http://127.0.0.1:{demo.http_port}/\n"
                 f"  API token  {token}\n"
@@ -350,8 +431,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             stop.wait(args.duration)
-    except (ConfigError, ThresholdError, RuntimeError, TimeoutError, OSError) as exc:
+    except (ConfigError, ThresholdError) as exc:
+        if args.verbose:
+            traceback.print_exc()
         print(f"edgewatch demo: {exc}", file=sys.stderr)
+        return 2
+    except (Unavailable, RuntimeError, TimeoutError, OSError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"edgewatch demo: {describe(exc)}", file=sys.stderr)
         return 1
-    print("edgewatch demo: stopped", flush=True)
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+        print("edgewatch demo: stopped", flush=True)
     return 0

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 
+from common.ports import free_or_any
+
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
-    """`preferred` when it is free, else a port the system picks."""
-    if preferred:
-        with contextlib.suppress(OSError), socket.socket() as sock:
-            sock.bind((host, preferred))
-            return preferred
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """`preferred` when it is free, else a port the system picks. Free as a listener with
+    SO_REUSEADDR sees it: a previous run's connections lingering in TIME_WAIT do not count."""
+    return free_or_any(preferred, host)
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -7,7 +7,6 @@ the exit status is 1 when any line was rejected, 2 for a usage or settings error
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -15,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from common import thresholds_file
+from common import cli, thresholds_file
 from common.config import ConfigError
 from rules import RuleEngine, SampleError, ThresholdError, Thresholds, parse_sample
 
@@ -66,13 +65,14 @@ def replay(lines: Iterable[bytes | str], engine: RuleEngine, out: IO[str], err: 
     return counts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgewatch rules", description=__doc__.split("\n")[0])
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="edgewatch rules", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
     rp = sub.add_parser("replay", help="replay samples (JSON lines) through the rules")
     rp.add_argument("file", help="a file of samples, one JSON object per line, or - for stdin")
     rp.add_argument("--thresholds", metavar="FILE", help="thresholds file (TOML or JSON)")
     rp.add_argument("--stats", action="store_true", help="print a summary of counts to stderr at the end")
+    cli.add_common(rp, log_levels=False)
     return parser
 
 

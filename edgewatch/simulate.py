@@ -8,7 +8,6 @@ are marked offline by the collector's missed-interval rule rather than by a last
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -22,6 +21,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common import cli, logsetup
 from common.config import ConfigError, parse_broker_url, read_toml
 from common.process import tune_garbage_collector
 from edgewatch import __version__
@@ -135,16 +135,18 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgewatch simulate", description=__doc__.split("\n")[0])
+    parser = cli.Parser(prog="edgewatch simulate", description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=200, help="fleet size (default 200)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument("--scenario", metavar="FILE", help="TOML scenario: fleet size, customers, behaviours")
     parser.add_argument("--steps", type=int, help="stop after this many samples per device")
     parser.add_argument("--url", help="broker URL (default: EDGEWATCH_MQTT_URL or mqtt://127.0.0.1:1883)")
     parser.add_argument("--list", action="store_true", help="print the fleet (id, class, customer, behaviour) and exit")
+    cli.add_common(parser, default_level="WARNING")
     args = parser.parse_args(argv)
     if args.devices < 1 or args.interval <= 0:
         parser.error("--devices must be at least 1 and --interval greater than 0")
+    logsetup.configure(cli.chosen_level(args, "WARNING"))
     try:
         if args.scenario:
             count = args.devices if "--devices" in (argv or sys.argv) else None
@@ -159,14 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{d.device_id}\t{d.device_class}\t{d.customer}\t{d.behaviour}")
         return 0
     url = args.url or os.environ.get("EDGEWATCH_MQTT_URL") or "mqtt://127.0.0.1:1883"
+    setting = "--url" if args.url else "EDGEWATCH_MQTT_URL" if os.environ.get("EDGEWATCH_MQTT_URL") else "broker"
     try:
         publisher = FleetPublisher(devices, url)
     except (ValueError, OSError) as exc:
-        print(f"edgewatch simulate: broker {url!r}: {exc}", file=sys.stderr)
+        print(f"edgewatch simulate: {setting}: {url!r}: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
     tty = sys.stderr.isatty()
 
     def report(line: str) -> None:
@@ -176,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(publisher, args.interval, args.steps, stop, report)
     except ConnectionError as exc:
-        print(f"\nedgewatch simulate: {url}: {exc}", file=sys.stderr)
+        print(("\n" if tty else "") + f"edgewatch simulate: {setting}: {url}: {exc}", file=sys.stderr)
         return 1
     if tty:
         sys.stderr.write("\n")

@@ -24,7 +24,7 @@ ensure_debian() {
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts some services on install; the tests start their own on free ports.
-    for svc in mosquitto prometheus-node-exporter victoria-metrics postgresql; do
+    for svc in mosquitto prometheus-node-exporter victoria-metrics postgresql nginx; do
         if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
         service "$svc" stop >/dev/null 2>&1 || true
     done

@@ -1,36 +1,43 @@
-"""`edgewatch server`: the REST API and dashboard under uvicorn."""
+"""`edgewatch server`: the REST API and dashboard under uvicorn.
+
+Exit status: 0 after a clean stop, 2 for a settings error, 1 when it could not start (the ticket
+database unreachable, the port taken), each said in one line naming the setting.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
+from common import cli
 from common.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgewatch server", description="REST API and web dashboard")
-    parser.add_argument("--config", help="TOML settings file ([server] section; the environment wins)")
+    parser = cli.Parser(prog="edgewatch server", description="REST API and web dashboard")
+    cli.add_common(parser, config="settings file (TOML): [server], [database], [tickets], [sla]; EDGEWATCH_* "
+                   "variables win")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default EDGEWATCH_HTTP_PORT or 8080)")
+    parser.add_argument("--port", type=cli.port, help="port (default EDGEWATCH_HTTP_PORT or 8080)")
     parser.add_argument("--thresholds", metavar="FILE", help="the collector's thresholds file (TOML or JSON): shown "
                         "read-only, and changing thresholds through the API is refused (default "
                         "EDGEWATCH_THRESHOLDS, [server] or [collector] thresholds)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(list(argv or []))
     from common import logsetup
 
-    logsetup.configure(args.log_level)
+    level = cli.chosen_level(args)
+    logsetup.configure(level)
 
     from dataclasses import replace
     from pathlib import Path
 
     import uvicorn
 
+    from common.failure import reaching, without_password
+    from common.ports import ensure_free
     from rules import ThresholdError
     from server.app import create_app, freeze_startup_heap
     from server.settings import load_settings
@@ -48,10 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
+    setting = "--port" if args.port is not None else "EDGEWATCH_HTTP_PORT / [server] port"
+    if settings.port:  # 0 asks for any free port
+        ensure_free(settings.port, settings.host, setting)
     url = settings.database_url or db.default_database_url(settings.data_dir)
     try:
-        engine = db.create_engine_for(url)
-        db.migrate(engine)
+        with reaching("EDGEWATCH_DATABASE_URL / [database] url", without_password(url), passing=(db.DatabaseError,)):
+            engine = db.create_engine_for(url)
+            db.migrate(engine)
     except db.DatabaseError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
@@ -67,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        log_level=args.log_level,
+        log_level=level.lower(),
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,

@@ -15,8 +15,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +26,15 @@ from tickets.clock import Clock, SystemClock
 from tickets.models import DeliveryAttempt, OutboxMessage, OutboxStatus
 from tickets.notify.digest import Digester, members
 from tickets.notify.message import Notification, NotificationError
-from tickets.notify.policy import DEFAULT_LIMITS, BackoffPolicy, RateLimit, RateLimiter, retry_delay
+from tickets.notify.policy import (
+    DEFAULT_LIMITS,
+    MAX_ATTEMPTS,
+    RETRY_AFTER_MAX_SECONDS,
+    BackoffPolicy,
+    RateLimit,
+    RateLimiter,
+    retry_delay,
+)
 from tickets.notify.result import DeliveryResult
 from tickets.outbox import secret_of
 
@@ -36,12 +45,24 @@ Send = Callable[[Notification], DeliveryResult]
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    max_attempts: int = 10
+    """How the worker retries. While a receiver is down, a message is tried again at most
+    `backoff.cap` seconds after its last attempt (or its ticket level's own ceiling in
+    `level_caps`), so it arrives within that long of the receiver's return; after `max_attempts`
+    it is given up. Per-address rate limits and digests keep the attempts against one receiver
+    bounded however many messages wait for it."""
+
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(retry_after_cap=RETRY_AFTER_MAX_SECONDS))
+    level_caps: Mapping[str, float] = field(default_factory=dict)  # ticket level -> back-off ceiling (s)
+    max_attempts: int = MAX_ATTEMPTS
     limits: Mapping[str, RateLimit | None] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     batch: int = 200
     lease: timedelta = timedelta(seconds=120)
     idle_wait: float = 5.0  # longest sleep when nothing is due (a commit that wrote notifications wakes it earlier)
+
+    def backoff_for(self, level: str | None) -> BackoffPolicy:
+        """The back-off of a message about a ticket of `level` (red, yellow, blue; None: not a ticket's)."""
+        cap = self.level_caps.get(level) if level else None
+        return self.backoff if cap is None else replace(self.backoff, cap=cap)
 
 
 @dataclass
@@ -170,8 +191,9 @@ class OutboxWorker:
             return 1
         # Draws in [0.5, 1) ("equal jitter"): still spread out, but the attempts can no longer all
         # come back at once, so the default budget lasts about 18 minutes even with the worst draws
-        # (full jitter could spend all ten in seconds while a receiver is briefly down).
-        delay = retry_delay(row.attempts, result, self.settings.backoff, lambda: 0.5 + self._rand() / 2)
+        # (full jitter could spend all of them in seconds while a receiver is briefly down).
+        policy = self.settings.backoff_for(_level_of(row.payload))
+        delay = retry_delay(row.attempts, result, policy, lambda: 0.5 + self._rand() / 2)
         row.next_attempt_at = now + timedelta(seconds=delay)
         self.counts["retry"] += 1
         return 0
@@ -216,3 +238,10 @@ class OutboxWorker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def _level_of(payload: Any) -> str | None:
+    """The level of the ticket a stored message is about (its rendered facts carry it)."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    level = data.get("level") if isinstance(data, dict) else None
+    return level if isinstance(level, str) else None

@@ -215,14 +215,18 @@ def rotate(engine: Any, box: SecretBox, batch: int = 1000) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`edgewatch secrets rotate`: re-encrypt every stored secret with the first configured key."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="edgewatch secrets", description=main.__doc__)
-    parser.add_argument("action", choices=["rotate"])
-    parser.add_argument("--config", help="TOML settings file (its [server] data_dir and [database] url)")
-    args = parser.parse_args(list(argv or []))
+    from common import cli, logsetup
     from common.config import Settings, default_data_dir
+    from common.failure import reaching, without_password
+
+    parser = cli.Parser(prog="edgewatch secrets", description=main.__doc__)
+    parser.add_argument("action", choices=["rotate"])
+    cli.add_common(parser, config="TOML settings file (its [server] data_dir and [database] url)",
+                   default_level="WARNING")
+    args = parser.parse_args(list(argv or []))
+    logsetup.configure(cli.chosen_level(args, "WARNING"))
     from tickets.db import DatabaseError, create_engine_for, default_database_url
 
     try:
@@ -236,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgewatch secrets: {exc}", file=sys.stderr)
         return 2
     try:
-        done = rotate(engine, box)
+        with reaching("EDGEWATCH_DATABASE_URL / [database] url", without_password(url), passing=(SecretsError,)):
+            done = rotate(engine, box)
     except SecretsError as exc:
         print(f"edgewatch secrets: {exc}", file=sys.stderr)
         return 1

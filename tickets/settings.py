@@ -37,7 +37,8 @@ class TicketSettings:
 
     def delivery(self) -> DeliverySettings:
         return DeliverySettings(
-            backoff=self.notify.backoff, max_attempts=self.notify.max_attempts, limits=dict(self.notify.limits),
+            backoff=self.notify.backoff, level_caps=dict(self.notify.level_caps), max_attempts=self.notify.max_attempts,
+            limits=dict(self.notify.limits),
             batch=self.outbox_batch, lease=timedelta(seconds=self.outbox_lease),
         )
 

@@ -16,10 +16,12 @@ def available() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(argv or [])
+    # -v is the edgewatch command's (it prints the traceback of a failure), not the benchmark's.
+    args = [arg for arg in argv or [] if arg not in ("-v", "--verbose")]
     names = available()
     if not args or args[0] in {"-h", "--help"}:
-        print("usage: edgewatch bench NAME [options]\n\nbenchmarks: " + ", ".join(names))
+        print("usage: edgewatch bench NAME [options] [-v]\n\nbenchmarks: " + ", ".join(names)
+              + "\n\nRun `edgewatch bench NAME --help` for a benchmark's options.")
         return 0
     if args[0] not in names:
         print(f"edgewatch bench: unknown benchmark {args[0]!r}; choose from {', '.join(names)}", file=sys.stderr)

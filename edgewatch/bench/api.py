@@ -139,15 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import httpx
 
+    from common.failure import reaching, without_password
     from server.app import create_app, freeze_startup_heap
     from server.settings import ServerSettings
     from tickets.clock import ManualClock
-    from tickets.db import create_engine_for, migrate, session_factory
+    from tickets.db import DatabaseError, create_engine_for, migrate, session_factory
 
     with tempfile.TemporaryDirectory(prefix="ew-bench-api-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'edgewatch.db'}"
-        engine = create_engine_for(url)
-        migrate(engine)
+        with reaching("--database-url", without_password(url), passing=(DatabaseError,)):
+            engine = create_engine_for(url)
+            migrate(engine)
         started = time.perf_counter()
         fill(engine, args.tickets, args.devices, 50)
         print(f"filled {engine.dialect.name} with {args.tickets} tickets and {2 * args.tickets} clocks "

@@ -105,3 +105,29 @@ def test_without_the_ticket_runtime_tickets_follow_the_configured_sla_and_links(
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert b"links in notifications start with https://desk.example.com/ew" in out
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_a_stop_sent_to_the_whole_process_group_logs_no_error(broker: Mosquitto, tmp_path: Path, signum: int) -> None:
+    """systemd (control group), `timeout`, Ctrl-C and a closing terminal signal the MQTT process too: still a
+    normal stop, said once, with no ERROR line."""
+    import time
+
+    env = {**os.environ, "EDGEWATCH_MQTT_URL": broker.url, "EDGEWATCH_DATA_DIR": str(tmp_path),
+           "EDGEWATCH_MQTT_CLIENT_ID": "group-stop"}
+    log_path = tmp_path / "collector.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "edgewatch.cli", "collector"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: b"connected to the broker" in log_path.read_bytes(), timeout=60, what="a connected collector")
+        time.sleep(0.5)
+        os.killpg(proc.pid, signum)
+        assert proc.wait(30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log_path.read_text()
+    assert " ERROR " not in text and "Traceback" not in text, text
+    assert text.count(f"{signal.Signals(signum).name}: stopping") == 1, text

@@ -101,7 +101,18 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.smtp is None
     assert s.inbox_path == tmp_path / "inbox.jsonl"
     assert s.limits["dingtalk"] == RateLimit(10, 10) and s.limits["inbox"] is None
-    assert (s.backoff.base, s.backoff.factor, s.backoff.cap, s.max_attempts) == (5.0, 2.0, 900.0, 10)
+    # While a receiver is down, attempts at most a minute apart (Retry-After honoured up to 15 minutes),
+    # 40 of them: the budget still spans 18-36 minutes.
+    assert (s.backoff.base, s.backoff.factor, s.backoff.cap, s.max_attempts) == (5.0, 2.0, 60.0, 40)
+    assert s.backoff.retry_after_cap == 900.0 and s.level_caps == {}
+
+
+def test_a_ticket_level_may_have_its_own_back_off_ceiling(tmp_path: Path) -> None:
+    path = write(tmp_path, "[notifications]\nretry_max_seconds_blue = 900\nretry_after_max_seconds = 300\n")
+    s = NotifySettings.load(path, {"EDGEWATCH_NOTIFY_RETRY_MAX_SECONDS_RED": "30"})
+    assert s.level_caps == {"red": 30.0, "blue": 900.0} and s.backoff.retry_after_cap == 300.0
+    with pytest.raises(ConfigError, match="EDGEWATCH_NOTIFY_RETRY_MAX_SECONDS_RED: retry_max_seconds_red: must be at least"):
+        NotifySettings.load(path, {"EDGEWATCH_NOTIFY_RETRY_MAX_SECONDS_RED": "1"})
 
 
 def test_file_and_environment(tmp_path: Path) -> None:

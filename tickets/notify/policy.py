@@ -14,6 +14,13 @@ from tickets.notify.message import Notification
 from tickets.notify.result import Channel, DeliveryResult
 
 Clock = Callable[[], float]
+
+# The outbox worker's defaults: attempts at most a minute apart while a receiver is down, a
+# receiver's Retry-After honoured up to 15 minutes, and 40 attempts, which with the worker's equal
+# jitter span 18 to 36 minutes.
+RETRY_MAX_SECONDS = 60.0
+RETRY_AFTER_MAX_SECONDS = 900.0
+MAX_ATTEMPTS = 40
 _EPSILON = 1e-9  # float slack: a bucket refilled to 0.9999999999 token counts as one
 
 
@@ -23,15 +30,22 @@ class BackoffPolicy:
 
     Full jitter spreads the retries of many notifications that failed together (a receiver that
     was down), so they do not all come back at the same instant.
+
+    `cap` also bounds how late a message arrives after its receiver comes back: while it is down,
+    attempts keep coming at most `cap` seconds apart. A receiver's own Retry-After may defer an
+    attempt further, up to `retry_after_cap` (default: `cap`).
     """
 
     base: float = 5.0
     factor: float = 2.0
-    cap: float = 900.0
+    cap: float = RETRY_MAX_SECONDS
+    retry_after_cap: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.base > 0 and self.factor >= 1 and self.cap >= self.base):
             raise ValueError(f"backoff: need base > 0, factor >= 1, cap >= base; got {self}")
+        if self.retry_after_cap is not None and self.retry_after_cap <= 0:
+            raise ValueError(f"backoff: retry_after_cap must be positive; got {self}")
 
 
 def backoff(attempt: int, policy: BackoffPolicy = BackoffPolicy(),
@@ -48,10 +62,12 @@ def backoff(attempt: int, policy: BackoffPolicy = BackoffPolicy(),
 
 def retry_delay(attempt: int, result: DeliveryResult, policy: BackoffPolicy = BackoffPolicy(),
                 rand: Callable[[], float] = random.random) -> float:
-    """The back-off, but never shorter than what the receiver asked for (Retry-After), up to the cap."""
+    """The back-off, but never shorter than what the receiver asked for (Retry-After), up to the
+    policy's `retry_after_cap` (its `cap` when unset)."""
     delay = backoff(attempt, policy, rand)
     if result.retry_after is not None:
-        delay = max(delay, min(result.retry_after, policy.cap))
+        ceiling = policy.cap if policy.retry_after_cap is None else policy.retry_after_cap
+        delay = max(delay, min(result.retry_after, ceiling))
     return delay
 
 

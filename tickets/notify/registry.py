@@ -23,11 +23,19 @@ from tickets.notify.channels import (
 )
 from tickets.notify.inbox import InboxChannel
 from tickets.notify.message import CHANNELS, Notification
-from tickets.notify.policy import DEFAULT_LIMITS, BackoffPolicy, RateLimit
+from tickets.notify.policy import (
+    DEFAULT_LIMITS,
+    MAX_ATTEMPTS,
+    RETRY_AFTER_MAX_SECONDS,
+    RETRY_MAX_SECONDS,
+    BackoffPolicy,
+    RateLimit,
+)
 from tickets.notify.result import Channel, DeliveryResult, SendingChannel
 from tickets.notify.smtp import SECURITY_MODES, EmailChannel, SmtpSettings
 
 SECTION = "notifications"
+LEVELS = ("red", "yellow", "blue")
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
@@ -38,8 +46,10 @@ class NotifySettings:
     inbox_path: Path = field(default_factory=lambda: default_data_dir() / "inbox.jsonl")
     dingtalk_msgtype: str = "markdown"
     limits: Mapping[str, RateLimit | None] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    max_attempts: int = 10
+    backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(retry_after_cap=RETRY_AFTER_MAX_SECONDS))
+    # Back-off ceilings for messages about tickets of one level (red, yellow, blue); unset: backoff.cap.
+    level_caps: Mapping[str, float] = field(default_factory=dict)
+    max_attempts: int = MAX_ATTEMPTS
     # False: no receiver on loopback, private, link-local, ... addresses (tickets.notify.addresses).
     allow_private_addresses: bool = False
 
@@ -66,18 +76,30 @@ class NotifySettings:
             burst = s.int(f"{kind}_burst", default.burst if default else 1, env=f"{env}_BURST", minimum=1)
             limits[kind] = RateLimit(per_minute, burst) if per_minute > 0 else None  # 0: unlimited
         base = s.float("retry_base_seconds", 5.0, env="NOTIFY_RETRY_BASE_SECONDS", positive=True)
-        cap = s.float("retry_max_seconds", 900.0, env="NOTIFY_RETRY_MAX_SECONDS", positive=True)
+        cap = s.float("retry_max_seconds", RETRY_MAX_SECONDS, env="NOTIFY_RETRY_MAX_SECONDS", positive=True)
         factor = s.float("retry_factor", 2.0, env="NOTIFY_RETRY_FACTOR", minimum=1)
         if cap < base:
             raise ConfigError(SECTION, "retry_max_seconds", f"must be at least retry_base_seconds ({base})")
+        level_caps: dict[str, float] = {}
+        for level in LEVELS:
+            key = f"retry_max_seconds_{level}"
+            level_cap = s.float(key, 0.0, env=f"NOTIFY_RETRY_MAX_SECONDS_{level.upper()}", minimum=0)
+            if level_cap and level_cap < base:
+                raise s.invalid(key, f"must be at least retry_base_seconds ({base:g})",
+                                env=f"NOTIFY_RETRY_MAX_SECONDS_{level.upper()}")
+            if level_cap:
+                level_caps[level] = level_cap
+        retry_after_cap = s.float("retry_after_max_seconds", RETRY_AFTER_MAX_SECONDS,
+                                  env="NOTIFY_RETRY_AFTER_MAX_SECONDS", positive=True)
         return cls(
             smtp=_smtp(s),
             http_timeout=s.float("http_timeout", 10.0, env="NOTIFY_HTTP_TIMEOUT", positive=True),
             inbox_path=s.path("inbox_path", base_dir / "inbox.jsonl", env="NOTIFY_INBOX"),
             dingtalk_msgtype=msgtype,
             limits=limits,
-            backoff=BackoffPolicy(base=base, factor=factor, cap=cap),
-            max_attempts=s.int("max_attempts", 10, env="NOTIFY_MAX_ATTEMPTS", minimum=1),
+            backoff=BackoffPolicy(base=base, factor=factor, cap=cap, retry_after_cap=retry_after_cap),
+            level_caps=level_caps,
+            max_attempts=s.int("max_attempts", MAX_ATTEMPTS, env="NOTIFY_MAX_ATTEMPTS", minimum=1),
             allow_private_addresses=s.bool("allow_private_addresses", False, env="NOTIFY_ALLOW_PRIVATE_ADDRESSES"),
         )
 
