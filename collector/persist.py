@@ -27,6 +27,7 @@ from collector.devices import OFFLINE, ONLINE, DeviceEvent
 from collector.pipeline import Batch
 from rules import Transition
 from rules.predict import PredictiveEvent
+from tickets.errors import DatabaseUnavailable
 from tickets.models import DeadLetter, Device
 
 logger = logging.getLogger(__name__)
@@ -170,21 +171,15 @@ def _execute(session: Session, statement: _Upsert | sa.Insert, rows: list[Any]) 
         session.execute(statement, rows)
 
 
-def database_unavailable(exc: BaseException) -> bool:
-    """The database unreachable, gone away or locked: waiting and retrying the batch will do,
-    unlike an error about the rows themselves."""
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-
-
 def _savepoint(session: Session, action: Callable[[], Any]) -> Exception | None:
     """Run `action` in a savepoint; the error that rolled it back, if any. The database being
-    unavailable is raised instead: then the whole batch waits and is retried."""
+    unavailable (`DatabaseUnavailable`) is raised instead: then the whole batch waits and is retried."""
     try:
         with session.begin_nested():
             action()
+    except DatabaseUnavailable:
+        raise
     except Exception as exc:
-        if database_unavailable(exc):
-            raise
         return exc
     return None
 
