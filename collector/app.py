@@ -26,7 +26,6 @@ from collector.mqtt import MqttSource
 from collector.mqtt_process import ProcessMqttSource
 from collector.persist import (
     TicketSink,
-    database_unavailable,
     insert_dead_letters,
     utc,
     write_batch,
@@ -42,6 +41,7 @@ from rules.predict import PredictiveEvent, PredictiveMonitor, PredictiveStateErr
 from telemetry.model import Point, TelemetryStore
 from telemetry.settings import open_store
 from tickets.db import create_engine_for, default_database_url, migrate, session_factory
+from tickets.errors import DatabaseUnavailable
 from tickets.ingest import prune_dead_letters
 from tickets.models import Device, PredictiveState, RuleState
 
@@ -191,9 +191,8 @@ class Collector:
         try:
             with self._sessions() as session, session.begin():
                 removed = prune_dead_letters(session, before)
-        except Exception as exc:
-            if not database_unavailable(exc):
-                raise
+        except DatabaseUnavailable:
+            self.metrics.database_unavailable.inc()
             return  # tried again at a later poll
         if removed:
             logger.info("removed %d dead letters received before %s (dead_letter_retention_days)", removed,
@@ -205,11 +204,9 @@ class Collector:
         try:
             with self._sessions() as session, session.begin():
                 applied = store_rearms(session, self.rules)
-        except Exception as exc:
-            if not database_unavailable(exc):
-                raise
-            logger.warning("re-arm requests not applied, the ticket database is unavailable (%s); "
-                           "retrying at the next poll", exc)
+        except DatabaseUnavailable as exc:
+            self.metrics.database_unavailable.inc()
+            logger.warning("re-arm requests not applied (%s); retrying at the next poll", exc)
             return
         for device_id, metric, snapshot in applied:  # committed: now the engine may forget them
             self.rules.rearm(device_id, metric)
@@ -250,6 +247,10 @@ class Collector:
                     return  # stopping with the batch uncommitted: it is redelivered
                 self._account(batch)
                 self.writer.submit(batch.points, partial(self.source.ack, batch.messages))
+            except DatabaseUnavailable as exc:  # in the periodic work (a batch's commit retries by itself)
+                self.metrics.database_unavailable.inc()
+                logger.warning("collector: %s; the next poll tries again", exc)
+                self._stopping.wait(1.0)
             except Exception:  # the loop never dies; the next batch gets a fresh start
                 logger.exception("collector loop error")
                 self._stopping.wait(1.0)
@@ -263,11 +264,12 @@ class Collector:
             self._commit(Batch([], registry=pending, states=states, predictive_states=predictive))
 
     def _commit(self, batch: Batch) -> bool:
-        """Write the batch in one transaction, retrying while the database is unavailable.
+        """Write the batch in one transaction, retrying while the database is unavailable
+        (`DatabaseUnavailable`); its messages stay unacknowledged meanwhile.
 
-        An error other than the database being unreachable or locked will not pass by itself
-        (a value it refuses): the retry then writes row by row, skipping and counting the rows
-        refused, so that one bad row never stalls the stream."""
+        Any other error will not pass by itself (a value the database refuses): the retry then
+        writes row by row, skipping and counting the rows refused, so that one bad row never
+        stalls the stream."""
         assert self._service is not None
         delay = 0.1
         isolate = False
@@ -281,7 +283,10 @@ class Collector:
                 session.rollback()
                 self._service.after_rollback()
                 self.metrics.commit_errors.inc()
-                isolate = isolate or not database_unavailable(exc)
+                if isinstance(exc, DatabaseUnavailable):
+                    self.metrics.database_unavailable.inc()
+                else:
+                    isolate = True
                 logger.error("committing a batch of %d messages failed (%s); retrying in %.1f s%s",
                              len(batch.messages), exc, delay, " row by row" if isolate else "")
                 if self._stopping.wait(delay):

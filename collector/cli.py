@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rules import ThresholdError
     from tickets import secrets
     from tickets.db import DatabaseError, create_engine_for, default_database_url, migrate
+    from tickets.errors import DatabaseUnavailable
     from tickets.runtime import TicketRuntime
     from tickets.service import TicketService
     from tickets.settings import load_ticket_settings
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ThresholdError, DatabaseError) as exc:
         print(f"edgewatch collector: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:  # not a configuration error: starting again later can work
+        print(f"edgewatch collector: {exc}", file=sys.stderr)
+        return 1
 
     stop = threading.Event()
 

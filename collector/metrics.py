@@ -63,6 +63,11 @@ class CollectorMetrics:
         self.commit_errors = Counter(
             "edgewatch_collector_commit_errors", "Failed ticket-database commits (retried)", registry=r
         )
+        self.database_unavailable = Counter(
+            "edgewatch_collector_database_unavailable",
+            "Batch commits and periodic reads that found the ticket database unavailable (retried; the batch "
+            "stays unacknowledged)", registry=r,
+        )
         self.unstorable = Counter(
             "edgewatch_collector_unstorable_rows",
             "Rows the ticket database refused one by one (not a passing outage), skipped so the stream goes on",

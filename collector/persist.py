@@ -17,7 +17,6 @@ from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from collector.devices import OFFLINE, DeviceEvent
@@ -25,6 +24,7 @@ from collector.pipeline import Batch
 from rules import Transition
 from rules.predict import PredictiveEvent
 from tickets import ingest
+from tickets.errors import DatabaseUnavailable
 from tickets.ingest import Rejected, SeenDevice
 
 logger = logging.getLogger(__name__)
@@ -57,21 +57,15 @@ Unstorable = Callable[[str, str, Exception], None]
 Row = TypeVar("Row")
 
 
-def database_unavailable(exc: BaseException) -> bool:
-    """The database unreachable, gone away or locked: waiting and retrying the batch will do,
-    unlike an error about the rows themselves."""
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-
-
 def _savepoint(session: Session, action: Callable[[], Any]) -> Exception | None:
     """Run `action` in a savepoint; the error that rolled it back, if any. The database being
-    unavailable is raised instead: then the whole batch waits and is retried."""
+    unavailable (`DatabaseUnavailable`) is raised instead: then the whole batch waits and is retried."""
     try:
         with session.begin_nested():
             action()
+    except DatabaseUnavailable:
+        raise
     except Exception as exc:
-        if database_unavailable(exc):
-            raise
         return exc
     return None
 

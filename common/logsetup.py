@@ -5,6 +5,8 @@ credentials in the query string (WeCom's `key=`, DingTalk's `access_token=`, sig
 loggers are held at WARNING whatever the command's level, and every record that reaches a handler
 has such values replaced by `***`, at any level, whoever logged it, and so has the token of a
 satisfaction survey link (`/survey/<token>`), which uvicorn's access log would otherwise keep.
+APScheduler is held at WARNING too: it logs every job run at INFO, and the SLA clock scheduler's
+sweep runs every few seconds (it logs its own periodic work at DEBUG).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import re
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# (Alembic announces each of its plugins at INFO on every start, before any migration.)
-QUIET = ("httpx", "httpcore", "urllib3", "hpack", "alembic.runtime.plugins")
+# (Alembic announces each of its plugins at INFO on every start, before any migration; APScheduler
+# logs every run of the SLA sweep at INFO.)
+QUIET = ("httpx", "httpcore", "urllib3", "hpack", "alembic.runtime.plugins", "apscheduler")
 # name=value pairs whose value is a credential, in URLs, headers or settings echoed in a message.
 SECRET = re.compile(
     r"(?i)\b(access_token|key|sign|signature|token|secret|password|passwd|api[_-]?key)=([^&\s\"'<>;,]+)"

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.app import create_app, freeze_startup_heap
     from server.settings import load_settings
     from tickets import db, secrets
+    from tickets.errors import DatabaseUnavailable
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except db.DatabaseError as exc:
         print(f"edgewatch server: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:  # not a configuration error: starting again later can work
+        print(f"edgewatch server: {exc}", file=sys.stderr)
+        return 1
     try:
         app = create_app(settings, db.session_factory(engine))
     except (ConfigError, ThresholdError) as exc:  # the thresholds file cannot be read or does not validate

@@ -1,4 +1,5 @@
-"""Every error is JSON `{"detail": "<human reason>"}`; bad input is a 422, never a 500."""
+"""Every error is JSON `{"detail": "<human reason>"}`; bad input is a 422, never a 500; the ticket
+database unavailable (`tickets.errors.DatabaseUnavailable`) is a 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tickets.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+RETRY_AFTER_S = 5  # what a client is told to wait while the ticket database is unavailable
 
 
 def check_time(name: str, value: datetime | None) -> datetime | None:
@@ -72,10 +76,13 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": "a value in the request cannot be stored (out of range or a NUL character)"},
                             status_code=422)
 
-    @app.exception_handler(OperationalError)
-    async def _unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-        return JSONResponse({"detail": "the ticket database is not reachable; try again shortly"}, status_code=503)
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": f"the ticket database is not reachable right now; try again in {RETRY_AFTER_S} s",
+             "key": "database_unavailable"},
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

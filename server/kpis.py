@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Date, and_, case, cast, func, null, select, union_all
 from sqlalchemy.orm import Session
 
+from tickets.errors import DatabaseUnavailable
 from tickets.models import Clock, RatingSource, Ticket
 from tickets.policy import SLA_CLOCKS  # the escalation chain is an internal clock, not an SLA promise
 
@@ -325,6 +326,11 @@ class KpiCache:
         try:
             started = self._clock()
             self._store(key, started, compute())
+        except DatabaseUnavailable as exc:
+            with self._lock:
+                self._entries.pop(key, None)
+            logger.warning("refreshing an efficiency board waits for the database (%s); the next viewer computes it",
+                           exc.reason)
         except Exception:
             with self._lock:  # dropped before the log says so, so that the log line is true when read
                 self._entries.pop(key, None)

@@ -4,6 +4,11 @@ SQLite (the default, one file in the data directory) is tuned for one writer pro
 readers: WAL, a busy timeout, foreign keys on, and every transaction opened with `BEGIN IMMEDIATE`
 so that a read-then-write transaction never fails half-way with "database is locked" (it waits
 for the write lock up front instead). PostgreSQL is reached through psycopg 3.
+
+Every engine made here translates the driver's "cannot serve this now" errors (connection refused
+or lost, server shutting down, out of resources, SQLite locked or unopenable...) into the one
+`tickets.errors.DatabaseUnavailable` (`unavailable_reason` decides), so no caller inspects
+SQLAlchemy's exceptions to learn whether the database is down.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from common.files import private_file
+from tickets.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +63,9 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     parsed = _normalise(url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(parsed, **kwargs)
+        engine = sa.create_engine(parsed, **kwargs)
+        event.listen(engine, "handle_error", _translate, retval=True)
+        return engine
     database = parsed.database or ""
     in_memory = database in {"", ":memory:"} or "mode=memory" in str(parsed)
     queue = _WriterQueue() if in_memory else _queue_for(str(Path(database).resolve()))
@@ -71,7 +79,53 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         private_file(Path(database))  # 0600 in a 0700 directory: it holds customers' contacts
     engine = sa.create_engine(parsed, **kwargs)
     _tune_sqlite(engine, wal=not in_memory)
+    event.listen(engine, "handle_error", _translate, retval=True)
     return engine
+
+
+# PostgreSQL SQLSTATEs (a class is its first two characters) after which the same transaction can
+# succeed later: connection exceptions (08), insufficient resources (53: too many connections, disk
+# full, out of memory), system errors (58: I/O), the server shutting down or starting up (57P01-03),
+# and a transaction the server aborted to resolve a deadlock or a serialization conflict (40001,
+# 40P01): nothing about the statement is wrong, so it is not the caller's error either.
+_PG_CLASSES = ("08", "53", "58")
+_PG_STATES = ("57P01", "57P02", "57P03", "40001", "40P01")
+# SQLite primary result codes: BUSY and LOCKED (another connection holds the lock past the busy
+# timeout), IOERR, FULL, CANTOPEN (the file or its directory cannot be opened, e.g. a missing mount).
+_SQLITE_CODES = {5: "busy", 6: "locked", 10: "I/O error", 13: "disk full", 14: "cannot open the file"}
+
+
+def unavailable_reason(error: BaseException, *, disconnect: bool = False, connecting: bool = False) -> str | None:
+    """Why the database cannot serve a transaction now, or None when `error` is about the
+    statement or its data (a constraint, a bad value, a missing table), which waiting won't fix.
+
+    `disconnect`: SQLAlchemy's dialect judged the connection lost; `connecting`: the error came
+    while opening a connection (refused, timed out, the server not accepting logins yet).
+    """
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if disconnect:
+        return f"connection lost ({text})"
+    if connecting:
+        return f"cannot connect ({text})"
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return text if code is not None and code & 0xFF in _SQLITE_CODES else None
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str) and (state[:2] in _PG_CLASSES or state in _PG_STATES):
+        return f"{text} (SQLSTATE {state})"
+    return None
+
+
+def _translate(ctx: ExceptionContext) -> BaseException | None:
+    """The one translation point (`handle_error`, chained): a driver error meaning "not now"
+    becomes `DatabaseUnavailable`; everything else goes on as SQLAlchemy raised it."""
+    error = ctx.original_exception
+    if ctx.is_pre_ping or not isinstance(error, ctx.dialect.loaded_dbapi.Error):
+        # A pre-ping's lost connection is the pool's to replace; exit exceptions (KeyboardInterrupt,
+        # cancellation), which SQLAlchemy also counts as disconnects, must pass untouched.
+        return None
+    reason = unavailable_reason(error, disconnect=ctx.is_disconnect, connecting=ctx.connection is None)
+    return None if reason is None else DatabaseUnavailable(reason)
 
 
 class _WriterQueue:
@@ -106,8 +160,8 @@ class _WriterQueue:
                 if remaining <= 0:
                     self._abandoned.add(ticket)
                     self._advance()
-                    raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
-                        f"database is locked: other writers of this process held it for {timeout:g} s"))
+                    raise DatabaseUnavailable(
+                        f"database is locked: other writers of this process held it for {timeout:g} s")
                 self._cond.wait(remaining)
             self._owner, self._depth = me, 1
 

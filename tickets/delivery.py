@@ -5,7 +5,9 @@ No network call ever runs inside a database transaction: a short transaction cla
 lease: their next attempt moves `lease` ahead, so no other worker takes them meanwhile), the sends
 happen outside it, and a second short transaction records the outcomes. If the process dies
 between a send and its record, the lease runs out and the row is sent again with the same
-idempotency key, which receivers (and the e-mail Message-ID) use to drop the repeat.
+idempotency key, which receivers (and the e-mail Message-ID) use to drop the repeat. While the
+database is unavailable the worker counts it (`counts["unavailable"]`) and tries again shortly;
+nothing is lost, since the rows wait in the outbox.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tickets.clock import Clock, SystemClock
+from tickets.errors import DatabaseUnavailable
 from tickets.models import DeliveryAttempt, OutboxMessage, OutboxStatus
 from tickets.notify.digest import Digester, members
 from tickets.notify.message import Notification, NotificationError
@@ -41,6 +44,8 @@ from tickets.outbox import secret_of
 logger = logging.getLogger(__name__)
 
 Send = Callable[[Notification], DeliveryResult]
+
+UNAVAILABLE_RETRY_S = 2.0  # how soon a pass is tried again while the database is unavailable
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,9 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.counts: dict[str, int] = {"delivered": 0, "digested": 0, "retry": 0, "failed": 0, "held": 0}
+        self.counts: dict[str, int] = {"delivered": 0, "digested": 0, "retry": 0, "failed": 0, "held": 0,
+                                       "unavailable": 0}
+        self._outage = False
 
     # ------------------------------------------------------------ one pass
 
@@ -220,12 +227,30 @@ class OutboxWorker:
             try:
                 self.run_once()
                 wait = self.next_due_in()
+                self._recovered()
+            except DatabaseUnavailable as exc:
+                self._unavailable(exc)
+                wait = UNAVAILABLE_RETRY_S
             except Exception:
                 logger.exception("outbox worker pass failed; retrying shortly")
                 wait = 1.0
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()
+
+    def _unavailable(self, exc: DatabaseUnavailable) -> None:
+        self.counts["unavailable"] += 1
+        if not self._outage:
+            logger.warning("outbox worker waits for the ticket database (%s); trying again every %g s", exc.reason,
+                           UNAVAILABLE_RETRY_S)
+        else:
+            logger.debug("outbox worker still waits for the ticket database (%s)", exc.reason)
+        self._outage = True
+
+    def _recovered(self) -> None:
+        if self._outage:
+            self._outage = False
+            logger.info("outbox worker: the ticket database is back")
 
     def start(self) -> None:
         self._stop.clear()

@@ -1,4 +1,5 @@
-"""The ticket domain's errors, one tree: callers catch `TicketError` or a precise subclass."""
+"""The ticket domain's errors, one tree: callers catch `TicketError` or a precise subclass; and
+`DatabaseUnavailable`, the one error meaning "the database cannot serve this now, try again later"."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ class InvalidInput(TicketError):
 
 class MessageNotWritten(TicketError):
     """A notification the action must send cannot be rendered; the action is refused, nothing was changed."""
+
+
+class DatabaseUnavailable(Exception):
+    """The ticket database cannot serve the transaction now; trying again later can succeed.
+
+    Not a `TicketError`: nothing about the request or the ticket is wrong. Raised in one place,
+    `tickets.db` (an engine's `handle_error` event, see `tickets.db.unavailable_reason`), instead
+    of SQLAlchemy's error, which is kept as `__cause__`. Callers wait and retry (the collector and
+    the ticket runtime) or answer 503 with Retry-After (the server).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the ticket database is unavailable: {reason}")

@@ -4,7 +4,8 @@ The service (used by the collector's batches and the server's actions), the SLA 
 and the outbox delivery worker, wired together: a commit hands its clocks to the scheduler and
 wakes the worker, so a red ticket's contacts are notified the moment it opens. Exactly one
 process per database should host a runtime (the collector, or `edgewatch demo`); the server
-alone uses a plain `TicketService`, whose clocks this runtime's reconciliation picks up.
+alone uses a plain `TicketService`, whose clocks the scheduler finds in the `clocks` table at its
+next sweep.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class TicketRuntime:
         *,
         clock: Clock | None = None,
         send: Send | None = None,
-        name: str = "edgewatch",
     ) -> None:
         self.settings = settings or TicketSettings()
         self.sessions = session_factory(engine)
@@ -43,16 +43,14 @@ class TicketRuntime:
             self._registry = ChannelRegistry(self.settings.notify)
             send = self._registry.send
         self.worker = OutboxWorker(self.sessions, send, self.settings.delivery())
-        self.scheduler = ClockScheduler(
-            engine, self.sessions, self.service, name=name, reconcile_every=self.settings.reconcile_every,
-            threads=self.settings.scheduler_threads,
-        )
+        self.scheduler = ClockScheduler(self.sessions, self.service, reconcile_every=self.settings.reconcile_every,
+                                        threads=self.settings.scheduler_threads)
         self.service.use_outbox_wakeup(self.worker.wake)
 
     def start(self) -> None:
         self.scheduler.start()
         self.worker.start()
-        logger.info("ticket runtime started: %d clocks scheduled", self.scheduler.pending())
+        logger.info("ticket runtime started: SLA clock scheduler and outbox worker")
 
     def stop(self) -> None:
         self.worker.stop()

@@ -49,6 +49,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None
         assert answer.status_code == 503 and answer.json()["status"] == "unavailable"
         api = client.get("/api/v1/tickets", headers={"Authorization": "Bearer whatever"})
         assert api.status_code == 503 and "not reachable" in api.json()["detail"]
+        assert api.json()["key"] == "database_unavailable" and api.headers["Retry-After"] == "5"
     engine.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -165,7 +166,7 @@ def test_a_clock_due_in_two_seconds_breaches_within_one_second_of_its_due_time(
     engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int]
 ) -> None:
     service = TicketService(_fast_policy(2.0), SystemClock())
-    with ClockScheduler(engine, sessions, service, reconcile_every=60) as scheduler:
+    with ClockScheduler(sessions, service, reconcile_every=60) as scheduler:
         tid = _open(sessions, service)
         service.after_commit()
         _wait(lambda: _first_response(sessions, tid).breached_at is not None, timeout=6)
@@ -186,7 +187,7 @@ def test_after_a_restart_missed_deadlines_fire_at_once(
     tid = _open(sessions, service)  # no scheduler runs: the process is "down"
     time.sleep(0.8)
     started = time.monotonic()
-    with ClockScheduler(engine, sessions, service, reconcile_every=60):
+    with ClockScheduler(sessions, service, reconcile_every=60):
         _wait(lambda: _first_response(sessions, tid).breached_at is not None, timeout=5)
     assert time.monotonic() - started < 2.0
     with sessions() as s:
@@ -200,24 +201,26 @@ def test_clocks_created_by_another_process_are_reconciled(
 ) -> None:
     hosting = TicketService(_fast_policy(60), SystemClock())
     elsewhere = TicketService(_fast_policy(1.0), SystemClock())  # e.g. the server: no scheduler
-    with ClockScheduler(engine, sessions, hosting, reconcile_every=0.3) as scheduler:
+    with ClockScheduler(sessions, hosting, reconcile_every=0.3) as scheduler:
         tid = _open(sessions, elsewhere)
         elsewhere.after_commit()
         _wait(lambda: _first_response(sessions, tid).breached_at is not None, timeout=5)
         assert scheduler.pending() >= 1  # the ticket's other clocks wait for their instants
 
 
-def test_a_restart_keeps_the_stored_jobs_that_are_still_right(
+def test_a_restart_rebuilds_the_schedule_from_the_clocks_table(
     engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int]
 ) -> None:
     service = TicketService(SlaPolicy(), SystemClock())
-    with ClockScheduler(engine, sessions, service, reconcile_every=60) as first:
+    with ClockScheduler(sessions, service, reconcile_every=3600) as first:
         _open(sessions, service)
         service.after_commit()
-        assert first.flush()
         assert first.pending() == 5  # first response, on site, RCA, resolution, escalation
-    with ClockScheduler(engine, sessions, service, reconcile_every=60) as second:
-        assert second.last_resync == (5, 0) and second.pending() == 5
+        with sessions() as s:
+            earliest = min(c.next_fire_at for c in rows(s, Clock) if c.next_fire_at is not None)
+        assert first.next_due == earliest  # handed over by the commit: the sweep is armed for it
+    with ClockScheduler(sessions, service, reconcile_every=3600) as second:
+        assert second.pending() == 5 and second.next_due == earliest
 
 
 def test_shutdown_while_clocks_fire_does_not_hang(
@@ -228,7 +231,7 @@ def test_shutdown_while_clocks_fire_does_not_hang(
     import threading
 
     service = TicketService(_fast_policy(0.4), SystemClock())
-    scheduler = ClockScheduler(engine, sessions, service, reconcile_every=60, threads=4)
+    scheduler = ClockScheduler(sessions, service, reconcile_every=60, threads=4)
     scheduler.start()
     with sessions.begin() as s:
         for n in range(30):
@@ -241,9 +244,42 @@ def test_shutdown_while_clocks_fire_does_not_hang(
     assert not stopper.is_alive(), "shutdown hung"
 
 
-@pytest.mark.parametrize("persistent", [True, False])
-def test_scheduler_names_are_unique_per_process(engine: Engine, sessions: sessionmaker[Session],
-                                                persistent: bool) -> None:
-    service = TicketService()
-    with ClockScheduler(engine, sessions, service, persistent=persistent), pytest.raises(RuntimeError):
-        ClockScheduler(engine, sessions, service, persistent=persistent).start()
+def test_two_schedulers_on_one_database_fire_each_instant_once(
+    engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int]
+) -> None:
+    """Two processes hosting a scheduler by mistake (or one restarting over another): the row
+    lock and the instant re-read under it let each warning and breach happen once."""
+    service = TicketService(_fast_policy(0.6), SystemClock())
+    with ClockScheduler(sessions, service, reconcile_every=0.1), \
+            ClockScheduler(sessions, TicketService(_fast_policy(0.6), SystemClock()), reconcile_every=0.1):
+        tid = _open(sessions, service)
+        service.after_commit()
+        _wait(lambda: _first_response(sessions, tid).breached_at is not None, timeout=5)
+        time.sleep(0.3)  # both sweep again
+    with sessions() as s:
+        assert len(rows(s, OutboxMessage, ticket_id=tid, event="sla_warning")) == 1  # the senior group
+        assert len(rows(s, OutboxMessage, ticket_id=tid, event="sla_breached")) == 2
+        breaches = [a for a in rows(s, AuditEntry, ticket_id=tid, action="sla_breached") if a.field == "priority"]
+        assert len(breaches) == 1
+
+
+def test_a_scheduler_can_run_once(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    scheduler = ClockScheduler(sessions, TicketService())
+    with scheduler, pytest.raises(RuntimeError):
+        scheduler.start()
+
+
+def test_periodic_sweeps_log_at_debug_only(
+    engine: Engine, sessions: sessionmaker[Session], fleet: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = TicketService(SlaPolicy(), SystemClock())
+    with caplog.at_level(logging.DEBUG, logger="tickets.scheduler"):
+        with ClockScheduler(sessions, service, reconcile_every=0.05):
+            _open(sessions, service)
+            service.after_commit()
+            time.sleep(0.5)  # about ten sweeps
+        ours = [r for r in caplog.records if r.name == "tickets.scheduler"]
+        started = [r for r in ours if r.levelno >= logging.INFO]
+        sweeps = [r for r in ours if "sweep done" in r.getMessage()]
+    assert len(sweeps) >= 3 and all(r.levelno == logging.DEBUG for r in sweeps)
+    assert [r.getMessage().split(":")[0] for r in started] == ["SLA clock scheduler"]  # the start, once

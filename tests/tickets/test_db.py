@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.tickets.conftest import rows
 from tests.tickets.test_service import transition
 from tickets.clock import ManualClock
 from tickets.db import DatabaseError, alembic_config, create_engine_for, default_database_url, migrate
+from tickets.errors import DatabaseUnavailable
 from tickets.models import AuditEntry, Device, Ticket, TicketNote
 from tickets.service import TicketService
 
@@ -167,7 +168,7 @@ def test_sqlite_writer_queue_is_first_come_first_served_and_survives_timeouts() 
     c = threading.Thread(target=writer, args=("C",))
     c.start()
     started["C"].wait(5)
-    with pytest.raises(OperationalError, match="other writers of this process"):
+    with pytest.raises(DatabaseUnavailable, match="other writers of this process"):
         _acquire_elsewhere(queue, timeout=0.05)
     queue.release()
     queue.release()
