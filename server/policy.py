@@ -45,6 +45,17 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "list_tokens": ADMIN,
     "create_token": ADMIN,
     "revoke_token": ADMIN,
+    # staff, staff groups and their on-call rotas
+    "list_staff": STAFF,
+    "get_staff": STAFF,
+    "create_staff": MANAGERS,
+    "update_staff": MANAGERS,
+    "delete_staff": MANAGERS,
+    "list_staff_groups": STAFF,
+    "get_staff_group": STAFF,
+    "create_staff_group": MANAGERS,
+    "update_staff_group": MANAGERS,
+    "delete_staff_group": MANAGERS,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,

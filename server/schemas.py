@@ -134,6 +134,8 @@ class TicketDetail(TicketOut):
 class ActionIn(In):
     note: LongText | None = None
     assignee: ShortText | None = None
+    assignee_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description=(
+        "dispatch to this staff member (by id; instead of `assignee`, a name)"))
     force: bool = Field(default=False, description=(
         "resolve, cancel or close although the ticket's alert is still active (needs a note); the rule is "
         "re-armed and the next breach opens a new ticket"))

@@ -39,3 +39,11 @@ class InvalidInput(TicketError):
 
 class MessageNotWritten(TicketError):
     """A notification the action must send cannot be rendered; the action is refused, nothing was changed."""
+
+
+class NotFound(TicketError):
+    """A staff member, group, user, customer, contact or device that does not exist (or is not yours)."""
+
+
+class Conflict(TicketError):
+    """The change contradicts what is stored (a name taken, a record still in use); nothing was changed."""

@@ -28,6 +28,7 @@ from server.schemas import (
     TicketDetail,
     TicketOut,
 )
+from tickets import staff
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput, TicketError, TicketNotFound
 from tickets.models import NoteVisibility, RatingSource, Ticket
 
@@ -169,12 +170,21 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _assignee(session: Session, given: ActionIn) -> str | None:
+    """The assignee's name: as given, or that of the staff member `assignee_id` names."""
+    if given.assignee_id is None:
+        return given.assignee
+    if given.assignee is not None:
+        raise InvalidInput("assignee_id", "give assignee (a name) or assignee_id (a staff id), not both")
+    return staff.resolve_assignee(session, given.assignee_id)
+
+
 def _action_route(action: str) -> Callable[..., TicketOut]:
     def handler(ticket_id: int, request: Request, who: Who, session: Db, body: ActionIn | None = None) -> TicketOut:
         given = body or ActionIn()
         _run(request, session, who, ticket_id, action,
-             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note, assignee=given.assignee,
-                                 force=given.force))
+             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note,
+                                 assignee=_assignee(session, given), force=given.force))
         ticket = queries.ticket_for(session, ticket_id, None)
         assert ticket is not None
         return _ticket_out(ticket, who)
