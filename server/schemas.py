@@ -317,6 +317,9 @@ class CustomerIn(In):
 class CustomerOut(Out):
     id: int
     name: str
+    active: bool = Field(default=True, description="false: deactivated (told nothing, cannot sign in)")
+    language: str | None = None
+    timezone: str | None = None
 
 
 class ContactIn(In):
@@ -337,6 +340,7 @@ class ContactOut(Out):
     role: str
     active: bool
     has_secret: bool
+    language: str | None = None
 
 
 class TokenIn(In):
@@ -362,15 +366,21 @@ class NewTokenOut(TokenOut):
 
 
 class WhoAmI(BaseModel):
-    token_id: int
+    token_id: int | None = Field(description="the API token; null for a user signed in with a password")
     role: str
     customer_id: int | None
     name: str | None
     poll_interval_s: float = Field(5.0, description="how often the dashboard refreshes")
+    user_id: int | None = Field(default=None, description="the user signed in with a password")
+    username: str | None = None
+    customer_name: str | None = Field(default=None, description="the customer's name, for a customer")
 
 
 class LoginIn(In):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = Field(
+        None, description="an API token; or sign in with username and password")
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
 
 
 class LoginOut(WhoAmI):
