@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("edgewatch.rules_cli", "try thresholds on recorded samples (rules replay)"),
     "bench": ("edgewatch.bench", "benchmarks: rules, agent, collector, clocks, api, predict"),
     "secrets": ("tickets.secrets", "secrets rotate: re-encrypt stored secrets with the current key"),
+    "admin": ("edgewatch.admin", "staff, groups and rotas, users, customers, devices (import-devices FILE)"),
 }
 
 

@@ -23,6 +23,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "device_history": EVERYONE,
     "device_forecast": EVERYONE,
     "update_device": MANAGERS,
+    "import_devices": MANAGERS,
     "list_alerts": EVERYONE,
     "metrics_catalog": EVERYONE,
     # tickets

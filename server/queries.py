@@ -23,6 +23,7 @@ from tickets.models import (
     AuditEntry,
     Clock,
     Contact,
+    Customer,
     DeadLetter,
     Device,
     OutboxMessage,
@@ -112,6 +113,9 @@ LIST_COLUMNS = (
         "on_site_at", "resolved_at", "closed_at", "cancelled_at", "committed_at", "rating"))),
     selectinload(Ticket.clocks).load_only(
         Clock.id, Clock.ticket_id, Clock.name, Clock.started_at, Clock.due_at, Clock.stopped_at, Clock.breached_at),
+    # The names shown beside the ids.
+    selectinload(Ticket.device).load_only(Device.id, Device.name),
+    selectinload(Ticket.customer).load_only(Customer.id, Customer.name),
 )
 
 # sort name -> (columns, descending, cursor value types). A ticket's id is given when it opens, so
@@ -268,8 +272,11 @@ def list_devices(
     prefix: str | None,
     limit: int,
     cursor: str | None,
+    include_decommissioned: bool = True,
 ) -> tuple[list[Device], str | None]:
     query = select(Device)
+    if not include_decommissioned:
+        query = query.where(Device.decommissioned_at.is_(None))
     if customer_id is not None:
         query = query.where(Device.customer_id == customer_id)
     if scope_customer_id is not None:

@@ -55,6 +55,8 @@ class TicketOut(Out):
     priority: int
     status: Literal["received", "dispatched", "in_progress", "resolved", "closed", "cancelled"]
     customer_id: int | None
+    customer_name: str | None = None
+    device_name: str | None = None
     title: str
     assignee: str | None
     engineer_level: str | None
@@ -187,6 +189,13 @@ class DeviceOut(Out):
     latest: dict[str, float | None] | None
     thresholds: dict[str, Any] | None
     open_tickets: int = 0
+    name: str | None = None
+    customer_name: str | None = None
+    site: str | None = None
+    address: str | None = None
+    tags: list[str] | None = None
+    parent_id: str | None = Field(default=None, description="the gateway or uplink it sits behind")
+    decommissioned_at: datetime | None = Field(default=None, description="no longer expected to report")
 
 
 class DeviceIn(In):
@@ -195,6 +204,15 @@ class DeviceIn(In):
     thresholds: dict[str, Any] | None = Field(
         None, description="per-device overrides, the layout of a [devices.ID] table, e.g. {\"cpu_percent\": 70}"
     )
+    name: Annotated[str, StringConstraints(max_length=200)] | None = Field(default=None, description="what people "
+                                                                                                    "call it")
+    site: Annotated[str, StringConstraints(max_length=200)] | None = None
+    address: Annotated[str, StringConstraints(max_length=300)] | None = Field(default=None, description="where it "
+                                                                                                       "is (sealed)")
+    tags: list[Annotated[str, StringConstraints(max_length=50)]] | None = Field(default=None, max_length=20)
+    parent_id: DeviceId | None = Field(default=None, description="the gateway or uplink it sits behind")
+    decommissioned: bool | None = Field(default=None, description="true: stop expecting it (no offline ticket, "
+                                                                  "left out of the fleet); its history stays")
 
 
 class ThresholdLine(BaseModel):

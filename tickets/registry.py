@@ -33,6 +33,8 @@ from tickets.staff import record as _record
 
 DEVICE_CLASSES = ("gateway", "router")
 DEVICE_FIELDS = ("name", "site", "address", "tags", "parent_id", "decommissioned", "customer_id", "device_class")
+# What people say about a device beside its customer, class and thresholds (`PUT /devices/{id}`).
+PEOPLE_FIELDS = ("name", "site", "address", "tags", "parent_id", "decommissioned")
 CSV_COLUMNS = ("id", "name", "customer_id", "customer", "device_class", "site", "address", "tags", "parent_id")
 MAX_ROWS = 20_000
 MAX_DEPTH = 32  # devices behind devices: deeper than this is taken for a loop

@@ -15,6 +15,7 @@ from rules.metrics import ALIASES, CORE_METRICS, METRICS, unit_of
 from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
+from server.domain import refusals
 from server.errors import check_time
 from server.schemas import (
     AlertOut,
@@ -30,6 +31,7 @@ from server.schemas import (
     Page,
     ThresholdLine,
 )
+from tickets import registry
 from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, Ticket
 
@@ -54,7 +56,9 @@ def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) 
         health=view.health,  # type: ignore[arg-type]
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
-        latest=d.latest, thresholds=own, open_tickets=view.open_tickets,
+        latest=d.latest, thresholds=own, open_tickets=view.open_tickets, name=d.name,
+        customer_name=d.customer.name if d.customer is not None else None, site=d.site, address=d.address,
+        tags=d.tags, parent_id=d.parent_id, decommissioned_at=d.decommissioned_at,
     )
 
 
@@ -88,12 +92,14 @@ def list_devices(
     prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    include_decommissioned: Annotated[bool, Query(description="also devices no longer expected")] = False,
 ) -> Page[DeviceOut]:
-    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen)."""
+    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen).
+    Decommissioned devices only when asked."""
     try:
         rows, nxt = queries.list_devices(
             session, customer_id=customer_id, scope_customer_id=_scope(who), device_class=device_class,
-            state=state, prefix=prefix, limit=limit, cursor=cursor,
+            state=state, prefix=prefix, limit=limit, cursor=cursor, include_decommissioned=include_decommissioned,
         )
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
@@ -166,7 +172,8 @@ def device_forecast(
             responses={404: {"description": "no such device"}, 422: {"description": "a bad threshold: key and reason"},
                        409: {"description": "`thresholds` given while a thresholds file is configured"}})
 def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Who, session: Db) -> DeviceOut:
-    """Set any of customer, class and threshold overrides; a running collector applies them without restart.
+    """Set any of customer, class, threshold overrides, name, site, address, tags, the device it sits
+    behind (`parent_id`) and `decommissioned`; a running collector applies them without restart.
 
     A device not seen yet is registered, so it can be set up before its agent first reports.
     `thresholds: null` removes the device's overrides. With a thresholds file configured, the file owns
@@ -210,6 +217,11 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
             setattr(device, key, value)
             record_entity(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
                          field=key, old=before[key], new=value, at=now)
+    people = {key: getattr(body, key) for key in registry.PEOPLE_FIELDS if key in given}
+    if people:
+        with refusals(session):
+            session.flush()
+            registry.update(session, device_id, people, actor=who.actor, at=now)
     if after["device_class"] != before["device_class"]:
         # Running collectors re-read device classes when the thresholds version moves.
         thresholds.save(session, thresholds.load(session).value, expected_version=None, actor=who.actor, now=now)

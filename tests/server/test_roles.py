@@ -44,6 +44,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "list_users": {"admin"}, "get_user": {"admin"}, "create_user": {"admin"}, "update_user": {"admin"},
     "delete_user": {"admin"}, "change_own_password": ALL,
     "update_customer": MANAGERS, "delete_customer": MANAGERS, "update_contact": MANAGERS, "delete_contact": MANAGERS,
+    "import_devices": MANAGERS,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
     "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC,
 }
