@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, load_only, selectinload
 
 from tickets.alerts import stored_alerts
 from tickets.models import (
@@ -113,9 +113,9 @@ LIST_COLUMNS = (
         "on_site_at", "resolved_at", "closed_at", "cancelled_at", "committed_at", "rating"))),
     selectinload(Ticket.clocks).load_only(
         Clock.id, Clock.ticket_id, Clock.name, Clock.started_at, Clock.due_at, Clock.stopped_at, Clock.breached_at),
-    # The names shown beside the ids.
-    selectinload(Ticket.device).load_only(Device.id, Device.name),
-    selectinload(Ticket.customer).load_only(Customer.id, Customer.name),
+    # The names shown beside the ids, joined into the page's query (a second query each cost more).
+    joinedload(Ticket.device).load_only(Device.id, Device.name),
+    joinedload(Ticket.customer).load_only(Customer.id, Customer.name),
 )
 
 # sort name -> (columns, descending, cursor value types). A ticket's id is given when it opens, so
@@ -274,7 +274,9 @@ def list_devices(
     cursor: str | None,
     include_decommissioned: bool = True,
 ) -> tuple[list[Device], str | None]:
-    query = select(Device)
+    # A device's address is sealed: decrypting it for every device of the fleet on every refresh
+    # would cost more than the rest of the list; a device's own answer has it.
+    query = select(Device).options(defer(Device.address))
     if not include_decommissioned:
         query = query.where(Device.decommissioned_at.is_(None))
     if customer_id is not None:

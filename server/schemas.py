@@ -192,7 +192,7 @@ class DeviceOut(Out):
     name: str | None = None
     customer_name: str | None = None
     site: str | None = None
-    address: str | None = None
+    address: str | None = Field(default=None, description="where it is; in a device's own answer, not in lists")
     tags: list[str] | None = None
     parent_id: str | None = Field(default=None, description="the gateway or uplink it sits behind")
     decommissioned_at: datetime | None = Field(default=None, description="no longer expected to report")

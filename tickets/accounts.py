@@ -18,6 +18,7 @@ and never commit.
 from __future__ import annotations
 
 import contextlib
+import threading
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
@@ -41,9 +42,33 @@ USER_FIELDS = ("username", "password", "role", "customer_id", "staff_id", "activ
 _PUNCTUATION = frozenset("._-@")
 
 
+# Each argon2 computation takes 64 MiB and tens of milliseconds of a core: at most two at once per
+# process, so that a burst of sign-ins (the server's thread pool has 40 threads) waits instead of
+# taking gigabytes.
+_HASHING = threading.BoundedSemaphore(2)
+
+
+class _Hasher:
+    """argon2id with its default parameters, at most two computations at a time."""
+
+    def __init__(self) -> None:
+        self._argon2 = PasswordHasher()
+
+    def hash(self, secret: str) -> str:
+        with _HASHING:
+            return self._argon2.hash(secret)
+
+    def verify(self, stored: str, secret: str) -> bool:
+        with _HASHING:
+            return self._argon2.verify(stored, secret)
+
+    def check_needs_rehash(self, stored: str) -> bool:
+        return self._argon2.check_needs_rehash(stored)
+
+
 @lru_cache(maxsize=1)
-def hasher() -> PasswordHasher:
-    return PasswordHasher()
+def hasher() -> _Hasher:
+    return _Hasher()
 
 
 @lru_cache(maxsize=1)

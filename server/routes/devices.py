@@ -47,8 +47,9 @@ def _scope(who: Principal) -> int | None:
     return who.customer_id if who.is_customer else None
 
 
-def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) -> DeviceOut:
-    """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force)."""
+def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None, *, listed: bool = False) -> DeviceOut:
+    """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force).
+    A list leaves the (sealed) address out."""
     d = view.device
     own = d.thresholds if file_document is None else thresholds.device_table(file_document, d.id)
     return DeviceOut(
@@ -57,7 +58,8 @@ def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) 
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
         latest=d.latest, thresholds=own, open_tickets=view.open_tickets, name=d.name,
-        customer_name=d.customer.name if d.customer is not None else None, site=d.site, address=d.address,
+        customer_name=d.customer.name if d.customer is not None else None, site=d.site,
+        address=None if listed else d.address,
         tags=d.tags, parent_id=d.parent_id, decommissioned_at=d.decommissioned_at,
     )
 
@@ -104,7 +106,7 @@ def list_devices(
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
     doc = _file_document(request)
-    return Page[DeviceOut](items=[_out(v, doc) for v in queries.device_views(session, rows)], next=nxt)
+    return Page[DeviceOut](items=[_out(v, doc, listed=True) for v in queries.device_views(session, rows)], next=nxt)
 
 
 def _device(session: Session, device_id: str, who: Principal) -> Device:

@@ -75,7 +75,8 @@ export async function render(root) {
   }
   search.addEventListener("input", draw);
 
-  function edit(d) {
+  async function edit(listed) {
+    const d = await api(`/devices/${encodeURIComponent(listed.id)}`); // with its address, which lists leave out
     const f = {
       name: field("Name", { value: d.name }),
       site: field("Site", { value: d.site }),

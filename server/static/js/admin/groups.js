@@ -23,8 +23,9 @@ function shift(s) {
 export async function render(root) {
   const form = h("section", { class: "card", id: "group-form", hidden: true });
   const list = h("ul", { class: "records", id: "group-list" });
-  root.append(h("div", { class: "toolbar" }, h("button", { id: "group-new", onclick: () => edit(null) }, "New group")),
-    form, list);
+  // The button appears once the staff are loaded: a new group's member list is made of them.
+  const toolbar = h("div", { class: "toolbar" });
+  root.append(toolbar, form, list);
   let staff = [];
 
   async function load() {
@@ -131,4 +132,5 @@ export async function render(root) {
   }
 
   await load();
+  toolbar.append(h("button", { id: "group-new", onclick: () => edit(null) }, "New group"));
 }
