@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, defer, joinedload, load_only, selectinload
+from sqlalchemy.orm import Session, defer, load_only, selectinload
 
 from tickets.alerts import stored_alerts
 from tickets.models import (
@@ -113,9 +113,6 @@ LIST_COLUMNS = (
         "on_site_at", "resolved_at", "closed_at", "cancelled_at", "committed_at", "rating"))),
     selectinload(Ticket.clocks).load_only(
         Clock.id, Clock.ticket_id, Clock.name, Clock.started_at, Clock.due_at, Clock.stopped_at, Clock.breached_at),
-    # The names shown beside the ids, joined into the page's query (a second query each cost more).
-    joinedload(Ticket.device).load_only(Device.id, Device.name),
-    joinedload(Ticket.customer).load_only(Customer.id, Customer.name),
 )
 
 # sort name -> (columns, descending, cursor value types). A ticket's id is given when it opens, so
@@ -147,6 +144,25 @@ def list_tickets(
     rows = [loaded[i] for i in ids if i in loaded]
     next_cursor = encode_cursor(list(page[-1])) if len(keys) > limit else None
     return rows, next_cursor
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names shown beside the ids of a page of tickets."""
+
+    devices: dict[str, str | None]
+    customers: dict[int, str]
+
+
+def ticket_names(session: Session, tickets: Sequence[Ticket]) -> Names:
+    """Two narrow queries for a page: cheaper than loading the devices and customers as objects."""
+    device_ids = {t.device_id for t in tickets if t.device_id}
+    customer_ids = {t.customer_id for t in tickets if t.customer_id is not None}
+    devices = {d: name for d, name in session.execute(
+        select(Device.id, Device.name).where(Device.id.in_(device_ids)))} if device_ids else {}
+    customers = {c: name for c, name in session.execute(
+        select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))} if customer_ids else {}
+    return Names(devices, customers)
 
 
 # Tickets about the customer rather than for them: a service-recovery follow-up tells staff to win

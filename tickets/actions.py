@@ -267,7 +267,7 @@ def _tell_dispatch(ctx: Context, session: Session, ticket: Ticket, at: datetime,
     told = facts(ctx, session, ticket, group=ticket.engineer_level, note=note)
     recipients = outbox.staff_member(session, ticket.assignee) or (
         outbox.staff_group(session, ticket.engineer_level)
-        + [r for page in paging.first_pages(session, ticket.level, at) for r in page.recipients])
+        + paging.first_recipients(session, ticket.level, at))
     # The key names the assignee by id (or a digest of the name): names travel only in the text.
     who = outbox.assignee_tag(session, ticket.assignee)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,

@@ -46,7 +46,7 @@ def fire(ctx: Context, session: Session, clock_id: int) -> datetime | None:
         told = facts(ctx, session, ticket, clock=clock.name, due_at=due.isoformat())
         recipients = outbox.staff_member(session, ticket.assignee) + outbox.staff_group(session, ticket.engineer_level)
         if not ticket.assignee:  # nobody owns it yet: whoever of the response teams was paged first
-            recipients += [r for page in paging.first_pages(session, ticket.level, now) for r in page.recipients]
+            recipients += paging.first_recipients(session, ticket.level, now)
         outbox.enqueue(session, ticket, "sla_warning", told, recipients, key=f"warn.{clock.name}.{index}", at=now)
         audit.record(session, ticket, actor=SYSTEM, action="sla_warning", at=now, field=f"clocks.{clock.name}",
                      new=f"warning {index} of {len(clock.warn_at)}", reason=f"due at {due.isoformat()}")
@@ -71,7 +71,7 @@ def _breach(ctx: Context, session: Session, ticket: Ticket, clock: ClockRow, now
                   + paging.supervisors(session)
                   + outbox.staff_member(session, ticket.assignee)
                   + outbox.staff_group(session, ticket.engineer_level)
-                  + [r for page in paging.first_pages(session, ticket.level, now) for r in page.recipients])
+                  + paging.first_recipients(session, ticket.level, now))
     outbox.enqueue(session, ticket, "sla_breached", told, recipients, key=f"breach.{clock.name}", at=now)
 
 

@@ -427,14 +427,6 @@ class Ticket(Base):
     device: Mapped[Device | None] = relationship()
     customer: Mapped[Customer | None] = relationship()
 
-    @property
-    def customer_name(self) -> str | None:
-        return self.customer.name if self.customer is not None else None
-
-    @property
-    def device_name(self) -> str | None:
-        return self.device.name if self.device is not None else None
-
 
 class Clock(Base):
     """One SLA clock of a ticket. The row is the truth: scheduler jobs re-read it when they fire."""

@@ -85,6 +85,11 @@ def first_pages(session: Session, level: str | None, at: datetime) -> Iterator[P
             yield Page(team, whole(team), None)
 
 
+def first_recipients(session: Session, level: str | None, at: datetime) -> list[Recipient]:
+    """Everyone `first_pages` reaches, in one list."""
+    return [r for page in first_pages(session, level, at) for r in page.recipients]
+
+
 def whole_teams(session: Session, level: str | None) -> list[Recipient]:
     return [r for team in teams(session, level) for r in whole(team)]
 

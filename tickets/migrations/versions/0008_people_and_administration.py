@@ -14,7 +14,7 @@ accounts with passwords, editable customers and contacts, and named, located dev
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2027-01-12
+Create Date: 2026-12-03
 """
 
 from __future__ import annotations
