@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("edgewatch.rules_cli", "try thresholds on recorded samples (rules replay)"),
     "bench": ("edgewatch.bench", "benchmarks, each against a baseline measured in the same run"),
     "secrets": ("tickets.secrets", "secrets rotate: re-encrypt stored secrets with the current key"),
+    "admin": ("edgewatch.admin", "staff, groups and rotas, users, customers, devices (import-devices FILE)"),
 }
 
 

@@ -19,7 +19,8 @@ from server.context import AppContext
 from server.policy import RULES
 from server.security import hash_token
 from server.throttle import Throttled
-from tickets.models import ApiToken, BrowserSession, TokenRole
+from tickets import accounts
+from tickets.models import ApiToken, BrowserSession, Customer, TokenRole, User
 
 SESSION_COOKIE = "ew_session"
 CSRF_COOKIE = "ew_csrf"
@@ -29,14 +30,18 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Principal:
-    token_id: int
+    token_id: int | None  # None for a user signed in with a password
     role: TokenRole
     customer_id: int | None
     name: str | None
+    user_id: int | None = None
+    username: str | None = None
 
     @property
     def actor(self) -> str:
         """How the caller appears in audit trails."""
+        if self.user_id is not None:
+            return self.name or self.username or f"user {self.user_id}"
         return self.name or f"{self.role.value} token {self.token_id}"
 
     @property
@@ -72,15 +77,27 @@ def _principal(token: ApiToken) -> Principal:
     return Principal(token.id, TokenRole(token.role), token.customer_id, token.name)
 
 
+def user_principal(session: Session, user: User) -> Principal:
+    return Principal(None, TokenRole(user.role), user.customer_id, accounts.actor_name(session, user), user.id,
+                     user.username)
+
+
+def customer_active(session: Session, customer_id: int | None) -> bool:
+    """A customer's credentials work only while the customer is active."""
+    customer = session.get(Customer, customer_id) if customer_id is not None else None
+    return customer is None or customer.active
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def throttled(request: Request) -> None:
-    """429 with Retry-After while the caller's address has used up its failed authentications."""
+def throttled(request: Request, account: str | None = None) -> None:
+    """429 with Retry-After while the caller's address (or the account signed in to) has used up its
+    failed authentications."""
     ctx = context(request)
     try:
-        ctx.throttle.check(client_address(request))
+        ctx.throttle.check(client_address(request), account)
     except Throttled as exc:
         ctx.metrics.auth_throttled.inc()
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
@@ -110,25 +127,39 @@ def _authenticate(request: Request, session: Session) -> Principal:
         token = valid_token(session, value.strip(), ctx.clock.now())
         if token is None:
             raise _unauthorized("the API token is unknown, revoked or expired")
+        if not customer_active(session, token.customer_id):
+            raise _unauthorized("the token's customer is deactivated")
         return _principal(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie is None:
         raise _unauthorized("no credentials: send 'Authorization: Bearer <token>' or log in")
     now = ctx.clock.now()
     signed = ctx.signer.verify(cookie, now.timestamp())
-    found = None
-    if signed is not None:
-        token_id, session_hash = signed
-        open_session = session.get(BrowserSession, session_hash)
-        if (open_session is not None and open_session.token_id == token_id and open_session.ended_at is None
-                and open_session.expires_at > now):
-            found = session.get(ApiToken, token_id)
-    if found is None or not usable(found, now):
+    who = _session_owner(session, signed, now) if signed is not None else None
+    if who is None:
         raise _unauthorized("the session has ended or expired, or its token was revoked; log in again")
     if request.method not in SAFE_METHODS and not ctx.signer.csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
         # 403, not 401: the session is fine, the request may have been forged by another site.
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (needed with a session cookie)")
-    return _principal(found)
+    return who
+
+
+def _session_owner(session: Session, signed: tuple[str, str], now: datetime) -> Principal | None:
+    """Who an open session belongs to: a usable token, or a user who may sign in and whose password
+    has not changed since the session began."""
+    owner, session_hash = signed
+    row = session.get(BrowserSession, session_hash)
+    if row is None or row.ended_at is not None or row.expires_at <= now:
+        return None
+    if owner.startswith("u"):
+        user = session.get(User, int(owner[1:])) if row.user_id == int(owner[1:]) else None
+        if user is None or accounts.refusal(session, user) is not None or user.password_changed_at > row.created_at:
+            return None
+        return user_principal(session, user)
+    token = session.get(ApiToken, int(owner)) if row.token_id == int(owner) else None
+    if token is None or not usable(token, now) or not customer_active(session, token.customer_id):
+        return None
+    return _principal(token)
 
 
 def authorized(request: Request, session: Annotated[Session, Depends(db_session)]) -> Principal:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy.orm import Session, defer, load_only, selectinload
 
 from tickets.alerts import stored_alerts
 from tickets.models import (
@@ -24,6 +24,7 @@ from tickets.models import (
     AuditEntry,
     Clock,
     Contact,
+    Customer,
     DeadLetter,
     Device,
     DeviceState,
@@ -146,6 +147,25 @@ def list_tickets(
     rows = [loaded[i] for i in ids if i in loaded]
     next_cursor = encode_cursor(list(page[-1])) if len(keys) > limit else None
     return rows, next_cursor
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names shown beside the ids of a page of tickets."""
+
+    devices: dict[str, str | None]
+    customers: dict[int, str]
+
+
+def ticket_names(session: Session, tickets: Sequence[Ticket]) -> Names:
+    """Two narrow queries for a page: cheaper than loading the devices and customers as objects."""
+    device_ids = {t.device_id for t in tickets if t.device_id}
+    customer_ids = {t.customer_id for t in tickets if t.customer_id is not None}
+    devices = {d: name for d, name in session.execute(
+        select(Device.id, Device.name).where(Device.id.in_(device_ids)))} if device_ids else {}
+    customers = {c: name for c, name in session.execute(
+        select(Customer.id, Customer.name).where(Customer.id.in_(customer_ids)))} if customer_ids else {}
+    return Names(devices, customers)
 
 
 # Tickets about the customer rather than for them: a service-recovery follow-up tells staff to win
@@ -281,8 +301,13 @@ def list_devices(
     prefix: str | None,
     limit: int,
     cursor: str | None,
+    include_decommissioned: bool = True,
 ) -> tuple[list[Device], str | None]:
-    query = select(Device)
+    # A device's address is sealed: decrypting it for every device of the fleet on every refresh
+    # would cost more than the rest of the list; a device's own answer has it.
+    query = select(Device).options(defer(Device.address))
+    if not include_decommissioned:
+        query = query.where(Device.decommissioned_at.is_(None))
     if customer_id is not None:
         query = query.where(Device.customer_id == customer_id)
     if scope_customer_id is not None:

@@ -71,6 +71,8 @@ class TicketOut(Out):
     priority: int
     status: TicketStatus
     customer_id: int | None
+    customer_name: str | None = None
+    device_name: str | None = None
     title: str
     assignee: str | None
     engineer_level: str | None
@@ -150,6 +152,8 @@ class TicketDetail(TicketOut):
 class ActionIn(In):
     note: LongText | None = None
     assignee: ShortText | None = None
+    assignee_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description=(
+        "dispatch to this staff member (by id; instead of `assignee`, a name)"))
     force: bool = Field(default=False, description=(
         "resolve, cancel or close although the ticket's alert is still active (needs a note); the rule is "
         "re-armed and the next breach opens a new ticket"))
@@ -201,6 +205,13 @@ class DeviceOut(Out):
     latest: dict[str, float | None] | None
     thresholds: dict[str, Any] | None
     open_tickets: int = 0
+    name: str | None = None
+    customer_name: str | None = None
+    site: str | None = None
+    address: str | None = Field(default=None, description="where it is; in a device's own answer, not in lists")
+    tags: list[str] | None = None
+    parent_id: str | None = Field(default=None, description="the gateway or uplink it sits behind")
+    decommissioned_at: datetime | None = Field(default=None, description="no longer expected to report")
 
 
 class DeviceIn(In):
@@ -209,6 +220,15 @@ class DeviceIn(In):
     thresholds: dict[str, Any] | None = Field(
         None, description="per-device overrides, the layout of a [devices.ID] table, e.g. {\"cpu_percent\": 70}"
     )
+    name: Annotated[str, StringConstraints(max_length=200)] | None = Field(default=None, description="what people "
+                                                                                                    "call it")
+    site: Annotated[str, StringConstraints(max_length=200)] | None = None
+    address: Annotated[str, StringConstraints(max_length=300)] | None = Field(default=None, description="where it "
+                                                                                                       "is (sealed)")
+    tags: list[Annotated[str, StringConstraints(max_length=50)]] | None = Field(default=None, max_length=20)
+    parent_id: DeviceId | None = Field(default=None, description="the gateway or uplink it sits behind")
+    decommissioned: bool | None = Field(default=None, description="true: stop expecting it (no offline ticket, "
+                                                                  "left out of the fleet); its history stays")
 
 
 class ThresholdLine(BaseModel):
@@ -331,6 +351,9 @@ class CustomerIn(In):
 class CustomerOut(Out):
     id: int
     name: str
+    active: bool = Field(default=True, description="false: deactivated (told nothing, cannot sign in)")
+    language: str | None = None
+    timezone: str | None = None
 
 
 class ContactIn(In):
@@ -353,6 +376,7 @@ class ContactOut(Out):
     role: str
     active: bool
     has_secret: bool
+    language: str | None = None
 
 
 class TokenIn(In):
@@ -378,15 +402,21 @@ class NewTokenOut(TokenOut):
 
 
 class WhoAmI(BaseModel):
-    token_id: int
+    token_id: int | None = Field(description="the API token; null for a user signed in with a password")
     role: str
     customer_id: int | None
     name: str | None
     poll_interval_s: float = Field(5.0, description="how often the dashboard refreshes")
+    user_id: int | None = Field(default=None, description="the user signed in with a password")
+    username: str | None = None
+    customer_name: str | None = Field(default=None, description="the customer's name, for a customer")
 
 
 class LoginIn(In):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = Field(
+        None, description="an API token; or sign in with username and password")
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
 
 
 class LoginOut(WhoAmI):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import alerts, audit, outbox
+from tickets import alerts, audit, outbox, paging
 from tickets.core import Context, clock_named, facts, load, running, stop_clocks
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput
 from tickets.lifecycle import next_status
@@ -265,7 +265,9 @@ def _follow_up(ctx: Context, session: Session, ticket: Ticket, rating: int, at: 
 
 def _tell_dispatch(ctx: Context, session: Session, ticket: Ticket, at: datetime, note: str | None) -> None:
     told = facts(ctx, session, ticket, group=ticket.engineer_level, note=note)
-    recipients = outbox.staff_member(session, ticket.assignee) or outbox.staff_group(session, ticket.engineer_level)
+    recipients = outbox.staff_member(session, ticket.assignee) or (
+        outbox.staff_group(session, ticket.engineer_level)
+        + paging.first_recipients(session, ticket.level, at))
     # The key names the assignee by id (or a digest of the name): names travel only in the text.
     who = outbox.assignee_tag(session, ticket.assignee)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,

@@ -19,7 +19,7 @@ from tickets import audit, sla
 from tickets.clock import Clock
 from tickets.errors import TicketNotFound
 from tickets.models import Clock as ClockRow
-from tickets.models import Customer, Ticket
+from tickets.models import Customer, Device, Ticket
 from tickets.notify.message import iso
 from tickets.policy import ESCALATION, SlaPolicy
 
@@ -127,9 +127,11 @@ def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[
     """What notifications about this ticket say (the notify renderers' facts)."""
     details = ticket.details or {}
     customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    device = session.get(Device, ticket.device_id) if ticket.device_id else None
     out: dict[str, Any] = {
         "ticket_id": ticket.id,
         "device_id": ticket.device_id,
+        "device_name": device.name if device else None,
         "kind": ticket.kind,
         "level": ticket.level,
         "severity": ticket.severity,
@@ -140,6 +142,8 @@ def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[
         "opened_at": iso(ticket.opened_at),
         "assignee": ticket.assignee,
         "customer": customer.name if customer else None,
+        "site": device.site if device else None,
+        "address": device.address if device else None,
         "clocks": [
             {"name": c.name, "due_at": iso(c.due_at), "stopped_at": iso(c.stopped_at) if c.stopped_at else None}
             for c in ticket.clocks if c.name != ESCALATION

@@ -54,3 +54,11 @@ class DatabaseUnavailable(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the ticket database is unavailable: {reason}")
+
+
+class NotFound(TicketError):
+    """A staff member, group, user, customer, contact or device that does not exist (or is not yours)."""
+
+
+class Conflict(TicketError):
+    """The change contradicts what is stored (a name taken, a record still in use); nothing was changed."""

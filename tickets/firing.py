@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import audit, outbox, sla
+from tickets import audit, outbox, paging, sla
 from tickets.core import Context, facts
 from tickets.lifecycle import is_open
 from tickets.models import Clock as ClockRow
@@ -45,6 +45,8 @@ def fire(ctx: Context, session: Session, clock_id: int) -> datetime | None:
         index = step.warnings_sent
         told = facts(ctx, session, ticket, clock=clock.name, due_at=due.isoformat())
         recipients = outbox.staff_member(session, ticket.assignee) + outbox.staff_group(session, ticket.engineer_level)
+        if not ticket.assignee:  # nobody owns it yet: whoever of the response teams was paged first
+            recipients += paging.first_recipients(session, ticket.level, now)
         outbox.enqueue(session, ticket, "sla_warning", told, recipients, key=f"warn.{clock.name}.{index}", at=now)
         audit.record(session, ticket, actor=SYSTEM, action="sla_warning", at=now, field=f"clocks.{clock.name}",
                      new=f"warning {index} of {len(clock.warn_at)}", reason=f"due at {due.isoformat()}")
@@ -66,8 +68,10 @@ def _breach(ctx: Context, session: Session, ticket: Ticket, clock: ClockRow, now
         audit.change(session, ticket, "escalated", True, actor=SYSTEM, action="sla_breached", at=now, reason=reason)
     told = facts(ctx, session, ticket, clock=clock.name, due_at=clock.due_at.isoformat())
     recipients = (outbox.staff_group(session, StaffLevel.SUPERVISOR.value)
+                  + paging.supervisors(session)
                   + outbox.staff_member(session, ticket.assignee)
-                  + outbox.staff_group(session, ticket.engineer_level))
+                  + outbox.staff_group(session, ticket.engineer_level)
+                  + paging.first_recipients(session, ticket.level, now))
     outbox.enqueue(session, ticket, "sla_breached", told, recipients, key=f"breach.{clock.name}", at=now)
 
 
@@ -85,6 +89,10 @@ def _escalation_step(ctx: Context, session: Session, ticket: Ticket, clock: Cloc
     audit.change(session, ticket, "escalation_step", step, actor=SYSTEM, action="escalation", at=now, reason=note)
     told = facts(ctx, session, ticket, group=group, note=note)
     recipients = outbox.staff_group(session, group) + outbox.staff_group(session, ticket.engineer_level)
+    # The response teams' on-call members were paged at the start: now the whole teams are.
+    recipients += paging.whole_teams(session, ticket.level)
+    if group == StaffLevel.SUPERVISOR:
+        recipients += paging.supervisors(session)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,
                    key=f"escalation.{int(clock.due_at.timestamp())}", at=now)
     if step == len(chain) - 1:

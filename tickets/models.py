@@ -106,6 +106,11 @@ class StaffLevel(StrEnum):
     SUPERVISOR = "supervisor"
 
 
+class StaffRole(StrEnum):
+    ENGINEER = "engineer"
+    SUPERVISOR = "supervisor"
+
+
 class DeviceState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
@@ -174,6 +179,10 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An inactive customer's contacts are told nothing, and its tokens and users cannot sign in.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    language: Mapped[str | None] = mapped_column(String(10))  # zh-CN | en
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name, e.g. Asia/Shanghai
 
     contacts: Mapped[list[Contact]] = relationship(back_populates="customer", order_by="Contact.id")
 
@@ -193,38 +202,81 @@ class Contact(Base):
     role: Mapped[str] = mapped_column(String(20), default=ContactRole.OPS.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    language: Mapped[str | None] = mapped_column(String(10))  # zh-CN | en
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
 
 
+# What a staff group is paged for: a step of the SLA escalation chain (junior ... supervisor), or
+# the tickets of one response level (red, yellow, blue).
+GROUP_LEVELS = (*(lv.value for lv in StaffLevel), *(lv.value for lv in Level))
+
+
 class StaffGroup(Base):
-    """An engineer tier (junior, mid, senior) or the supervisors; notified on its group channel."""
+    """A group paged on its group channel (a robot, a mailing list) and through its members' own channels.
+
+    `level` is an escalation tier (`junior`, `mid`, `senior`, `supervisor`: the groups the SLA
+    policy's escalation chains name) or a ticket level (`red`, `yellow`, `blue`: the response team
+    paged for that level's tickets, on-call member first). `rota` is the team's on-call rota
+    (`tickets.oncall`), as JSON.
+    """
 
     __tablename__ = "staff_groups"
-    __table_args__ = (_one_of("level", StaffLevel),)
+    __table_args__ = (
+        CheckConstraint(f"level IN ({', '.join(repr(v) for v in GROUP_LEVELS)})", name="level_allowed"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    level: Mapped[str] = mapped_column(String(20), unique=True)
+    level: Mapped[str] = mapped_column(String(20), index=True)
     channel: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Sealed())
     secret: Mapped[str | None] = mapped_column(Sealed())
+    rota: Mapped[dict[str, Any] | None]
 
-    members: Mapped[list[StaffMember]] = relationship(back_populates="group", order_by="StaffMember.id")
+    memberships: Mapped[list[StaffGroupMember]] = relationship(
+        back_populates="group", order_by="StaffGroupMember.position", cascade="all, delete-orphan")
 
 
 class StaffMember(Base):
+    """An engineer or supervisor: told on their own channel when dispatched, paged when on call.
+
+    Memberships are `staff_group_members`; `group_id` is the group a member was filed under
+    before members could belong to several (migration 0008 copied it into the memberships).
+    """
+
     __tablename__ = "staff_members"
+    __table_args__ = (_one_of("role", StaffRole),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("staff_groups.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default=StaffRole.ENGINEER.value,
+                                      server_default=StaffRole.ENGINEER.value)
+    email: Mapped[str | None] = mapped_column(Sealed())
+    phone: Mapped[str | None] = mapped_column(Sealed())
     channel: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Sealed())
     secret: Mapped[str | None] = mapped_column(Sealed())
+    language: Mapped[str | None] = mapped_column(String(10))
+    tags: Mapped[list[Any] | None]  # skills and regions, e.g. ["fiber", "north"]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
-    group: Mapped[StaffGroup] = relationship(back_populates="members")
+    memberships: Mapped[list[StaffGroupMember]] = relationship(back_populates="member", cascade="all, delete-orphan")
+
+
+class StaffGroupMember(Base):
+    """A member of a staff group, in the group's order (the order its rota starts from)."""
+
+    __tablename__ = "staff_group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("staff_groups.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("staff_members.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    group: Mapped[StaffGroup] = relationship(back_populates="memberships")
+    member: Mapped[StaffMember] = relationship(back_populates="memberships")
 
 
 class Device(Base):
@@ -247,6 +299,16 @@ class Device(Base):
     latest: Mapped[dict[str, Any] | None]  # metric -> value of the latest sample
     thresholds: Mapped[dict[str, Any] | None]  # per-device override, same layout as a [devices.X] table
     offline_since: Mapped[datetime | None]
+    # What people call it and where it is (set through the API, the CSV import or `edgewatch admin`).
+    name: Mapped[str | None] = mapped_column(String(200))
+    site: Mapped[str | None] = mapped_column(String(200), index=True)
+    address: Mapped[str | None] = mapped_column(Sealed())
+    tags: Mapped[list[Any] | None]
+    # The gateway or uplink this device sits behind: a device id, checked by edgewatch (no foreign
+    # key: SQLite could add one only by rebuilding the table every ticket refers to).
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Decommissioned: no longer expected to report (no offline ticket); its history is kept.
+    decommissioned_at: Mapped[datetime | None]
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -497,16 +559,36 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]  # None: valid until revoked
 
 
+class User(Base):
+    """A person's account: signs in with a user name and password (an argon2 hash is stored)."""
+
+    __tablename__ = "users"
+    __table_args__ = (_one_of("role", TokenRole),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)  # stored case-folded
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+
 class BrowserSession(Base):
     """A sign-in of the dashboard: the cookie carries a random session id, this row its hash.
 
-    Signing out (or revoking the token) ends it on the server; a cookie whose row is ended,
-    expired or missing is refused."""
+    A session is opened with an API token or by a user's password (then `user_id` is set).
+    Signing out (or revoking the token, disabling the user or changing their password) ends it
+    on the server; a cookie whose row is ended, expired or missing is refused."""
 
     __tablename__ = "browser_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

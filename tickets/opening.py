@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import rules
-from tickets import audit, outbox, sla
+from tickets import audit, outbox, paging, sla
 from tickets.core import Context, add_clock, clock_named, facts, find_open, running
 from tickets.models import Contact, ContactRole, Device, NoteVisibility, Ticket, TicketKind, TicketNote, TicketStatus
 from tickets.notify.message import iso
@@ -105,6 +105,11 @@ def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: d
 
 
 def on_device_offline(ctx: Context, session: Session, device_id: str, since: datetime) -> Ticket | None:
+    """An offline ticket, unless the device is decommissioned (no longer expected to report)."""
+    device = session.get(Device, device_id)
+    if device is not None and device.decommissioned_at is not None:
+        logger.info("device %s is decommissioned: no offline ticket", device_id)
+        return None
     at = ctx.now()
     ticket, _ = open_ticket(
         ctx, session, device_id=device_id, kind=TicketKind.OFFLINE.value, key=open_key(device_id, "offline"),
@@ -179,9 +184,17 @@ def _announce(ctx: Context, session: Session, ticket: Ticket, at: datetime, extr
     told = facts(ctx, session, ticket, group=group, **extra)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, outbox.staff_group(session, group),
                    key=f"dispatched.{group}", at=at)
+    page_teams(ctx, session, ticket, at)
     if ticket.level in ctx.policy.customer_levels:
         outbox.enqueue(session, ticket, "ticket_opened", told, outbox.customer_contacts(session, ticket.customer_id),
                        key="opened", at=at)
+
+
+def page_teams(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
+    """The response teams of the ticket's level: each one's on-call member, or the whole team."""
+    for page in paging.first_pages(session, ticket.level, at):
+        told = facts(ctx, session, ticket, group=page.team.name, on_call=page.on_call)
+        outbox.enqueue(session, ticket, "ticket_dispatched", told, page.recipients, key=f"team.{page.team.id}", at=at)
 
 
 def escalate(
@@ -211,6 +224,7 @@ def escalate(
     if ticket.level in ctx.policy.customer_levels:
         recipients += outbox.customer_contacts(session, ticket.customer_id)
     outbox.enqueue(session, ticket, "ticket_escalated", told, recipients, key="escalated", at=at)
+    page_teams(ctx, session, ticket, at)
 
 
 def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration: Any, at: datetime, why: str) -> None:

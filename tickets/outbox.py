@@ -23,6 +23,7 @@ from tickets.errors import MessageNotWritten
 from tickets.models import (
     Contact,
     ContactRole,
+    Customer,
     OutboxMessage,
     OutboxStatus,
     StaffGroup,
@@ -92,21 +93,20 @@ def customer_contacts(session: Session, customer_id: int | None, role: str = Con
     if customer_id is None:
         return []
     rows = session.scalars(
-        select(Contact)
-        .where(Contact.customer_id == customer_id, Contact.role == str(role), Contact.active.is_(True))
+        select(Contact).join(Customer)
+        .where(Contact.customer_id == customer_id, Contact.role == str(role), Contact.active.is_(True),
+               Customer.active.is_(True))  # a deactivated customer is told nothing
         .order_by(Contact.id)
     )
     return [Recipient(CONTACT, c.id, c.name, c.channel, c.address) for c in rows]
 
 
 def staff_group(session: Session, level: str | None) -> list[Recipient]:
-    """The group's own channel (a group chat robot or a mailing list), when it has one."""
+    """The group channels (a group chat robot, a mailing list) of the groups of this level that have one."""
     if level is None:
         return []
-    group = session.scalars(select(StaffGroup).where(StaffGroup.level == level)).one_or_none()
-    if group is None or not group.channel or not group.address:
-        return []
-    return [Recipient(GROUP, group.id, group.name, group.channel, group.address)]
+    groups = session.scalars(select(StaffGroup).where(StaffGroup.level == level).order_by(StaffGroup.id))
+    return [Recipient(GROUP, g.id, g.name, g.channel, g.address) for g in groups if g.channel and g.address]
 
 
 def assignee_tag(session: Session, name: str | None) -> str:

@@ -170,13 +170,16 @@ class SealedJSON(TypeDecorator[Any]):
         return value
 
 
-# (table, key column, sealed columns, sealed JSON columns): everything `rotate` re-encrypts.
+# (table, sealed columns, sealed JSON columns): everything `rotate` re-encrypts.
 SEALED_COLUMNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("contacts", ("address", "secret"), ()),
     ("staff_groups", ("address", "secret"), ()),
-    ("staff_members", ("address", "secret"), ()),
+    ("staff_members", ("address", "secret", "email", "phone"), ()),
+    ("devices", ("address",), ()),
     ("outbox", ("address",), ("payload",)),
 )
+# Tables whose `id` is a text (the others' is an integer).
+TEXT_KEYS = frozenset({"devices"})
 
 
 def rotate(engine: Any, box: SecretBox, batch: int = 1000) -> dict[str, int]:
@@ -186,9 +189,11 @@ def rotate(engine: Any, box: SecretBox, batch: int = 1000) -> dict[str, int]:
 
     done: dict[str, int] = {}
     for table_name, texts, documents in SEALED_COLUMNS:
-        table = sa.table(table_name, sa.column("id", sa.Integer),
+        text_key = table_name in TEXT_KEYS
+        table = sa.table(table_name, sa.column("id", sa.String if text_key else sa.Integer),
                          *(sa.column(c, sa.String) for c in texts), *(sa.column(c, sa.JSON) for c in documents))
-        last, count = 0, 0
+        last: int | str = "" if text_key else 0
+        count = 0
         while True:
             with engine.begin() as conn:
                 rows = conn.execute(sa.select(table).where(table.c.id > last).order_by(table.c.id).limit(batch)).all()

@@ -49,9 +49,11 @@ MAX_KPI_DAYS = 366
 
 
 @router.get("/me", name="whoami", response_model=WhoAmI, tags=["auth"])
-def whoami(request: Request, who: Who) -> WhoAmI:
+def whoami(request: Request, who: Who, session: Db) -> WhoAmI:
+    customer = session.get(Customer, who.customer_id) if who.customer_id is not None else None
     return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
-                  poll_interval_s=context(request).settings.poll_interval_s)
+                  poll_interval_s=context(request).settings.poll_interval_s, user_id=who.user_id,
+                  username=who.username, customer_name=customer.name if customer else None)
 
 
 # --- thresholds ------------------------------------------------------------------------------
@@ -128,10 +130,10 @@ def _customer(session: Session, customer_id: int, who: Principal) -> Customer:
     return customer
 
 
-def _contact_out(c: Contact, who: Principal) -> ContactOut:
+def contact_out(c: Contact, who: Principal) -> ContactOut:
     address = c.address if who.role is TokenRole.ADMIN else shown_address(c.channel, c.address)
     return ContactOut(id=c.id, customer_id=c.customer_id, name=c.name, channel=c.channel, address=address,
-                      role=c.role, active=c.active, has_secret=bool(c.secret))
+                      role=c.role, active=c.active, has_secret=bool(c.secret), language=c.language)
 
 
 def shown_address(channel: str, address: str) -> str:
@@ -153,7 +155,7 @@ def shown_address(channel: str, address: str) -> str:
 def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
     """A customer's contacts (signing secrets are never returned; only admins see a URL's path and query)."""
     customer = _customer(session, customer_id, who)
-    return Page[ContactOut](items=[_contact_out(c, who) for c in customer.contacts], next=None)
+    return Page[ContactOut](items=[contact_out(c, who) for c in customer.contacts], next=None)
 
 
 @router.post("/customers/{customer_id}/contacts", name="create_contact", response_model=ContactOut, status_code=201,
@@ -185,7 +187,7 @@ def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who
     record_entity(session, entity="contact", entity_id=str(contact.id), actor=who.actor, action="create",
                  new={"customer_id": customer.id, "name": body.name, "channel": body.channel}, at=now)
     session.commit()
-    return _contact_out(contact, who)
+    return contact_out(contact, who)
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from rules.metrics import ALIASES, CORE_METRICS, METRIC_NAME_PATTERN, METRICS, u
 from rules.thresholds import Thresholds
 from server import forecast, queries, thresholds
 from server.auth import Principal, authorized, context, db_session
+from server.domain import refusals
 from server.errors import check_time
 from server.schemas import (
     AlertOut,
@@ -32,6 +33,7 @@ from server.schemas import (
     ThresholdLine,
 )
 from telemetry.errors import StoreUnavailable
+from tickets import registry
 from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, DeviceState, Severity, Ticket
 
@@ -49,8 +51,9 @@ def _scope(who: Principal) -> int | None:
     return who.customer_id if who.is_customer else None
 
 
-def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) -> DeviceOut:
-    """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force)."""
+def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None, *, listed: bool = False) -> DeviceOut:
+    """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force).
+    A list leaves the (sealed) address out."""
     d = view.device
     own = d.thresholds if file_document is None else thresholds.device_table(file_document, d.id)
     return DeviceOut(
@@ -58,7 +61,10 @@ def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None) 
         health=view.health,
         first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at, offline_since=d.offline_since,
         agent_version=d.agent_version, interval_s=d.interval_s, latest_seq=d.latest_seq, latest_ts=d.latest_ts,
-        latest=d.latest, thresholds=own, open_tickets=view.open_tickets,
+        latest=d.latest, thresholds=own, open_tickets=view.open_tickets, name=d.name,
+        customer_name=d.customer.name if d.customer is not None else None, site=d.site,
+        address=None if listed else d.address,
+        tags=d.tags, parent_id=d.parent_id, decommissioned_at=d.decommissioned_at,
     )
 
 
@@ -92,17 +98,19 @@ def list_devices(
     prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    include_decommissioned: Annotated[bool, Query(description="also devices no longer expected")] = False,
 ) -> Page[DeviceOut]:
-    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen)."""
+    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen).
+    Decommissioned devices only when asked."""
     try:
         rows, nxt = queries.list_devices(
             session, customer_id=customer_id, scope_customer_id=_scope(who), device_class=device_class,
-            state=state, prefix=prefix, limit=limit, cursor=cursor,
+            state=state, prefix=prefix, limit=limit, cursor=cursor, include_decommissioned=include_decommissioned,
         )
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
     doc = _file_document(request)
-    return Page[DeviceOut](items=[_out(v, doc) for v in queries.device_views(session, rows)], next=nxt)
+    return Page[DeviceOut](items=[_out(v, doc, listed=True) for v in queries.device_views(session, rows)], next=nxt)
 
 
 def _device(session: Session, device_id: str, who: Principal) -> Device:
@@ -175,7 +183,8 @@ def device_forecast(
             responses={404: {"description": "no such device"}, 422: {"description": "a bad threshold: key and reason"},
                        409: {"description": "`thresholds` given while a thresholds file is configured"}})
 def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Who, session: Db) -> DeviceOut:
-    """Set any of customer, class and threshold overrides; a running collector applies them without restart.
+    """Set any of customer, class, threshold overrides, name, site, address, tags, the device it sits
+    behind (`parent_id`) and `decommissioned`; a running collector applies them without restart.
 
     A device not seen yet is registered, so it can be set up before its agent first reports.
     `thresholds: null` removes the device's overrides. With a thresholds file configured, the file owns
@@ -218,6 +227,11 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
             setattr(device, key, value)
             record_entity(session, entity="device", entity_id=device_id, actor=who.actor, action="update",
                          field=key, old=before[key], new=value, at=now)
+    people = {key: getattr(body, key) for key in registry.PEOPLE_FIELDS if key in given}
+    if people:
+        with refusals(session):
+            session.flush()
+            registry.update(session, device_id, people, actor=who.actor, at=now)
     if after["device_class"] != before["device_class"]:
         # Running collectors re-read device classes when the thresholds version moves.
         thresholds.save(session, thresholds.load(session).value, expected_version=None, actor=who.actor, now=now)

@@ -28,6 +28,7 @@ from server.schemas import (
     TicketDetail,
     TicketOut,
 )
+from tickets import staff
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput, TicketError, TicketNotFound
 from tickets.models import Level, NoteVisibility, OutboxStatus, RatingSource, Severity, Ticket, TicketStatus
 
@@ -77,7 +78,8 @@ def list_tickets(
         rows, next_cursor = queries.list_tickets(session, where, sort=sort, limit=limit, cursor=cursor)
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    return TicketPage(items=[_ticket_out(t, who) for t in rows], next=next_cursor)
+    names = queries.ticket_names(session, rows)
+    return TicketPage(items=[_ticket_out(t, who, names) for t in rows], next=next_cursor)
 
 
 def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
@@ -85,7 +87,7 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
     if ticket is None:
         raise HTTPException(404, f"ticket {ticket_id} does not exist")
     sent, _ = queries.notifications(session, ticket_id=ticket_id, scope_customer_id=_scope(who), limit=500)
-    base = _ticket_out(ticket, who).model_dump()
+    base = _ticket_out(ticket, who, queries.ticket_names(session, [ticket])).model_dump()
     audit: list[Any] = queries.audit_of(session, ticket_id)
     notes = queries.notes_of(session, ticket_id)
     notifications = _notifications_out(sent, who)
@@ -110,8 +112,11 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
     )
 
 
-def _ticket_out(ticket: Ticket, who: Principal) -> TicketOut:
+def _ticket_out(ticket: Ticket, who: Principal, names: queries.Names | None = None) -> TicketOut:
     out = TicketOut.model_validate(ticket)
+    if names is not None:
+        out.device_name = names.devices.get(ticket.device_id) if ticket.device_id else None
+        out.customer_name = names.customers.get(ticket.customer_id) if ticket.customer_id is not None else None
     if who.is_customer:
         out.clocks = customer_view.shown_clocks(out.clocks)
     return out
@@ -168,15 +173,24 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _assignee(session: Session, given: ActionIn) -> str | None:
+    """The assignee's name: as given, or that of the staff member `assignee_id` names."""
+    if given.assignee_id is None:
+        return given.assignee
+    if given.assignee is not None:
+        raise InvalidInput("assignee_id", "give assignee (a name) or assignee_id (a staff id), not both")
+    return staff.resolve_assignee(session, given.assignee_id)
+
+
 def _action_route(action: str) -> Callable[..., TicketOut]:
     def handler(ticket_id: int, request: Request, who: Who, session: Db, body: ActionIn | None = None) -> TicketOut:
         given = body or ActionIn()
         _run(request, session, who, ticket_id, action,
-             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note, assignee=given.assignee,
-                                 force=given.force))
+             lambda svc: svc.act(session, action, ticket_id, actor=who.actor, note=given.note,
+                                 assignee=_assignee(session, given), force=given.force))
         ticket = queries.ticket_for(session, ticket_id, None)
         assert ticket is not None
-        return _ticket_out(ticket, who)
+        return _ticket_out(ticket, who, queries.ticket_names(session, [ticket]))
 
     handler.__doc__ = f"`{action}` the ticket; optional note and assignee. An illegal transition is a 409."
     return handler
@@ -239,7 +253,7 @@ def rate_ticket(ticket_id: int, body: RatingIn, request: Request, who: Who, sess
                               source=RatingSource.CUSTOMER.value if who.is_customer else RatingSource.STAFF.value))
     ticket = queries.ticket_for(session, ticket_id, None)
     assert ticket is not None
-    return _ticket_out(ticket, who)
+    return _ticket_out(ticket, who, queries.ticket_names(session, [ticket]))
 
 
 @router.get("/notifications", name="list_notifications", response_model=Page[NotificationOut], tags=["notifications"])

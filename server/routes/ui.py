@@ -3,7 +3,7 @@ notifications, /healthz and /metrics."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +14,22 @@ from sqlalchemy import delete, or_, text
 from sqlalchemy.orm import Session
 
 from server.actions import TicketActions
-from server.auth import CSRF_COOKIE, SESSION_COOKIE, client_address, context, db_session, throttled, valid_token
+from server.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Principal,
+    client_address,
+    context,
+    customer_active,
+    db_session,
+    throttled,
+    user_principal,
+    valid_token,
+)
 from server.schemas import ErrorOut, LoginIn, LoginOut, RatingIn
+from tickets import accounts
 from tickets.errors import TicketError, TicketNotFound
-from tickets.models import BrowserSession
+from tickets.models import BrowserSession, TokenRole, User
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 api = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -30,25 +42,40 @@ def _secure(request: Request) -> bool:
 
 
 @api.post("/auth/login", name="login", response_model=LoginOut,
-          responses={401: {"model": ErrorOut, "description": "unknown or revoked token"},
-                     429: {"model": ErrorOut, "description": "too many failed sign-ins from this address"}})
+          responses={401: {"model": ErrorOut, "description": "unknown or revoked token, or a wrong user name or "
+                           "password, or a disabled account"},
+                     429: {"model": ErrorOut, "description": "too many failed sign-ins from this address (or for "
+                           "this user name)"}})
 def login(body: LoginIn, request: Request, response: Response, session: Db) -> LoginOut:
-    """Trade an API token for a browser session: an HttpOnly, SameSite=Strict cookie (Secure over HTTPS).
+    """Trade an API token, or a user name and password, for a browser session: an HttpOnly,
+    SameSite=Strict cookie (Secure over HTTPS).
 
     Unsafe requests made with the cookie must carry the returned `csrf_token` in `X-CSRF-Token`.
     """
     ctx = context(request)
     now = ctx.clock.now()
-    token = valid_token(session, body.token, now)
-    if token is None:
-        throttled(request)
-        ctx.throttle.failed(client_address(request))
-        raise HTTPException(401, "the API token is unknown, revoked or expired")
-    cookie, session_hash = ctx.signer.issue(token.id, now.timestamp())
-    # A session never outlives its token.
     ends = now + timedelta(seconds=ctx.settings.session_max_age_s)
-    session.add(BrowserSession(id_hash=session_hash, token_id=token.id, created_at=now,
-                               expires_at=min(ends, token.expires_at) if token.expires_at else ends))
+    if body.token is not None:
+        if body.username is not None or body.password is not None:
+            raise HTTPException(422, "token: give a token, or a username and password, not both")
+        token = valid_token(session, body.token, now)
+        if token is None or not customer_active(session, token.customer_id):
+            throttled(request)
+            ctx.throttle.failed(client_address(request))
+            raise HTTPException(401, "the API token is unknown, revoked or expired" if token is None
+                                else "the token's customer is deactivated")
+        owner: str = str(token.id)
+        row = BrowserSession(token_id=token.id, created_at=now,
+                             # A session never outlives its token.
+                             expires_at=min(ends, token.expires_at) if token.expires_at else ends)
+        who = Principal(token.id, TokenRole(token.role), token.customer_id, token.name)
+    else:
+        user = _password_sign_in(request, session, body, now)
+        owner = f"u{user.id}"
+        row = BrowserSession(user_id=user.id, created_at=now, expires_at=ends)
+        who = user_principal(session, user)
+    cookie, row.id_hash = ctx.signer.issue(owner, now.timestamp())
+    session.add(row)
     # Sessions over for a day are of no use to anyone: each sign-in clears them away.
     session.execute(delete(BrowserSession).where(
         or_(BrowserSession.expires_at < now - timedelta(days=1), BrowserSession.ended_at < now - timedelta(days=1))))
@@ -61,8 +88,28 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
     # Readable by the dashboard's script, which echoes it in X-CSRF-Token (double submit).
     response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure,
                         path="/")
-    return LoginOut(token_id=token.id, role=token.role, customer_id=token.customer_id, name=token.name,
-                    poll_interval_s=ctx.settings.poll_interval_s, csrf_token=csrf)
+    return LoginOut(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
+                    poll_interval_s=ctx.settings.poll_interval_s, csrf_token=csrf, user_id=who.user_id,
+                    username=who.username)
+
+
+def _password_sign_in(request: Request, session: Session, body: LoginIn, now: datetime) -> User:
+    """The user whose name and password these are. The throttle is asked first, so a guesser over
+    the limit learns nothing, even when a guess is right (429 either way)."""
+    if body.username is None or body.password is None:
+        raise HTTPException(422, "username: sign in with a token, or with a username and password")
+    ctx = context(request)
+    account = body.username.casefold()
+    throttled(request, account)
+    user = accounts.sign_in(session, body.username, body.password, now)
+    if user is None:
+        ctx.throttle.failed(client_address(request), account)
+        raise HTTPException(401, "wrong user name or password")
+    refusal = accounts.refusal(session, user)
+    if refusal is not None:
+        session.rollback()
+        raise HTTPException(401, refusal)
+    return user
 
 
 @api.post("/auth/logout", name="logout", status_code=204, response_class=Response)

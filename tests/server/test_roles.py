@@ -37,6 +37,14 @@ EXPECTED: dict[str, set[str] | str] = {
     "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,
     "list_tokens": {"admin"}, "create_token": {"admin"}, "revoke_token": {"admin"},
     "list_dead_letters": STAFF, "get_kpis": STAFF,
+    "list_staff": STAFF, "get_staff": STAFF, "create_staff": MANAGERS, "update_staff": MANAGERS,
+    "delete_staff": MANAGERS,
+    "list_staff_groups": STAFF, "get_staff_group": STAFF, "create_staff_group": MANAGERS,
+    "update_staff_group": MANAGERS, "delete_staff_group": MANAGERS,
+    "list_users": {"admin"}, "get_user": {"admin"}, "create_user": {"admin"}, "update_user": {"admin"},
+    "delete_user": {"admin"}, "change_own_password": ALL,
+    "update_customer": MANAGERS, "delete_customer": MANAGERS, "update_contact": MANAGERS, "delete_contact": MANAGERS,
+    "import_devices": MANAGERS,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
     "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC,
 }
@@ -58,6 +66,15 @@ def body_for(route: APIRoute) -> dict | None:
         "create_customer": {"name": f"Customer {next(_unique)}"},
         "create_contact": {"name": "Ops", "channel": "email", "address": "ops@example.com"},
         "create_token": {"role": "engineer"},
+        "create_staff": {"name": f"Engineer {next(_unique)}"},
+        "update_staff": {"tags": ["north"]},
+        "create_staff_group": {"name": f"Team {next(_unique)}", "level": "red"},
+        "update_staff_group": {"member_ids": []},
+        "create_user": {"username": f"user{next(_unique)}", "password": "long enough password", "role": "engineer"},
+        "update_user": {"role": "engineer"},
+        "change_own_password": {"current_password": "x", "new_password": "long enough password"},
+        "update_customer": {"language": "en"},
+        "update_contact": {"language": "zh-CN"},
         "login": {"token": "not-a-token"},
         "submit_survey": {"rating": 5},
     }.get(name)
@@ -85,8 +102,18 @@ def world(postgres_server: services.Postgres, server_pg_template: str,
         ticket = h.raise_alert("gw-a")
         throwaway = h.add_token("throwaway", "engineer")
         assert throwaway
+        member = h.client.post("/api/v1/staff", json={"name": "王芳"}, headers=h.auth("admin")).json()
+        group = h.client.post("/api/v1/staff-groups", json={"name": "Red", "level": "red",
+                                                            "member_ids": [member["id"]]},
+                              headers=h.auth("admin")).json()
         values = {"ticket_id": str(ticket), "device_id": "gw-a", "customer_id": str(h.customers["Acme Power"]),
-                  "token_id": str(h.token_ids["throwaway"]), "token": "no-such-survey-token"}
+                  "token_id": str(h.token_ids["throwaway"]), "token": "no-such-survey-token",
+                  "staff_id": str(member["id"]), "group_id": str(group["id"])}
+        user = h.client.post("/api/v1/users", json={"username": "wang", "password": "long enough password",
+                                                    "role": "engineer"}, headers=h.auth("admin")).json()
+        contact = h.client.post(f"/api/v1/customers/{values['customer_id']}/contacts", headers=h.auth("admin"),
+                                json={"name": "Ops", "channel": "email", "address": "ops@acme.test"}).json()
+        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"])}
         yield h, values
     engine.dispose()
 

@@ -197,6 +197,13 @@ class _Facts:
         return str(links[name]) if isinstance(links, Mapping) and links.get(name) else None
 
 
+def _device(f: _Facts) -> str:
+    """The device as people know it: `Pump house 3 (gw-0001)`, or its id when it has no name."""
+    device = str(f.need("device_id"))
+    name = f.get("device_name")
+    return f"{name} ({device})" if name and name != device else device
+
+
 def _ticket_ref(f: _Facts) -> str:
     return f"#{f.need('ticket_id')}"
 
@@ -206,6 +213,9 @@ def _footer(f: _Facts) -> list[str]:
     customer = f.get("customer")
     if customer:
         lines.append(f"Customer: {customer}")
+    for key in ("site", "address"):
+        if f.get(key):
+            lines.append(f"{key.capitalize()}: {f.get(key)}")
     # The ticket's running SLA clocks matter while work is ahead, not in recovery or survey messages.
     clocks = f.get("clocks", []) if f.event in _WITH_CLOCKS else []
     for clock in clocks or []:
@@ -244,7 +254,7 @@ def _breach_line(f: _Facts) -> str:
 
 def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     kind = str(f.need("kind"))
-    device = f.need("device_id")
+    device = _device(f)
     label = _TICKET_KINDS.get(kind, kind.replace("_", " "))
     opened = human_time(f.need("opened_at"), f"{f.event}: opened_at")
     severity = f.get("severity")
@@ -276,7 +286,7 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
 
 
 def _ticket_escalated(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = f.need("device_id"), str(f.need("metric"))
+    device, metric = _device(f), str(f.need("metric"))
     severity = str(f.need("severity"))
     previous = f.get("previous_severity", "orange")
     subject = (f"[{_PRODUCT}] ESCALATED to {severity.upper()}: {device} {metric} "
@@ -286,7 +296,7 @@ def _ticket_escalated(f: _Facts) -> tuple[str, list[str]]:
 
 
 def _alert_cleared(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = f.need("device_id"), str(f.need("metric"))
+    device, metric = _device(f), str(f.need("metric"))
     severity = str(f.get("severity", "alert"))
     subject = f"[{_PRODUCT}] RECOVERED: {device} {metric} is back to normal, ticket {_ticket_ref(f)}"
     body = [f"The {severity} alert on {metric_label(metric)} ({metric}) of device {device} has cleared."]
@@ -300,7 +310,7 @@ def _alert_cleared(f: _Facts) -> tuple[str, list[str]]:
 
 
 def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = f.need("device_id"), str(f.need("metric"))
+    device, metric = _device(f), str(f.need("metric"))
     severity = str(f.get("severity", "alert"))
     subject = (f"[{_PRODUCT}] RECURRED: {device} {metric} {quantity(metric, f.need('value'))} "
                f"is over its threshold again, ticket {_ticket_ref(f)}")
@@ -314,7 +324,7 @@ def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
 def _sla(f: _Facts, breached: bool) -> tuple[str, list[str]]:
     clock = str(f.need("clock")).replace("_", " ")
     due = human_time(f.need("due_at"), f"{f.event}: due_at")
-    device = f.need("device_id")
+    device = _device(f)
     if breached:
         subject = f"[{_PRODUCT}] SLA BREACHED: {clock} of ticket {_ticket_ref(f)} ({device})"
         body = [f"The {clock} deadline of ticket {_ticket_ref(f)} passed at {due}.",
@@ -330,12 +340,14 @@ def _sla(f: _Facts, breached: bool) -> tuple[str, list[str]]:
 def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
     group = str(f.need("group"))
     level = f.need("level")
-    device = f.need("device_id")
+    device = _device(f)
     subject = f"[{_PRODUCT}] DISPATCHED ({str(level).upper()}): ticket {_ticket_ref(f)} for {device}"
     body = [f"Ticket {_ticket_ref(f)} (level {level}) for device {device} was dispatched to "
             f"the {STAFF_GROUPS.get(group, group)}."]
     if f.get("assignee"):
         body.append(f"Assignee: {f.get('assignee')}.")
+    if f.get("on_call"):
+        body.append(f"You are on call for the {f.get('group')}: please acknowledge.")
     if f.get("metric") and f.get("value") is not None and f.get("threshold") is not None:
         body.append(_breach_line(f))
     if f.get("note"):
@@ -347,7 +359,7 @@ def _satisfaction_request(f: _Facts) -> tuple[str, list[str]]:
     rating = f.link("rating")
     if rating is None:
         raise NotificationError(f"{f.event}: the fact 'links.rating' is missing")
-    device = f.need("device_id")
+    device = _device(f)
     subject = f"[{_PRODUCT}] How did we do? Ticket {_ticket_ref(f)} ({device}) is closed"
     return subject, [f"Ticket {_ticket_ref(f)} for device {device} has been closed.",
                      "Please rate our service from 1 (poor) to 5 (excellent):", rating]

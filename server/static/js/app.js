@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { tickAll } from "./countdown.js";
 import { clear, h, toast } from "./dom.js";
+import * as admin from "./views/admin.js";
 import * as board from "./views/board.js";
 import * as device from "./views/device.js";
 import * as fleet from "./views/fleet.js";
@@ -12,6 +13,7 @@ import * as ticket from "./views/ticket.js";
 const ROUTES = [
   [/^#\/fleet$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
+  [/^#\/admin(?:\/([a-z]+))?$/, admin],
 ];
 const state = { me: null, timer: null, generation: 0 };
 
@@ -26,6 +28,8 @@ async function whoami() {
     state.me = await api("/me");
     const staff = state.me.role !== "customer";
     document.querySelectorAll("[data-staff]").forEach((a) => { a.hidden = !staff; });
+    const managers = ["admin", "supervisor"].includes(state.me.role);
+    document.querySelectorAll("[data-managers]").forEach((a) => { a.hidden = !managers; });
     showLogin(false);
     return true;
   } catch {
@@ -47,7 +51,7 @@ async function route() {
   });
   if (!found) { clear(view).append(h("p", {}, "No such page.")); return; }
   const [re, module] = found;
-  const params = location.hash.match(re).slice(1).map(decodeURIComponent);
+  const params = location.hash.match(re).slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
   clear(view);
   const ctx = { me: state.me, stale: () => generation !== state.generation };
   let refresh = null;
@@ -70,11 +74,21 @@ function start() {
   document.getElementById("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = document.getElementById("token");
+    const username = document.getElementById("username");
+    const password = document.getElementById("password");
     const error = document.getElementById("login-error");
     error.textContent = "";
+    // A token signs in when given; else the user name and password.
+    const body = input.value.trim() ? { token: input.value.trim() }
+      : { username: username.value.trim(), password: password.value };
+    if (!body.token && (!body.username || !body.password)) {
+      error.textContent = "Give your user name and password, or an API token.";
+      return;
+    }
     try {
-      await api("/auth/login", { method: "POST", body: { token: input.value } });
+      await api("/auth/login", { method: "POST", body });
       input.value = "";
+      password.value = "";
       state.me = null;
       await route();
     } catch (e) {

@@ -30,10 +30,16 @@ export async function render(view, [id], ctx) {
       return h("div", {}, h("dt", { title: k }, m ? m.label : k), h("dd", {}, m && m.unit ? `${num(v)} ${m.unit}` : num(v)));
     });
     fill(head, 
-      h("h1", {}, d.id, " ", h("span", { class: `pill ${d.health}`, id: "device-health" }, d.health)),
+      h("h1", {}, d.name || d.id, " ", d.name ? h("span", { class: "muted" }, d.id) : null, " ",
+        h("span", { class: `pill ${d.health}`, id: "device-health" }, d.health),
+        d.decommissioned_at ? h("span", { class: "pill offline" }, "decommissioned") : null),
       h("section", { class: "card" }, h("dl", { class: "facts" },
         h("dt", {}, "Class"), h("dd", {}, d.device_class || "—"),
-        h("dt", {}, "Customer"), h("dd", {}, d.customer_id ?? "—"),
+        h("dt", {}, "Customer"), h("dd", { id: "device-customer" }, d.customer_name || "—"),
+        d.site ? [h("dt", {}, "Site"), h("dd", {}, d.site)] : null,
+        d.address ? [h("dt", {}, "Address"), h("dd", {}, d.address)] : null,
+        d.tags ? [h("dt", {}, "Tags"), h("dd", {}, d.tags.join(", "))] : null,
+        d.parent_id ? [h("dt", {}, "Behind"), h("dd", {}, h("a", { href: `#/devices/${encodeURIComponent(d.parent_id)}` }, d.parent_id))] : null,
         h("dt", {}, "State"), h("dd", {}, d.state),
         h("dt", {}, "Last seen"), h("dd", {}, `${when(d.last_seen_at)} (${ago(d.last_seen_at)})`),
         h("dt", {}, "Agent"), h("dd", {}, d.agent_version || "—"),

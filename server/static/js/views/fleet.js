@@ -20,7 +20,7 @@ export async function render(view) {
   let filter = "";
   const summary = h("div", { class: "summary" });
   const grid = h("div", { class: "grid", id: "fleet-grid" });
-  const search = h("input", { type: "search", placeholder: "Filter by device id", "aria-label": "Filter by device id" });
+  const search = h("input", { type: "search", placeholder: "Filter by id, name or site", "aria-label": "Filter by device id" });
   view.append(h("h1", {}, "Fleet health"), h("div", { class: "toolbar" }, search), summary, grid);
   let devices = [];
   // A tile shows the metrics with a built-in threshold (CPU, memory, latency): "37 % CPU".
@@ -37,13 +37,15 @@ export async function render(view) {
                       onclick: () => { filter = filter === health ? "" : health; draw(); } }, `${health} ${n}`)),
     );
     const shown = devices
-      .filter((d) => (!filter || d.health === filter) && (!text || d.id.toLowerCase().includes(text)))
+      .filter((d) => (!filter || d.health === filter) && (!text || [d.id, d.name, d.site]
+        .some((v) => v && v.toLowerCase().includes(text))))
       .sort((a, b) => ORDER[a.health] - ORDER[b.health] || a.id.localeCompare(b.id));
     fill(grid, ...shown.map((d) => h("a", {
       class: `tile ${d.health}`, href: `#/devices/${encodeURIComponent(d.id)}`, dataset: { device: d.id, health: d.health },
-      title: `${d.id}: ${d.health}`,
+      title: `${d.name ? `${d.name} (${d.id})` : d.id}: ${d.health}`,
     },
-    h("div", { class: "id" }, d.id),
+    h("div", { class: "id" }, d.name || d.id),
+    d.name ? h("div", { class: "vals" }, d.id) : null,
     h("div", { class: "vals" }, d.health === "offline" ? `offline ${ago(d.offline_since || d.last_seen_at)}`
       : core.map((m) => d.latest && d.latest[m.name] !== undefined && d.latest[m.name] !== null
         ? `${num(d.latest[m.name], 0)} ${m.unit} ${m.short}` : null).filter(Boolean).join(" · ")),
