@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import cli
+
 CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu")
 LEVELS = ("red", "yellow", "blue", "junior", "mid", "senior", "supervisor")
 
@@ -77,9 +79,9 @@ def _clear(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="edgewatch admin", description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--config", help="TOML settings file (its [server] data_dir and database_url)")
+    top = cli.Parser(prog="edgewatch admin", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(top, config="TOML settings file (its [server] data_dir and database_url)", default_level="WARNING")
     area = top.add_subparsers(dest="area", required=True, metavar="AREA")
 
     staff = area.add_parser("staff", help="engineers and supervisors").add_subparsers(dest="verb", required=True)
@@ -428,7 +430,11 @@ def _login() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(list(argv or []))
+    from common import logsetup
+
+    logsetup.configure(cli.chosen_level(args, "WARNING"))  # stdout is the commands' JSON; logs go to stderr
     from common.config import ConfigError
+    from common.failure import reaching, without_password
     from server.settings import load_settings
     from tickets import db, registry, secrets
     from tickets.errors import TicketError
@@ -436,11 +442,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         secrets.use(secrets.load(settings.data_dir))
-        engine = db.create_engine_for(settings.database_url or db.default_database_url(settings.data_dir))
-        db.migrate(engine)
     except (ConfigError, db.DatabaseError) as exc:
         print(f"edgewatch admin: {exc}", file=sys.stderr)
         return 2
+    url = settings.database_url or db.default_database_url(settings.data_dir)
+    # An unreachable database is a runtime failure: one line naming the setting (edgewatch.cli prints it).
+    with reaching("EDGEWATCH_DATABASE_URL / [database] url", without_password(url), passing=(db.DatabaseError,)):
+        engine = db.create_engine_for(url)
+        db.migrate(engine)
 
     def out(value: Any) -> None:
         print(json.dumps(value, ensure_ascii=False, default=str))

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Nothing listens there: a connection is refused at once.
 DEAD_PG = f"postgresql://edgewatch:hunter2@127.0.0.1:{free_port()}/edgewatch"
 DEAD_PG_SHOWN = re.escape(DEAD_PG.replace(":hunter2@", ":***@"))
-REFUSED = r"connection failed: .*Connection refused"
+# The database layer says what it was doing (tickets.db.unavailable_reason), then the driver's words.
+REFUSED = r"the ticket database is unavailable: cannot connect \(connection failed: .*Connection refused\)"
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,9 @@ CASES = [
     (["secrets", "rotate"], {"EDGEWATCH_DATABASE_URL": DEAD_PG}, 1,
      rf"EDGEWATCH_DATABASE_URL / \[database\] url: {DEAD_PG_SHOWN}: {REFUSED}"),
     (["secrets", "rotate", "--config", "missing.toml"], {}, 2, r"missing.toml: \(file\): no such file"),
+    (["admin", "staff", "list"], {"EDGEWATCH_DATABASE_URL": DEAD_PG}, 1,
+     rf"EDGEWATCH_DATABASE_URL / \[database\] url: {DEAD_PG_SHOWN}: {REFUSED}"),
+    (["admin", "--config", "missing.toml", "staff", "list"], {}, 2, r"missing.toml: \(file\): no such file"),
 ]
 
 
