@@ -7,12 +7,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${EDGEWATCH_VENV:-$ROOT/.venv}"
 
-# Debian packages: "command-to-check:package" pairs, installed together when any is missing.
+# Debian packages: "command-or-file-to-check:package" pairs, installed together when any is missing.
 ensure_debian() {
     local missing=() pair cmd pkg
     for pair in "$@"; do
         cmd="${pair%%:*}"; pkg="${pair##*:}"
-        if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "$cmd" ]; then missing+=("$pkg"); fi
+        if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -e "$cmd" ]; then missing+=("$pkg"); fi
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
@@ -24,7 +24,7 @@ ensure_debian() {
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts some services on install; the tests start their own on free ports.
-    for svc in mosquitto prometheus-node-exporter victoria-metrics postgresql nginx; do
+    for svc in mosquitto prometheus-node-exporter victoria-metrics influxdb postgresql nginx; do
         if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
         service "$svc" stop >/dev/null 2>&1 || true
     done
