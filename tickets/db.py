@@ -274,6 +274,12 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     return config
 
 
+def _sqlite_pragma(connection: sa.Connection, pragma: str) -> None:
+    # Straight to the driver: through SQLAlchemy the statement would first begin a transaction,
+    # inside which SQLite ignores `foreign_keys`.
+    connection.connection.dbapi_connection.execute(f"PRAGMA {pragma}")  # type: ignore[union-attr]
+
+
 def migrate(engine_or_url: Engine | str) -> None:
     """Bring the schema to the latest revision (`alembic upgrade head`); safe to run again.
 
@@ -284,10 +290,26 @@ def migrate(engine_or_url: Engine | str) -> None:
 
     engine = create_engine_for(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7426570)")
-            command.upgrade(alembic_config(connection), "head")
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite alters a column by rebuilding its table; dropping the old copy of a table
+                # other rows refer to (devices, under tickets) fails with foreign keys on. They are
+                # switched off for the migration (only possible outside a transaction) and the
+                # references checked before it commits.
+                _sqlite_pragma(connection, "foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    if not sqlite:
+                        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7426570)")
+                    command.upgrade(alembic_config(connection), "head")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise DatabaseError(f"migrating left rows referring to nothing: {broken[:5]}")
+            finally:
+                if sqlite:
+                    _sqlite_pragma(connection, "foreign_keys=ON")
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
