@@ -47,10 +47,12 @@ class Rejected(NamedTuple):
 
 def _seen(new: Any, stored: Any) -> dict[str, Any]:
     # A sample without values (a status message) keeps the latest sample; the registry's class
-    # (set by people) wins over the one the samples carry.
+    # (set by people) wins over the one the samples carry. A device registered before it was ever
+    # seen (imported, added by hand) is first seen now.
     no_sample = new.latest_ts.is_(None)
     return {
         "state": new.state,
+        "first_seen_at": sa.func.coalesce(stored.first_seen_at, new.first_seen_at),
         "offline_since": new.offline_since,
         "last_seen_at": new.last_seen_at,
         "agent_version": sa.func.coalesce(new.agent_version, stored.agent_version),

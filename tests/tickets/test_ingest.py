@@ -66,6 +66,20 @@ def test_seen_again_keeps_what_the_new_facts_do_not_say_and_the_registrys_class(
             ("1.3.0", 9, 1764072060.0, {"cpu_percent": 80.0})
 
 
+def test_a_device_registered_before_it_was_heard_from_is_first_seen_then(sessions: sessionmaker[Session]) -> None:
+    # Imported or added by hand: no first_seen_at until a sample comes; the first one sets it, later ones keep it.
+    with sessions.begin() as session:
+        session.add(Device(id="gw-9", state="offline", device_class="gateway"))
+    later = T0 + timedelta(minutes=5)
+    for at in (T0, later):
+        with sessions.begin() as session:
+            ingest.record_seen(session, [SeenDevice("gw-9", at, latest_ts=None)])
+    with sessions() as session:
+        row = session.get(Device, "gw-9")
+        assert row is not None
+        assert (row.state, row.first_seen_at, row.last_seen_at) == ("online", T0, later)
+
+
 def test_offline_registers_an_unknown_device_and_online_brings_it_back(sessions: sessionmaker[Session]) -> None:
     since = T0 + timedelta(minutes=1)
     with sessions.begin() as session:
