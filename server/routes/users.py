@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.admin_schemas import PasswordChangeIn, UserIn, UserOut, UserPatch
-from server.auth import Principal, authorized, context, db_session
+from server.auth import Principal, authorized, client_address, context, db_session, throttled
 from server.domain import CONFLICT, NOT_FOUND, refusals
 from server.schemas import Page
 from tickets import accounts
+from tickets.errors import InvalidInput
 from tickets.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -73,9 +74,18 @@ def change_own_password(body: PasswordChangeIn, request: Request, who: Who, sess
     ends, this one too: sign in again with the new password."""
     if who.user_id is None:
         raise HTTPException(409, "signed in with an API token, which has no password")
+    ctx = context(request)
     with refusals(session):
         user = accounts.get_user(session, who.user_id)
-        accounts.change_own_password(session, user, body.current_password, body.new_password,
-                                     at=context(request).clock.now())
+        # A wrong current password counts against the sign-in throttle: a stolen session must not
+        # become a way to guess the password (and then change it).
+        account = user.username.casefold()
+        throttled(request, account)
+        try:
+            accounts.change_own_password(session, user, body.current_password, body.new_password, at=ctx.clock.now())
+        except InvalidInput as exc:
+            if exc.field == "current_password":
+                ctx.throttle.failed(client_address(request), account)
+            raise
     session.commit()
     return Response(status_code=204)
