@@ -66,16 +66,17 @@ def in_scratch(lines: list[str], root: Path) -> str:
 
 
 def wheelhouse() -> Path:
-    """Every package the central side and the build need, downloaded once per constraints.txt."""
+    """Every package the central side and the build need, downloaded once per constraints.txt and
+    list of requirements (a new dependency pinned in constraints.txt already needs a new wheelhouse)."""
     constraints = (ROOT / "constraints.txt").read_bytes()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    key = hashlib.sha256(constraints + repr(project["build-system"]).encode()).hexdigest()[:16]
+    requirements = project["project"]["dependencies"] + project["project"]["optional-dependencies"]["server"]
+    key = hashlib.sha256(constraints + repr((project["build-system"], requirements)).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgewatch-tests"
     house = cache / f"wheelhouse-{key}"
     if house.is_dir():
         return house
     partial = cache / f"wheelhouse-{key}.{os.getpid()}"
-    requirements = project["project"]["dependencies"] + project["project"]["optional-dependencies"]["server"]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(partial), "-c",
                     str(ROOT / "constraints.txt"), *requirements, *project["build-system"]["requires"]],
                    check=True, timeout=600)
