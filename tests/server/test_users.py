@@ -5,6 +5,8 @@ sessions; a deactivated customer's users and tokens cannot sign in; a user chang
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -139,17 +141,26 @@ def test_a_deactivated_customer_cannot_sign_in(api: Harness) -> None:
     assert api.client.get("/api/v1/me", headers=api.auth("other_customer")).status_code == 200
 
 
-def test_guessing_the_current_password_from_a_session_is_throttled_like_a_sign_in(tmp_path: Path) -> None:
-    # A stolen session cookie must not turn "change my password" into an unthrottled password oracle.
+@contextmanager
+def _throttled_server(tmp_path: Path) -> Iterator[TestClient]:
+    """A server allowing 5 failed authentications per 5 minutes, with the engineer "li" (PASSWORD)."""
     engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
     migrate(engine)
-    sessions = session_factory(engine)
     app = create_app(ServerSettings(data_dir=tmp_path, admin_token="bootstrap-admin-token-0123456789",
-                                    auth_failure_limit="5 per 5 minutes"), sessions)
-    with TestClient(app) as client:
-        admin = {"Authorization": "Bearer bootstrap-admin-token-0123456789"}
-        assert client.post("/api/v1/users", json={"username": "li", "password": PASSWORD, "role": "engineer"},
-                           headers=admin).status_code == 201
+                                    auth_failure_limit="5 per 5 minutes"), session_factory(engine))
+    try:
+        with TestClient(app) as client:
+            admin = {"Authorization": "Bearer bootstrap-admin-token-0123456789"}
+            assert client.post("/api/v1/users", json={"username": "li", "password": PASSWORD, "role": "engineer"},
+                               headers=admin).status_code == 201
+            yield client
+    finally:
+        engine.dispose()
+
+
+def test_guessing_the_current_password_from_a_session_is_throttled_like_a_sign_in(tmp_path: Path) -> None:
+    # A stolen session cookie must not turn "change my password" into an unthrottled password oracle.
+    with _throttled_server(tmp_path) as client:
         login = client.post("/api/v1/auth/login", json={"username": "li", "password": PASSWORD})
         assert login.status_code == 200
         csrf = {"X-CSRF-Token": login.json()["csrf_token"]}
@@ -161,23 +172,13 @@ def test_guessing_the_current_password_from_a_session_is_throttled_like_a_sign_i
                             json={"current_password": PASSWORD, "new_password": "mine alone, 2028"})
         assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
         assert client.get("/api/v1/me").status_code == 200  # the password was not changed: the session lives
-    engine.dispose()
 
 
 def test_password_sign_ins_are_throttled_per_address_and_per_account(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'edgewatch.db'}")
-    migrate(engine)
-    sessions = session_factory(engine)
-    app = create_app(ServerSettings(data_dir=tmp_path, admin_token="bootstrap-admin-token-0123456789",
-                                    auth_failure_limit="5 per 5 minutes"), sessions)
-    with TestClient(app) as client:
-        admin = {"Authorization": "Bearer bootstrap-admin-token-0123456789"}
-        assert client.post("/api/v1/users", json={"username": "li", "password": PASSWORD, "role": "engineer"},
-                           headers=admin).status_code == 201
+    with _throttled_server(tmp_path) as client:
         answers = [_sign_in(client, "li", f"guess number {n}") for n in range(8)]
         assert answers == [401] * 5 + [429] * 3
         # Over the limit, the right password is refused too: the answer must not tell a guesser it hit.
         right = client.post("/api/v1/auth/login", json={"username": "li", "password": PASSWORD})
         assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
         assert "edgewatch_http_auth_throttled_total 4.0" in client.get("/metrics").text
-    engine.dispose()
