@@ -77,4 +77,4 @@ RULES: dict[str, frozenset[TokenRole]] = {
 # show nothing private (health, Prometheus metrics, the dashboard's static shell and a ticket link's
 # redirect to it).
 PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page",
-                    "ticket_page"})
+                    "ticket_page", "messages"})

@@ -3,6 +3,8 @@ notifications, /healthz and /metrics."""
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -185,6 +187,29 @@ def metrics(request: Request) -> PlainTextResponse:
 @pages.get("/", name="dashboard", include_in_schema=False)
 def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/i18n/messages.json", name="messages", include_in_schema=False)
+def messages() -> Response:
+    """The dashboard's messages in every language, merged from static/i18n/*.json (see js/i18n.js)."""
+    return Response(_merged_messages(), media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+@functools.cache
+def _merged_messages() -> bytes:
+    return json.dumps(merge_catalogues(sorted((STATIC / "i18n").glob("*.json"))), ensure_ascii=False).encode()
+
+
+def merge_catalogues(paths: list[Path]) -> dict[str, dict[str, str]]:
+    """One catalogue from the per-area files; a key defined in two files is a mistake, said by name."""
+    merged: dict[str, dict[str, str]] = {}
+    where: dict[str, str] = {}
+    for path in paths:
+        for key, entry in json.loads(path.read_text(encoding="utf-8")).items():
+            if key in merged:
+                raise ValueError(f"{path.name}: message {key!r} is already defined in {where[key]}")
+            merged[key], where[key] = entry, path.name
+    return merged
 
 
 @pages.get("/tickets/{ticket_id}", name="ticket_page", include_in_schema=False, status_code=303)

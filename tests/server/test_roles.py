@@ -46,7 +46,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "update_customer": MANAGERS, "delete_customer": MANAGERS, "update_contact": MANAGERS, "delete_contact": MANAGERS,
     "import_devices": MANAGERS,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
-    "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC,
+    "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC, "messages": PUBLIC,
 }
 
 _unique = itertools.count()

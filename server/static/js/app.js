@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { tickAll } from "./countdown.js";
 import { clear, h, toast } from "./dom.js";
+import { lang, loadMessages, setLang, setTimeZone, translatePage, t } from "./i18n.js";
 import * as admin from "./views/admin.js";
 import * as board from "./views/board.js";
 import * as device from "./views/device.js";
@@ -26,6 +27,7 @@ function showLogin(show) {
 async function whoami() {
   try {
     state.me = await api("/me");
+    setTimeZone(state.me.timezone);
     const staff = state.me.role !== "customer";
     document.querySelectorAll("[data-staff]").forEach((a) => { a.hidden = !staff; });
     const managers = ["admin", "supervisor"].includes(state.me.role);
@@ -70,7 +72,14 @@ async function route() {
   }
 }
 
-function start() {
+async function start() {
+  await loadMessages();
+  translatePage();
+  const switcher = document.getElementById("lang");
+  switcher.textContent = t("lang.switch");
+  switcher.title = t("lang.switch.title");
+  switcher.lang = lang() === "en" ? "zh-CN" : "en";
+  switcher.addEventListener("click", () => setLang(lang() === "en" ? "zh-CN" : "en"));
   document.getElementById("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = document.getElementById("token");
