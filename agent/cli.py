@@ -129,11 +129,25 @@ def run(settings: AgentSettings) -> int:
         return EXIT_RUNTIME
     if damaged is not None:
         logger.error("the spool was unreadable; moved it to %s and started a new one", damaged)
+    proxy = None
+    if settings.proxy:
+        try:
+            from agent.proxy.poller import ProxyPoller
+
+            proxy = ProxyPoller(settings.proxy)
+        except ImportError as exc:
+            spool.close()
+            print(f"edgewatch agent: configuration error: agent.proxy: SNMP needs pysnmp, which is not installed "
+                  f"({exc}); install edgewatch with the snmp extra", file=sys.stderr)
+            return EXIT_CONFIG
+        proxy.start()
     stop = StopSignal()
     try:
         agent = Agent(settings, spool, HostProbe(settings.data_dir),
-                      latency_prober(settings))
+                      latency_prober(settings), proxy=proxy)
         return agent.run(stop)
     finally:
+        if proxy is not None:
+            proxy.close()
         stop.close()
         spool.close()
