@@ -1,9 +1,12 @@
 """Reading a proxied device over SNMP (v2c; v3 authNoPriv and authPriv) with pysnmp's asyncio API.
 
 What is read, per poll, with `mib = "auto"` (the default):
-- one GET of sysUpTime, UCD-SNMP-MIB's ssCpuIdle, memTotalReal and memAvailReal, and every mapped
-  vendor OID; its round trip is `snmp_response_ms`;
-- CPU, when ssCpuIdle is missing: the mean of HOST-RESOURCES-MIB's hrProcessorLoad (one walk);
+- one GET of sysUpTime, UCD-SNMP-MIB's raw CPU counters (ssCpuRaw*), ssCpuIdle, memTotalReal and
+  memAvailReal, and every mapped vendor OID; its round trip is `snmp_response_ms`;
+- CPU: the busy share of the raw counters' growth since the previous poll (as the agent measures its
+  own host: idle and I/O wait are not busy); while the device has not updated its counters (net-snmp
+  refreshes them every 5 s) the last figure stands; without counters, 100 − ssCpuIdle; without that,
+  the mean of HOST-RESOURCES-MIB's hrProcessorLoad (one walk);
 - memory, when memTotalReal/memAvailReal are missing: hrStorageUsed ÷ hrStorageSize of the
   hrStorageTable row typed hrStorageRam (its index is found once by a walk, then read by GET).
 `"ucd"` and `"host-resources"` read only that MIB, `"none"` only the mapped OIDs. A mapped OID whose
@@ -49,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"  # TimeTicks, hundredths of a second
 SS_CPU_IDLE = "1.3.6.1.4.1.2021.11.11.0"  # UCD-SNMP-MIB, percent
+# ssCpuRawUser, Nice, System, Idle, Wait, Interrupt, SoftIRQ, Steal: ticks since boot
+SS_CPU_RAW = tuple(f"1.3.6.1.4.1.2021.11.{n}.0" for n in (50, 51, 52, 53, 54, 56, 61, 64))
+SS_CPU_RAW_IDLE = (SS_CPU_RAW[3], SS_CPU_RAW[4])  # idle and I/O wait
 MEM_TOTAL_REAL = "1.3.6.1.4.1.2021.4.5.0"  # UCD-SNMP-MIB, KiB
 MEM_AVAIL_REAL = "1.3.6.1.4.1.2021.4.6.0"  # UCD-SNMP-MIB, KiB
 HR_PROCESSOR_LOAD = "1.3.6.1.2.1.25.3.3.1.2"  # HOST-RESOURCES-MIB, percent per processor (1-min average)
@@ -99,6 +105,31 @@ def mapped_value(spec: OidMap, values: dict[str, float | None]) -> float | None:
     return None if not total else 100.0 * used / total
 
 
+class CpuCounters:
+    """CPU usage from one device's raw tick counters, between two polls."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None  # (total, idle) ticks
+        self.percent: float | None = None
+
+    def update(self, values: dict[str, float | None]) -> float | None:
+        ticks = [values.get(oid) for oid in SS_CPU_RAW]
+        if ticks[3] is None or sum(t or 0.0 for t in ticks) <= 0:
+            return None  # no counters (or not filled in yet)
+        total = sum(t or 0.0 for t in ticks)
+        idle = sum(values.get(oid) or 0.0 for oid in SS_CPU_RAW_IDLE)
+        if self._last is not None:
+            d_total, d_idle = total - self._last[0], idle - self._last[1]
+            if d_total < 0 or d_idle < 0:  # the device restarted: start again from here
+                self.percent = None
+            elif d_total > 0:
+                self.percent = round(100.0 * (d_total - d_idle) / d_total, 2)
+            else:
+                return self.percent  # counters not refreshed yet: keep the window open
+        self._last = (total, idle)
+        return self.percent
+
+
 def ucd_memory(values: dict[str, float | None]) -> float | None:
     total, available = values.get(MEM_TOTAL_REAL), values.get(MEM_AVAIL_REAL)
     if not total or available is None:
@@ -112,6 +143,7 @@ class SnmpReader:
     def __init__(self) -> None:
         self.engine = SnmpEngine()
         self._ram_index: dict[str, int] = {}  # device id -> hrStorageTable row of its RAM
+        self._cpu: dict[str, CpuCounters] = {}
 
     def close(self) -> None:
         self.engine.close_dispatcher()
@@ -139,7 +171,7 @@ class SnmpReader:
         hr = target.mib in ("auto", "host-resources")
         scalars = [SYS_UPTIME] if target.mib != "none" else []
         if ucd:
-            scalars += [SS_CPU_IDLE, MEM_TOTAL_REAL, MEM_AVAIL_REAL]
+            scalars += [*SS_CPU_RAW, SS_CPU_IDLE, MEM_TOTAL_REAL, MEM_AVAIL_REAL]
         for spec in target.oids:
             scalars += [oid for oid in spec.oids if oid not in scalars]
         started = time.perf_counter()
@@ -148,8 +180,11 @@ class SnmpReader:
         uptime = values.get(SYS_UPTIME)
         if uptime is not None:
             metrics["uptime_s"] = uptime / 100.0
+        busy = self._cpu.setdefault(target.device_id, CpuCounters()).update(values) if ucd else None
         idle = values.get(SS_CPU_IDLE)
-        if idle is not None:
+        if busy is not None:
+            metrics["cpu_percent"] = busy
+        elif idle is not None:
             metrics["cpu_percent"] = round(100.0 - idle, 2)
         memory = ucd_memory(values)
         if memory is not None:
