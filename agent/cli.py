@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent.host import HostProbe
 from agent.latency import LatencyProber
-from agent.lean import defer_import
+from agent.lean import defer_import, without_tls
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings, load_settings
 from agent.spool import SpoolError, open_spool
@@ -109,7 +109,10 @@ def _loopback(host: str) -> bool:
 
 
 def run(settings: AgentSettings) -> int:
-    defer_import("urllib.request")
+    for unused in ("urllib.request", "hashlib", "uuid"):  # see agent.lean
+        defer_import(unused)
+    if not settings.mqtt.tls and not settings.proxy:  # the proxy's asyncio imports ssl
+        without_tls()
     from agent.link import tls_context
     from agent.service import Agent, StopSignal
 

@@ -39,3 +39,24 @@ def test_the_agent_imports_no_central_side_modules() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] True"
+
+
+def test_without_tls_keeps_openssl_out_and_says_so_when_reached() -> None:
+    code = """
+import sys
+from agent.lean import defer_import, without_tls
+for name in ("urllib.request", "hashlib", "uuid"):
+    defer_import(name)
+without_tls()
+import paho.mqtt.client
+import agent.service
+loaded = [m for m in ("_ssl", "_hashlib", "_uuid", "http.client") if m in sys.modules]
+import ssl
+try:
+    ssl.create_default_context
+except AttributeError as exc:
+    print(loaded, "mqtt://" in str(exc), issubclass(ssl.SSLWantReadError, OSError))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] True True"
