@@ -8,8 +8,8 @@ paho-mqtt imports modules the agent never uses (`python -X importtime` shows the
 - `ssl` (libssl and libcrypto, about 1.2 MB more) only for `mqtts://`.
 `defer_import` puts a stand-in in place of such a module that imports the real one on first use, so
 nothing breaks if one is ever needed. `without_tls` replaces `ssl` for a process that never uses
-TLS: paho names two of its exceptions in `except` clauses on every socket read, which would load
-a deferred module at the first read with nothing waiting.
+TLS: paho names its exceptions in `except` clauses on every socket read, which would load a
+deferred module at the first read with nothing waiting.
 """
 
 from __future__ import annotations
@@ -45,10 +45,14 @@ def defer_import(name: str) -> None:
 class _NoTls(types.ModuleType):
     """Stands in for `ssl` in a process that never makes a TLS connection."""
 
-    class SSLWantReadError(OSError):
+    # The exceptions code names in `except` clauses that also run for plain sockets: never raised here.
+    class SSLError(OSError):
         """Never raised: only plain sockets exist here."""
 
-    class SSLWantWriteError(OSError):
+    class SSLWantReadError(SSLError):
+        """Never raised: only plain sockets exist here."""
+
+    class SSLWantWriteError(SSLError):
         """Never raised: only plain sockets exist here."""
 
     def __getattr__(self, attr: str) -> Any:
