@@ -7,7 +7,10 @@ once a second. Reports each one's peak RSS (VmHWM) and CPU time per sample (agen
 (node_exporter), in steady state (after a warm-up that excludes start-up, e.g. Python's imports) and
 over the whole run, and the ratios. The router agent's resident size is that of its two long-lived
 processes (the shell and the mosquitto_pub holding the status connection); its CPU includes every
-short-lived command it runs per sample (awk, ping, mosquitto_pub, ...).
+short-lived command it runs per sample (awk, ping, mosquitto_pub, ...). Peak RSS is each process's
+VmHWM read from /proc just before it is stopped: the `ru_maxrss` that wait4() returns would count the
+benchmark's own memory too, since Linux carries the high-water mark of the memory a child had before
+exec() (a copy of this process) over to the program it runs.
 Goals: agent peak RSS <= 1.2 x node_exporter's; agent CPU <= 2 ms per sample.
 """
 
@@ -257,6 +260,7 @@ def run(duration: float, interval: float, warmup: float, workdir: Path) -> dict[
                 steady_router = router.cpu_seconds() - warm[2]
                 router_rss = router.resident_kib()
                 router_total = router.cpu_seconds()
+                agent_rss, exporter_rss = peak_rss_kib(agent.proc.pid), peak_rss_kib(exporter.proc.pid)
                 agent_end, exporter_end = agent.stop(), exporter.stop()
         finally:
             counter.close()
@@ -271,8 +275,8 @@ def run(duration: float, interval: float, warmup: float, workdir: Path) -> dict[
         "samples": samples,
         "scrapes": scrapes,
         "scrape_bytes": scrape_bytes,
-        "agent_rss_kib": agent_end.peak_rss_kib,
-        "exporter_rss_kib": exporter_end.peak_rss_kib,
+        "agent_rss_kib": agent_rss,
+        "exporter_rss_kib": exporter_rss,
         "agent_ms_per_sample": 1000 * steady_agent / steady_samples,
         "exporter_ms_per_scrape": 1000 * steady_exporter / steady_scrapes,
         "agent_ms_per_sample_total": 1000 * agent_end.cpu_s / max(1, samples),
