@@ -138,15 +138,28 @@ def ucd_memory(values: dict[str, float | None]) -> float | None:
 
 
 class SnmpReader:
-    """Polls devices through one SNMP engine (shared: each engine loads its own copy of the MIBs)."""
+    """Polls devices through SNMP engines: one for every v2c device and one per SNMPv3 credential set.
+
+    An engine keeps one set of keys per USM user name, so two devices reached as the same user with
+    different passwords need engines of their own; a fleet with one monitoring user shares one.
+    """
 
     def __init__(self) -> None:
-        self.engine = SnmpEngine()
+        self._engines: dict[tuple[str | None, ...], SnmpEngine] = {}
         self._ram_index: dict[str, int] = {}  # device id -> hrStorageTable row of its RAM
         self._cpu: dict[str, CpuCounters] = {}
 
     def close(self) -> None:
-        self.engine.close_dispatcher()
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        self._engines.clear()
+
+    def engine(self, target: ProxyTarget) -> SnmpEngine:
+        key: tuple[str | None, ...] = ("v2c",) if target.version == "2c" else (
+            target.user, target.auth_protocol, target.auth_password, target.priv_protocol, target.priv_password)
+        if key not in self._engines:
+            self._engines[key] = SnmpEngine()
+        return self._engines[key]
 
     @staticmethod
     def credentials(target: ProxyTarget) -> CommunityData | UsmUserData:
@@ -167,6 +180,7 @@ class SnmpReader:
         except Exception as exc:  # pysnmp raises its own PySnmpError for an unresolvable name
             raise NoAnswer(f"cannot resolve {target.host}: {exc}") from None
         auth = self.credentials(target)
+        engine = self.engine(target)
         ucd = target.mib in ("auto", "ucd")
         hr = target.mib in ("auto", "host-resources")
         scalars = [SYS_UPTIME] if target.mib != "none" else []
@@ -175,7 +189,7 @@ class SnmpReader:
         for spec in target.oids:
             scalars += [oid for oid in spec.oids if oid not in scalars]
         started = time.perf_counter()
-        values = await self._get(auth, transport, scalars)
+        values = await self._get(engine, auth, transport, scalars)
         metrics: dict[str, float] = {"snmp_response_ms": round((time.perf_counter() - started) * 1000.0, 3)}
         uptime = values.get(SYS_UPTIME)
         if uptime is not None:
@@ -190,11 +204,12 @@ class SnmpReader:
         if memory is not None:
             metrics["mem_percent"] = round(memory, 2)
         if hr and "cpu_percent" not in metrics:
-            loads = [v for v in (await self._walk(auth, transport, HR_PROCESSOR_LOAD)).values() if v is not None]
+            loads = [v for v in (await self._walk(engine, auth, transport, HR_PROCESSOR_LOAD)).values()
+                     if v is not None]
             if loads:
                 metrics["cpu_percent"] = round(sum(loads) / len(loads), 2)
         if hr and "mem_percent" not in metrics:
-            memory = await self._hr_memory(target.device_id, auth, transport)
+            memory = await self._hr_memory(target.device_id, engine, auth, transport)
             if memory is not None:
                 metrics["mem_percent"] = round(memory, 2)
         for spec in target.oids:
@@ -205,9 +220,9 @@ class SnmpReader:
                 metrics.pop(spec.metric, None)  # the mapping replaces the standard reading, even when absent
         return metrics
 
-    async def _get(self, auth: Any, transport: Any, oids: list[str]) -> dict[str, float | None]:
+    async def _get(self, engine: SnmpEngine, auth: Any, transport: Any, oids: list[str]) -> dict[str, float | None]:
         error, status, index, binds = await get_cmd(
-            self.engine, auth, transport, ContextData(), *(ObjectType(ObjectIdentity(oid)) for oid in oids)
+            engine, auth, transport, ContextData(), *(ObjectType(ObjectIdentity(oid)) for oid in oids)
         )
         if error:
             raise NoAnswer(str(error))
@@ -216,11 +231,11 @@ class SnmpReader:
             raise NoAnswer(f"the device refused the request: {status.prettyPrint()} at {culprit}")
         return {str(name): number(value) for name, value in binds}
 
-    async def _walk(self, auth: Any, transport: Any, column: str) -> dict[str, float | None]:
+    async def _walk(self, engine: SnmpEngine, auth: Any, transport: Any, column: str) -> dict[str, float | None]:
         """A table column, row index -> value (empty when the device has no such table)."""
         out: dict[str, float | None] = {}
         async for error, status, _, binds in walk_cmd(
-            self.engine, auth, transport, ContextData(), ObjectType(ObjectIdentity(column)),
+            engine, auth, transport, ContextData(), ObjectType(ObjectIdentity(column)),
             lexicographicMode=False, maxRows=MAX_WALK_ROWS,
         ):
             if error or status:
@@ -230,16 +245,16 @@ class SnmpReader:
                     else (1.0 if str(value) == HR_STORAGE_RAM else 0.0)
         return out
 
-    async def _hr_memory(self, device_id: str, auth: Any, transport: Any) -> float | None:
+    async def _hr_memory(self, device_id: str, engine: SnmpEngine, auth: Any, transport: Any) -> float | None:
         index = self._ram_index.get(device_id)
         if index is None:
-            types = await self._walk(auth, transport, HR_STORAGE_TYPE)
+            types = await self._walk(engine, auth, transport, HR_STORAGE_TYPE)
             index = next((int(row) for row, is_ram in types.items() if is_ram and row.isdigit()), None)
             if index is None:
                 return None
             self._ram_index[device_id] = index
         size_oid, used_oid = f"{HR_STORAGE_SIZE}.{index}", f"{HR_STORAGE_USED}.{index}"
-        values = await self._get(auth, transport, [size_oid, used_oid])
+        values = await self._get(engine, auth, transport, [size_oid, used_oid])
         size, used = values.get(size_oid), values.get(used_oid)
         if not size or used is None:
             self._ram_index.pop(device_id, None)  # the table changed: look the row up again next time

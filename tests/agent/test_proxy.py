@@ -239,6 +239,19 @@ def test_wrong_credentials_and_a_closed_port_are_no_answer(snmp_port: int) -> No
     assert "timeout" in str(results[0]).lower()
 
 
+@needs_snmpd
+def test_one_user_name_with_two_passwords_keeps_them_apart(snmp_port: int) -> None:
+    # An SNMP engine holds one set of keys per user name: each credential set gets an engine.
+    keys = {"version": "3", "user": PRIV_USER, "priv_protocol": "AES", "priv_password": PRIV_KEY,
+            "timeout": 0.5, "retries": 0}
+    wrong = snmp_target(snmp_port, device_id="sw-wrong", auth_password="not-the-password", **keys)
+    right = snmp_target(snmp_port, device_id="sw-right", auth_password=PRIV_AUTH, **keys)
+    for order in ((wrong, right), (right, wrong)):
+        results = dict(zip([t.device_id for t in order], read(*order), strict=True))
+        assert isinstance(results["sw-right"], dict), results
+        assert str(results["sw-wrong"]).startswith("no answer"), results
+
+
 # --- ICMP -----------------------------------------------------------------------------------------
 
 def test_icmp_to_localhost_measures_latency_without_loss() -> None:
