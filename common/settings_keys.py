@@ -20,7 +20,7 @@ _CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")  # tick
 SECTIONS: dict[str, frozenset[str] | None] = {
     "agent": frozenset({
         "data_dir", "device_class", "device_id", "interval", "log_level", "max_inflight", "probe_count",
-        "probe_timeout", "publish_rate", "reconnect_max", "reconnect_min", "spool_max_samples", "stop_timeout",
+        "probe_timeout", "proxy", "publish_rate", "reconnect_max", "reconnect_min", "spool_max_samples", "stop_timeout",
         "targets", "tcp_probe_count",
     }),
     "collector": frozenset({

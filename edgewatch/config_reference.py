@@ -16,7 +16,7 @@ from typing import Any
 
 from common.config import ENV_PREFIX, Settings
 
-GETTERS = ("str", "float", "int", "bool", "list", "path")
+GETTERS = ("str", "float", "int", "bool", "list", "path", "tables")
 HEADER = """# Configuration reference
 
 Every component reads a TOML settings file (`--config FILE`, or `EDGEWATCH_CONFIG` for the agent)
