@@ -27,7 +27,7 @@ from tickets.db import create_engine_for, session_factory
 from tickets.models import ApiToken, Customer, Device, Ticket
 from tickets.service import TicketService
 
-ROLES = ("admin", "supervisor", "engineer", "customer")
+ROLES = ("admin", "supervisor", "engineer", "customer", "ingest")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _seq = itertools.count(1)
 
