@@ -98,8 +98,8 @@ def _validation_problems(exc: ValidationError, name_of: Callable[[int], str | No
         where = _where(loc)
         if len(loc) >= 2 and loc[0] == "alerts" and isinstance(loc[1], int):
             name = name_of(loc[1])
-            if name:
-                where += f" (alert {name})"
+            if name:  # alerts[2] (alert DiskFull).startsAt
+                where = _where(loc[:2]) + f" (alert {name})" + (f".{_where(loc[2:])}" if loc[2:] else "")
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     return problems
 
