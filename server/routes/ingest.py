@@ -22,7 +22,14 @@ from starlette.concurrency import run_in_threadpool
 
 from server.actions import TicketActions
 from server.auth import Principal, authorized, context, db_session
-from server.intake import PayloadRefused, alertmanager_alerts, parse_json, zabbix_alerts
+from server.intake import (
+    AlertmanagerPayload,
+    PayloadRefused,
+    ZabbixPayload,
+    alertmanager_alerts,
+    parse_json,
+    zabbix_alerts,
+)
 from server.schemas import ErrorOut
 from tickets.ingest import Rejected, insert_dead_letters, storable
 from tickets.intake import ExternalAlert, IntakeSettings
@@ -63,7 +70,26 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 Reader = Callable[[Any, IntakeSettings, datetime], list[ExternalAlert]]
 
 
-@router.post("/alertmanager", name="ingest_alertmanager", response_model=IntakeOut, responses=_RESPONSES)
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body as documented (the route reads it itself, to keep a refused one as a dead letter)."""
+    schema = model.model_json_schema(by_alias=True)
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:  # the wire models are not recursive: every reference can be written out
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
+@router.post("/alertmanager", name="ingest_alertmanager", response_model=IntakeOut, responses=_RESPONSES,
+             openapi_extra=_body(AlertmanagerPayload))
 async def ingest_alertmanager(request: Request, who: Who, session: Db) -> Any:
     """Alertmanager's webhook payload (version 4): a receiver's `webhook_configs` entry with this URL and
     `http_config.authorization.credentials` an ingest token."""
@@ -72,7 +98,8 @@ async def ingest_alertmanager(request: Request, who: Who, session: Db) -> Any:
                                    lambda payload, settings, now: alertmanager_alerts(payload, settings))
 
 
-@router.post("/zabbix", name="ingest_zabbix", response_model=IntakeOut, responses=_RESPONSES)
+@router.post("/zabbix", name="ingest_zabbix", response_model=IntakeOut, responses=_RESPONSES,
+             openapi_extra=_body(ZabbixPayload))
 async def ingest_zabbix(request: Request, who: Who, session: Db) -> Any:
     """One Zabbix event, as the media type `deploy/zabbix/edgewatch_media_type.js` sends it."""
     body = await request.body()
@@ -129,7 +156,7 @@ def _refused(request: Request, session: Session, source: IntakeSource, body: byt
     text = body.decode("utf-8", errors="replace")
     insert_dead_letters(session, [Rejected(
         received_at=now, topic=f"http:{request.url.path}", device_id=None, reason=f"bad {source.value} payload",
-        detail=storable(detail), payload=text[:DEAD_LETTER_PAYLOAD_CHARS], payload_size=len(body),
+        detail=storable(detail), payload=storable(text[:DEAD_LETTER_PAYLOAD_CHARS]), payload_size=len(body),
     )])
     session.commit()
     return JSONResponse({"detail": detail, "problems": exc.problems}, status_code=422)
