@@ -86,6 +86,9 @@ def test_a_firing_alertmanager_alert_opens_a_red_ticket_with_clocks_and_notifica
     assert "HostHighCpuLoad on gw-a" in ticket["description"]
     assert {c["name"] for c in ticket["clocks"]} >= {"first_response", "on_site", "resolution"}
     assert ticket["audit"][0]["actor"] == "alertmanager"
+    assert ticket["details"]["labels"]["alertname"] == "HostHighCpuLoad"
+    seen = acme.client.get(f"/api/v1/tickets/{ticket['id']}", headers=acme.auth("customer")).json()
+    assert seen["details"]["alert"] == "HostHighCpuLoad" and "labels" not in seen["details"]  # labels: staff only
     with acme.sessions() as session:
         events = set(session.scalars(select(OutboxMessage.event).where(OutboxMessage.ticket_id == ticket["id"])))
     assert "ticket_opened" in events

@@ -294,11 +294,10 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
         subject = f"[{_PRODUCT}] {tag}: {device} {metric} {_reading(f, metric)}, {label} ticket {_ticket_ref(f)}"
         opening = _a(label)
         body = [f"{opening[0].upper()}{opening[1:]} ticket was opened for device {device}.", _breach_line(f)]
-        if _external(f):
-            pass  # the monitor's own words say why
-        elif severity == "red":
+        measured = _external(f) is None  # another monitor's alert: its own words (the breach line) say why
+        if measured and severity == "red":
             body.append(f"Red alert: the value is {_over(f)}.")
-        elif severity == "orange":
+        elif measured and severity == "orange":
             body.append("Orange alert: the threshold was exceeded on consecutive readings.")
     header = [f"Ticket {_ticket_ref(f)} ({label}, level {f.get('level', 'n/a')}) opened at {opened}."]
     return subject, [*body, "", *header]
