@@ -29,6 +29,10 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "predictive_flush_s", "queue_size", "registry_flush_s", "thresholds", "thresholds_poll_s",
     }),
     "database": frozenset({"url"}),
+    "intake": frozenset({
+        "default_severity", "device_labels", "device_tags", "metric_labels", "metric_tags", "metrics", "severities",
+        "severity_label", "unknown_devices",
+    }),
     "mqtt": frozenset({
         # both the agent and the collector
         "url", "username", "password", "ca_file",

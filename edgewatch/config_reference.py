@@ -87,6 +87,11 @@ NOTES = {
 one file gives both the same store. `[server] telemetry_path` still names the SQLite file. Stores,
 roll-up tiers and what each retention means per store: [telemetry](telemetry.md).
 """,
+    "intake": """Read by the server: how Alertmanager's and Zabbix's alerts map to a device, a metric and a severity.
+`metrics` and `severities` are lists of `NAME=VALUE` (`"HostHighCpuLoad=cpu_percent"`, `"page=red"`);
+the severity table starts from critical, disaster, high = red; warning, average = orange; info, none,
+information, not classified = ignore. Guide: [integrations](integrations.md).
+""",
     "server": """`host` and `port` also give the default of `[tickets] public_url`: the server's own address.
 """,
     "tickets": """`public_url` is what every link in a notification starts with (ticket links `<public_url>/tickets/N`,

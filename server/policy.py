@@ -13,7 +13,9 @@ from tickets.models import TokenRole
 ADMIN = frozenset({TokenRole.ADMIN})
 MANAGERS = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR})
 STAFF = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR, TokenRole.ENGINEER})
-EVERYONE = frozenset(TokenRole)
+# Every role of a person; an `ingest` token (a monitor delivering alerts) may call its intake only.
+EVERYONE = frozenset(TokenRole) - {TokenRole.INGEST}
+INGEST = frozenset({TokenRole.INGEST})
 
 RULES: dict[str, frozenset[TokenRole]] = {
     "whoami": EVERYONE,
@@ -68,6 +70,9 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "update_user": ADMIN,
     "delete_user": ADMIN,
     "change_own_password": EVERYONE,
+    # alerts of other monitors
+    "ingest_alertmanager": INGEST,
+    "ingest_zabbix": INGEST,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,

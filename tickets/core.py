@@ -138,6 +138,10 @@ def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[
         "metric": ticket.metric,
         "value": details.get("value"),
         "threshold": details.get("threshold"),
+        # another monitor's alert (tickets.intake): which one, and what it said
+        "source": details.get("source"),
+        "alert": details.get("alert"),
+        "summary": details.get("summary"),
         "status": ticket.status,
         "opened_at": iso(ticket.opened_at),
         "assignee": ticket.assignee,

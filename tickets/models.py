@@ -166,6 +166,26 @@ class TokenRole(StrEnum):
     SUPERVISOR = "supervisor"
     ENGINEER = "engineer"
     CUSTOMER = "customer"
+    INGEST = "ingest"  # a monitor delivering its alerts (`POST /ingest/...`): may do nothing else
+
+
+class UserRole(StrEnum):
+    """The roles a person's account may have: a token's, but for `ingest` (a program's, not a person's)."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    ENGINEER = "engineer"
+    CUSTOMER = "customer"
+
+
+class IntakeSource(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    ZABBIX = "zabbix"
+
+
+class IntakeStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class Base(DeclarativeBase):
@@ -563,7 +583,7 @@ class User(Base):
     """A person's account: signs in with a user name and password (an argon2 hash is stored)."""
 
     __tablename__ = "users"
-    __table_args__ = (_one_of("role", TokenRole),)
+    __table_args__ = (_one_of("role", UserRole),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)  # stored case-folded
@@ -592,6 +612,31 @@ class BrowserSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class IntakeEvent(Base):
+    """One alert delivery taken in from another monitor (Alertmanager, Zabbix), kept so that the same
+    delivery again changes nothing: the key is the monitor's own (Alertmanager's fingerprint and
+    start time, Zabbix's event id) with the status delivered."""
+
+    __tablename__ = "intake_events"
+    __table_args__ = (
+        _one_of("source", IntakeSource),
+        _one_of("status", IntakeStatus),
+        UniqueConstraint("source", "event_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    event_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))  # the alert's or trigger's name
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str | None] = mapped_column(String(16))  # red | orange; None: ignored by the mapping
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # opened | joined | cleared | no_ticket | ignored
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
 
 class Setting(Base):

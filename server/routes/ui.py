@@ -66,6 +66,8 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
             ctx.throttle.failed(client_address(request))
             raise HTTPException(401, "the API token is unknown, revoked or expired" if token is None
                                 else "the token's customer is deactivated")
+        if token.role == TokenRole.INGEST:
+            raise HTTPException(403, "the role 'ingest' may not sign in: its token only delivers alerts")
         owner: str = str(token.id)
         row = BrowserSession(token_id=token.id, created_at=now,
                              # A session never outlives its token.

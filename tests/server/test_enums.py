@@ -27,7 +27,7 @@ def test_ticket_values_on_the_wire_are_the_contracts() -> None:
     assert schemas["Severity"]["enum"] == ["orange", "red"]
     assert schemas["DeviceState"]["enum"] == ["online", "offline", "unknown"]
     assert schemas["DeviceHealth"]["enum"] == ["green", "orange", "red", "offline", "unknown"]
-    assert schemas["TokenRole"]["enum"] == ["admin", "supervisor", "engineer", "customer"]
+    assert schemas["TokenRole"]["enum"] == ["admin", "supervisor", "engineer", "customer", "ingest"]
     contact = schemas["ContactIn"]["properties"]
     assert contact["channel"]["enum"] == ["email", "webhook", "dingtalk", "wecom", "feishu"]  # not the inbox
     ticket = schemas["TicketOut"]["properties"]

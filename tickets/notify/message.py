@@ -243,8 +243,26 @@ def _over(f: _Facts) -> str:
     return "over the threshold"
 
 
+def _external(f: _Facts) -> str | None:
+    """`Alertmanager alert HostHighCpuLoad` for another monitor's alert, which carries no value."""
+    if f.get("value") is not None or not f.get("alert"):
+        return None
+    source = {"alertmanager": "Alertmanager", "zabbix": "Zabbix"}.get(str(f.get("source")), "external")
+    return f"{source} alert {f.get('alert')}"
+
+
+def _reading(f: _Facts, metric: str) -> str:
+    """The value in a subject line; for another monitor's alert, its name."""
+    external = _external(f)
+    return f"({external})" if external else quantity(metric, f.need("value"))
+
+
 def _breach_line(f: _Facts) -> str:
     metric = str(f.need("metric"))
+    external = _external(f)
+    if external:
+        summary = f.get("summary")
+        return f"{external} is firing on {metric_label(metric)} ({metric})" + (f": {summary}" if summary else ".")
     value, threshold = f.need("value"), f.need("threshold")
     return f"{metric_label(metric)} ({metric}) is {quantity(metric, value)}; threshold {quantity(metric, threshold)}."
 
@@ -273,13 +291,13 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     else:
         tag = str(severity or f.get("level") or "alert").upper()
         metric = str(f.need("metric"))
-        subject = (f"[{_PRODUCT}] {tag}: {device} {metric} {quantity(metric, f.need('value'))}, "
-                   f"{label} ticket {_ticket_ref(f)}")
+        subject = f"[{_PRODUCT}] {tag}: {device} {metric} {_reading(f, metric)}, {label} ticket {_ticket_ref(f)}"
         opening = _a(label)
         body = [f"{opening[0].upper()}{opening[1:]} ticket was opened for device {device}.", _breach_line(f)]
-        if severity == "red":
+        measured = _external(f) is None  # another monitor's alert: its own words (the breach line) say why
+        if measured and severity == "red":
             body.append(f"Red alert: the value is {_over(f)}.")
-        elif severity == "orange":
+        elif measured and severity == "orange":
             body.append("Orange alert: the threshold was exceeded on consecutive readings.")
     header = [f"Ticket {_ticket_ref(f)} ({label}, level {f.get('level', 'n/a')}) opened at {opened}."]
     return subject, [*body, "", *header]
@@ -290,7 +308,7 @@ def _ticket_escalated(f: _Facts) -> tuple[str, list[str]]:
     severity = str(f.need("severity"))
     previous = f.get("previous_severity", "orange")
     subject = (f"[{_PRODUCT}] ESCALATED to {severity.upper()}: {device} {metric} "
-               f"{quantity(metric, f.need('value'))}, ticket {_ticket_ref(f)}")
+               f"{_reading(f, metric)}, ticket {_ticket_ref(f)}")
     return subject, [f"Ticket {_ticket_ref(f)} for device {device} was escalated from {previous} to {severity}.",
                      _breach_line(f)]
 
@@ -312,8 +330,8 @@ def _alert_cleared(f: _Facts) -> tuple[str, list[str]]:
 def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
     device, metric = _device(f), str(f.need("metric"))
     severity = str(f.get("severity", "alert"))
-    subject = (f"[{_PRODUCT}] RECURRED: {device} {metric} {quantity(metric, f.need('value'))} "
-               f"is over its threshold again, ticket {_ticket_ref(f)}")
+    again = "is firing again" if _external(f) else "is over its threshold again"
+    subject = f"[{_PRODUCT}] RECURRED: {device} {metric} {_reading(f, metric)} {again}, ticket {_ticket_ref(f)}"
     body = [f"The {severity} alert on {metric_label(metric)} ({metric}) of device {device} is back.", _breach_line(f)]
     if f.get("cleared_at"):
         body.append(f"It had cleared at {human_time(f.get('cleared_at'), f'{f.event}: cleared_at')}.")
@@ -348,7 +366,7 @@ def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
         body.append(f"Assignee: {f.get('assignee')}.")
     if f.get("on_call"):
         body.append(f"You are on call for the {f.get('group')}: please acknowledge.")
-    if f.get("metric") and f.get("value") is not None and f.get("threshold") is not None:
+    if f.get("metric") and (_external(f) or (f.get("value") is not None and f.get("threshold") is not None)):
         body.append(_breach_line(f))
     if f.get("note"):
         body.append(f"Note: {f.get('note')}")
