@@ -352,6 +352,9 @@ def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
         body.append(_breach_line(f))
     if f.get("note"):
         body.append(f"Note: {f.get('note')}")
+    known = f.get("knowledge")
+    if isinstance(known, Mapping) and known.get("title"):
+        body.append(f"Known solution: {known['title']}" + (f" {known['link']}" if known.get("link") else ""))
     return subject, body
 
 
