@@ -29,6 +29,7 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "predictive_flush_s", "queue_size", "registry_flush_s", "thresholds", "thresholds_poll_s",
     }),
     "database": frozenset({"url"}),
+    "knowledge": frozenset({"repeat_count", "repeat_window_days", "review_months"}),
     "mqtt": frozenset({
         # both the agent and the collector
         "url", "username", "password", "ca_file",
