@@ -360,7 +360,7 @@ class ContactIn(In):
     name: ShortText
     # Every channel but the inbox, which is the demo's stand-in for a mailbox.
     channel: Literal[ContactChannel.EMAIL, ContactChannel.WEBHOOK, ContactChannel.DINGTALK, ContactChannel.WECOM,
-                     ContactChannel.FEISHU]
+                     ContactChannel.FEISHU, ContactChannel.SMS]
     # At most 300 characters (bytes in UTF-8): stored encrypted (tickets.secrets) in 500.
     address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
     secret: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None

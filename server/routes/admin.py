@@ -43,6 +43,7 @@ from tickets import knowledge
 from tickets.audit import record_entity
 from tickets.models import ApiToken, Contact, ContactChannel, Customer, Level, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
+from tickets.notify.sms import PhoneNumberRefused, e164
 from tickets.secrets import MAX_PLAIN_BYTES
 
 router = APIRouter(prefix="/api/v1")
@@ -145,6 +146,8 @@ def shown_address(channel: str, address: str) -> str:
     only its scheme and host."""
     if channel == ContactChannel.EMAIL:
         return address
+    if channel == ContactChannel.SMS:  # enough to recognise the number, not to copy it
+        return address[:6] + "…" + address[-4:] if len(address) > 10 else "…"
     try:
         url = httpx.URL(address)
     except httpx.InvalidURL:
@@ -166,13 +169,20 @@ def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
 def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who, session: Db) -> ContactOut:
     customer = _customer(session, customer_id, who)
     address = body.address
+    if body.channel == ContactChannel.SMS:
+        try:
+            address = e164(address)
+        except PhoneNumberRefused as exc:
+            raise HTTPException(422, f"address: {exc}", headers={"X-Error-Key": "address"}) from None
     for field, value in (("address", address), ("secret", body.secret or "")):
         if len(value.encode("utf-8")) > MAX_PLAIN_BYTES:
             raise HTTPException(422, f"{field}: at most {MAX_PLAIN_BYTES} bytes in UTF-8 (it is stored encrypted)")
     if any(c.isspace() or not c.isprintable() for c in address):
         # The address goes into a mail header or a request line: a line break there would add headers.
         raise HTTPException(422, f"address: {address!r} must be one line without spaces or control characters")
-    if body.channel == ContactChannel.EMAIL:
+    if body.channel == ContactChannel.SMS:
+        pass  # checked above
+    elif body.channel == ContactChannel.EMAIL:
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             raise HTTPException(422, f"address: {address!r} is not an e-mail address")
     elif not address.startswith(("https://", "http://")):

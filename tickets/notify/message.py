@@ -21,7 +21,7 @@ from typing import Any
 from rules.metrics import unit_of
 from rules.predict.events import Change, PredictiveEvent, Reason, WarningKind
 
-CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")
+CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms", "inbox")
 
 # Printable ASCII without spaces: the key travels in HTTP and mail headers, where CR/LF would let
 # a bad key inject headers and non-ASCII would need encoding that receivers compare differently.
