@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.config import Settings
@@ -55,6 +55,7 @@ FINISHED = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
 # How much a shared metric and device class weigh against the text (whose overlap counts up to 1).
 METRIC_WEIGHT, CLASS_WEIGHT = 0.5, 0.25
 PAST_TICKETS_SCANNED = 200
+CANDIDATES = 100  # best text matches a ticket's entries are chosen from
 
 
 class NotKnowledgeManager(TicketError):
@@ -289,20 +290,21 @@ def _device_class(session: Session, ticket: Ticket) -> str | None:
 def matching_entries(session: Session, ticket: Ticket, *, limit: int = 5, customer: bool = False) -> list[EntryMatch]:
     """Published entries (and those due for review) that fit the ticket, best first: the share of the
     ticket's words they hold, plus a weight for the same metric and for the same device class."""
-    wanted = knowledge_search.query_terms(ticket_text(ticket))
-    device_class = _device_class(session, ticket)
-    ids = set(knowledge_search.search(session, ticket_text(ticket), every_term=False, limit=100))
-    conditions: list[ColumnElement[bool]] = [KnowledgeEntry.id.in_(ids)] if ids else []
-    if ticket.metric:
-        conditions.append(KnowledgeEntry.metric == ticket.metric)
-    if not conditions:
+    text = ticket_text(ticket)
+    wanted = knowledge_search.query_terms(text)
+    # The candidates are the database's best text matches (any state: few are not shown); a
+    # ticket's text names its metric (cpu_percent: the terms cpu, percent), so entries written for
+    # the metric are among them.
+    ids = knowledge_search.search(session, text, every_term=False, limit=CANDIDATES)
+    if not ids:
         return []
+    device_class = _device_class(session, ticket)
     states = (KnowledgeState.PUBLISHED.value,) if customer else SHOWN_TO_STAFF
-    where = [KnowledgeEntry.state.in_(states), or_(*conditions)]
+    where = [KnowledgeEntry.state.in_(states), KnowledgeEntry.id.in_(ids)]
     if customer:
         where.append(KnowledgeEntry.customer_visible.is_(True))
     found = []
-    for entry in session.scalars(select(KnowledgeEntry).where(*where).limit(500)):
+    for entry in session.scalars(select(KnowledgeEntry).where(*where)):
         score = knowledge_search.overlap(wanted, entry.search_text.split())
         score += METRIC_WEIGHT if ticket.metric and entry.metric == ticket.metric else 0.0
         score += CLASS_WEIGHT if device_class and entry.device_class == device_class else 0.0
