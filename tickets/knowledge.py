@@ -55,7 +55,7 @@ FINISHED = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
 # How much a shared metric and device class weigh against the text (whose overlap counts up to 1).
 METRIC_WEIGHT, CLASS_WEIGHT = 0.5, 0.25
 PAST_TICKETS_SCANNED = 200
-CANDIDATES = 100  # best text matches a ticket's entries are chosen from
+CANDIDATES = 50  # best text matches a ticket's entries are chosen from
 
 
 class NotKnowledgeManager(TicketError):
@@ -124,8 +124,10 @@ def listing(session: Session, *, query: str | None = None, states: Sequence[str]
         ids = knowledge_search.search(session, query, limit=max(limit * 4, 100))
         if not ids:
             return []
-        rows = {e.id: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.id.in_(ids), *where))}
-        return [rows[i] for i in ids if i in rows][:limit]
+        allowed = set(session.scalars(select(KnowledgeEntry.id).where(KnowledgeEntry.id.in_(ids), *where)))
+        best = [i for i in ids if i in allowed][:limit]
+        rows = {e.id: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.id.in_(best)))}
+        return [rows[i] for i in best]
     return list(session.scalars(select(KnowledgeEntry).where(*where)
                                 .order_by(KnowledgeEntry.updated_at.desc(), KnowledgeEntry.id.desc()).limit(limit)))
 
@@ -303,16 +305,20 @@ def matching_entries(session: Session, ticket: Ticket, *, limit: int = 5, custom
     where = [KnowledgeEntry.state.in_(states), KnowledgeEntry.id.in_(ids)]
     if customer:
         where.append(KnowledgeEntry.customer_visible.is_(True))
-    found = []
-    for entry in session.scalars(select(KnowledgeEntry).where(*where)):
-        score = knowledge_search.overlap(wanted, entry.search_text.split())
-        score += METRIC_WEIGHT if ticket.metric and entry.metric == ticket.metric else 0.0
-        score += CLASS_WEIGHT if device_class and entry.device_class == device_class else 0.0
-        if entry.metric and ticket.metric and entry.metric != ticket.metric:
+    scored = []  # scored on the few columns it takes; only the best entries are loaded whole
+    for entry_id, state, metric, entry_class, search_text in session.execute(
+            select(KnowledgeEntry.id, KnowledgeEntry.state, KnowledgeEntry.metric, KnowledgeEntry.device_class,
+                   KnowledgeEntry.search_text).where(*where)):
+        score = knowledge_search.overlap(wanted, search_text.split())
+        score += METRIC_WEIGHT if ticket.metric and metric == ticket.metric else 0.0
+        score += CLASS_WEIGHT if device_class and entry_class == device_class else 0.0
+        if metric and ticket.metric and metric != ticket.metric:
             score /= 2  # written for another metric: still shown, after the ones for this one
-        found.append(EntryMatch(entry, round(score, 4)))
-    found.sort(key=lambda m: (-m.score, m.entry.state != KnowledgeState.PUBLISHED, -m.entry.id))
-    return found[:limit]
+        scored.append((round(score, 4), state != KnowledgeState.PUBLISHED, entry_id))
+    best = sorted(scored, key=lambda m: (-m[0], m[1], -m[2]))[:limit]
+    entries = {e.id: e for e in session.scalars(select(KnowledgeEntry).where(
+        KnowledgeEntry.id.in_([entry_id for _, _, entry_id in best])))}
+    return [EntryMatch(entries[entry_id], score) for score, _, entry_id in best]
 
 
 def matching_tickets(session: Session, ticket: Ticket, *, limit: int = 5) -> list[TicketMatch]:
