@@ -292,12 +292,11 @@ def _device_class(session: Session, ticket: Ticket) -> str | None:
 def matching_entries(session: Session, ticket: Ticket, *, limit: int = 5, customer: bool = False) -> list[EntryMatch]:
     """Published entries (and those due for review) that fit the ticket, best first: the share of the
     ticket's words they hold, plus a weight for the same metric and for the same device class."""
-    text = ticket_text(ticket)
-    wanted = knowledge_search.query_terms(text)
+    wanted = knowledge_search.ticket_terms(ticket_text(ticket))
     # The candidates are the database's best text matches (any state: few are not shown); a
     # ticket's text names its metric (cpu_percent: the terms cpu, percent), so entries written for
     # the metric are among them.
-    ids = knowledge_search.search(session, text, every_term=False, limit=CANDIDATES)
+    ids = knowledge_search.search(session, wanted, every_term=False, limit=CANDIDATES)
     if not ids:
         return []
     device_class = _device_class(session, ticket)
@@ -330,7 +329,7 @@ def matching_tickets(session: Session, ticket: Ticket, *, limit: int = 5) -> lis
              .where(Ticket.metric == ticket.metric, Ticket.id != ticket.id, Ticket.status.in_(FINISHED))
              .order_by(Ticket.id.desc()).limit(PAST_TICKETS_SCANNED))
     query = query.where(Device.device_class == device_class) if device_class else query
-    wanted = knowledge_search.query_terms(ticket_text(ticket))
+    wanted = knowledge_search.ticket_terms(ticket_text(ticket))
     found = [TicketMatch(t, round(knowledge_search.overlap(wanted, knowledge_search.terms(ticket_text(t))), 4))
              for t in session.scalars(query)]
     found.sort(key=lambda m: (-m.score, -m.ticket.id))

@@ -34,6 +34,13 @@ STOP_WORDS = frozenset({
     "or", "that", "the", "this", "to", "was", "were", "with",
 })
 MAX_QUERY_TERMS = 64
+# Words every generated ticket text holds (tickets.notify.message, tickets.opening): they tell no
+# ticket apart, and an OR query on them would rank nearly every entry. Left out when a ticket is
+# matched, not when people search.
+TICKET_WORDS = frozenset({
+    "alert", "consecutive", "device", "exceeded", "gw", "level", "maintenance", "on", "opened", "orange", "over",
+    "pre", "readings", "red", "rt", "service", "site", "threshold", "ticket", "value",
+})
 
 
 def terms(value: str) -> list[str]:
@@ -52,6 +59,11 @@ def query_terms(value: str) -> list[str]:
     """The terms of a query worth looking for (no stop words, no lone Latin letters)."""
     kept = [t for t in terms(value) if t not in STOP_WORDS and not (len(t) == 1 and t.isascii() and t.isalpha())]
     return kept[:MAX_QUERY_TERMS]
+
+
+def ticket_terms(value: str) -> list[str]:
+    """The query terms of a ticket's text that can tell entries apart (no numbers, no boilerplate)."""
+    return [t for t in query_terms(value) if t not in TICKET_WORDS and not t.isdigit()]
 
 
 def document(entry: KnowledgeEntry) -> str:
@@ -83,10 +95,10 @@ def index(session: Session, entry: KnowledgeEntry) -> None:
                         {"id": entry.id, "body": entry.search_text})
 
 
-def search(session: Session, query: str, *, every_term: bool = True, limit: int = 50) -> list[int]:
+def search(session: Session, query: str | list[str], *, every_term: bool = True, limit: int = 50) -> list[int]:
     """Ids of the entries (any state) whose text holds every query term (or any, with
-    `every_term=False`), best first by the database's own rank."""
-    words = query_terms(query)
+    `every_term=False`), best first by the database's own rank. `query` is a text, or its terms."""
+    words = query_terms(query) if isinstance(query, str) else query
     if not words:
         return []
     if _sqlite(session):
