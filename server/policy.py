@@ -73,6 +73,18 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # alerts of other monitors
     "ingest_alertmanager": INGEST,
     "ingest_zabbix": INGEST,
+    # the knowledge base: staff write drafts and mark entries used; knowledge managers (supervisors
+    # and admins) publish, review and retire, and edit published entries (checked in the route);
+    # customers read published, customer-visible entries only
+    "list_knowledge": EVERYONE,
+    "get_knowledge": EVERYONE,
+    "create_knowledge": STAFF,
+    "update_knowledge": STAFF,
+    "publish_knowledge": MANAGERS,
+    "review_knowledge": MANAGERS,
+    "retire_knowledge": MANAGERS,
+    "use_knowledge": STAFF,
+    "ticket_knowledge": STAFF,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,
@@ -82,4 +94,4 @@ RULES: dict[str, frozenset[TokenRole]] = {
 # show nothing private (health, Prometheus metrics, the dashboard's static shell and a ticket link's
 # redirect to it).
 PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page",
-                    "ticket_page", "messages"})
+                    "ticket_page", "knowledge_page", "messages"})

@@ -63,6 +63,9 @@ class Context:
     def ticket_link(self, ticket_id: int) -> str:
         return f"{self.public_url.rstrip('/')}/tickets/{ticket_id}"
 
+    def knowledge_link(self, entry_id: int) -> str:
+        return f"{self.public_url.rstrip('/')}/knowledge/{entry_id}"
+
     def survey_link(self, token: str) -> str:
         return self.public_url.rstrip("/") + SURVEY_PATH.format(token=token)
 

@@ -224,6 +224,12 @@ def ticket_page(ticket_id: int) -> RedirectResponse:
     return RedirectResponse(f"../#/tickets/{ticket_id}", status_code=303, headers={"Cache-Control": "no-store"})
 
 
+@pages.get("/knowledge/{entry_id}", name="knowledge_page", include_in_schema=False, status_code=303)
+def knowledge_page(entry_id: int) -> RedirectResponse:
+    """Where a dispatch message's knowledge link (`<public_url>/knowledge/N`) lands: the dashboard's entry."""
+    return RedirectResponse(f"../#/knowledge/{entry_id}", status_code=303, headers={"Cache-Control": "no-store"})
+
+
 @pages.get("/survey/{token}", name="survey_page", include_in_schema=False)
 def survey_page(token: str) -> FileResponse:
     return FileResponse(STATIC / "survey.html", headers={"Cache-Control": "no-store"})

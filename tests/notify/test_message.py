@@ -170,7 +170,7 @@ def test_datetimes_in_facts_become_iso_strings() -> None:
         ({"idempotency_key": "a b"}, "idempotency_key"),
         ({"idempotency_key": "k\r\nBcc: x@y"}, "idempotency_key"),
         ({"idempotency_key": "x" * 201}, "idempotency_key"),
-        ({"channel": "sms"}, "channel: must be one of"),
+        ({"channel": "pager"}, "channel: must be one of"),
         ({"address": ""}, "address"),
         ({"subject": "two\nlines"}, "subject"),
         ({"created_at": datetime(2025, 1, 1)}, "created_at: must carry a time zone"),

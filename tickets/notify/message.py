@@ -21,7 +21,7 @@ from typing import Any
 from rules.metrics import unit_of
 from rules.predict.events import Change, PredictiveEvent, Reason, WarningKind
 
-CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")
+CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms", "inbox")
 
 # Printable ASCII without spaces: the key travels in HTTP and mail headers, where CR/LF would let
 # a bad key inject headers and non-ASCII would need encoding that receivers compare differently.
@@ -370,6 +370,9 @@ def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
         body.append(_breach_line(f))
     if f.get("note"):
         body.append(f"Note: {f.get('note')}")
+    known = f.get("knowledge")
+    if isinstance(known, Mapping) and known.get("title"):
+        body.append(f"Known solution: {known['title']}" + (f" {known['link']}" if known.get("link") else ""))
     return subject, body
 
 

@@ -85,4 +85,4 @@ export function isoToZoned(iso, zone) {
 
 export const LANGUAGES = [["", "—"], ["zh-CN", "中文 (zh-CN)"], ["en", "English (en)"]];
 export const CHANNELS = [["", "none"], ["email", "e-mail"], ["webhook", "webhook"], ["dingtalk", "DingTalk"],
-                         ["wecom", "WeCom"], ["feishu", "Feishu"]];
+                         ["wecom", "WeCom"], ["feishu", "Feishu"], ["sms", "SMS"]];
