@@ -24,6 +24,7 @@ from collector.pipeline import Batch
 from rules import Transition
 from rules.predict import PredictiveEvent
 from tickets import ingest
+from tickets.batch import Alert, Change, Offline, Online
 from tickets.errors import DatabaseUnavailable
 from tickets.ingest import Rejected, SeenDevice
 
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 class TicketSink(Protocol):
     """What the collector needs from `tickets.service.TicketService`."""
+
+    def on_transitions(
+        self, session: Session, changes: Sequence[Change], on_error: Callable[[int, Exception], None] | None = None
+    ) -> Any: ...
 
     def on_transition(
         self, session: Session, transition: Transition, recent: Sequence[tuple[float, float]] = ()
@@ -122,48 +127,57 @@ def insert_dead_letters(session: Session, batch: Batch, on_unstorable: Unstorabl
     _guarded(session, "dead_letters", rows, attrgetter("topic"), ingest.insert_dead_letters, on_unstorable)
 
 
-def apply_device_event(session: Session, service: TicketSink, event: DeviceEvent) -> None:
-    at = utc(event.at)
-    if event.state == OFFLINE:
-        ingest.mark_offline(session, event.device_id, at)
-        service.on_device_offline(session, event.device_id, at)
-    else:
-        ingest.mark_online(session, event.device_id)
-        service.on_device_online(session, event.device_id, at)
+Subject = Transition | DeviceEvent | PredictiveEvent
 
 
-def write_batch(
-    session: Session, batch: Batch, service: TicketSink,
-    on_ticket_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
-    on_unstorable: Unstorable | None = None,
-) -> None:
-    """Everything of `batch` into `session` (the caller commits). A ticket-service failure on one
-    transition or predictive event rolls back that change alone (a savepoint) and is reported, not
-    raised. Predictive events go in sample order among the transitions. With `on_unstorable` (after
-    the database refused the batch), rows it refuses one by one are reported and skipped."""
-    upsert_devices(session, batch, on_unstorable)
-    upsert_rule_states(session, batch.states, on_unstorable)
-    upsert_predictive_states(session, batch.predictive_states, on_unstorable)
-    insert_dead_letters(session, batch, on_unstorable)
+def ticket_changes(batch: Batch) -> tuple[list[Change], list[Subject]]:
+    """The batch's ticket changes in the order they are applied (predictive events in sample order
+    among the transitions, then the devices' offline/online events), and what each came from."""
+    changes: list[Change] = []
+    subjects: list[Subject] = []
     predictions = iter(batch.predictions)
     pending = next(predictions, None)
     for index, (transition, recent) in enumerate(batch.transitions):
         while pending is not None and pending[0] <= index:
-            _isolated(session, partial(service.on_predictive, session, pending[1]), pending[1], on_ticket_error)
+            changes.append(pending[1])
+            subjects.append(pending[1])
             pending = next(predictions, None)
-        _isolated(session, partial(service.on_transition, session, transition, recent), transition,
-                  on_ticket_error)
+        changes.append(Alert(transition, recent))
+        subjects.append(transition)
     while pending is not None:
-        _isolated(session, partial(service.on_predictive, session, pending[1]), pending[1], on_ticket_error)
+        changes.append(pending[1])
+        subjects.append(pending[1])
         pending = next(predictions, None)
     for event in batch.events:
-        _isolated(session, partial(apply_device_event, session, service, event), event, on_ticket_error)
+        at = utc(event.at)
+        changes.append(Offline(event.device_id, at) if event.state == OFFLINE else Online(event.device_id, at))
+        subjects.append(event)
+    return changes, subjects
 
 
-def _isolated(
-    session: Session, action: Callable[[], Any], subject: Transition | DeviceEvent | PredictiveEvent,
-    on_error: Callable[[Transition | DeviceEvent | PredictiveEvent, Exception], None],
+def mark_devices(session: Session, events: Sequence[DeviceEvent]) -> None:
+    """The devices' offline/online state in the registry (their tickets follow with the batch's)."""
+    for event in events:
+        if event.state == OFFLINE:
+            ingest.mark_offline(session, event.device_id, utc(event.at))
+        else:
+            ingest.mark_online(session, event.device_id)
+
+
+def write_batch(
+    session: Session, batch: Batch, service: TicketSink,
+    on_ticket_error: Callable[[Subject, Exception], None],
+    on_unstorable: Unstorable | None = None,
 ) -> None:
-    failed = _savepoint(session, action)
-    if failed is not None:
-        on_error(subject, failed)
+    """Everything of `batch` into `session` (the caller commits). The ticket changes go to the ticket
+    service as one batch (`TicketService.on_transitions`); a failure on one transition, predictive
+    or device event rolls back that change alone and is reported, not raised. With `on_unstorable`
+    (after the database refused the batch), rows it refuses one by one are reported and skipped."""
+    upsert_devices(session, batch, on_unstorable)
+    upsert_rule_states(session, batch.states, on_unstorable)
+    upsert_predictive_states(session, batch.predictive_states, on_unstorable)
+    insert_dead_letters(session, batch, on_unstorable)
+    mark_devices(session, batch.events)
+    changes, subjects = ticket_changes(batch)
+    if changes:
+        service.on_transitions(session, changes, lambda position, exc: on_ticket_error(subjects[position], exc))

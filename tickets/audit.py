@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from tickets import prefetch
 from tickets.models import AuditEntry, Ticket
+
+_TABLE = cast(Table, AuditEntry.__table__)
 
 
 def jsonable(value: Any) -> Any:
@@ -35,7 +39,7 @@ def record(
     old: Any = None,
     new: Any = None,
     reason: str | None = None,
-) -> AuditEntry:
+) -> AuditEntry | None:
     return record_entity(session, entity="ticket", entity_id=str(ticket.id), ticket_id=ticket.id, actor=actor,
                          action=action, at=at, field=field, old=old, new=new, reason=reason)
 
@@ -53,8 +57,15 @@ def record_entity(
     old: Any = None,
     new: Any = None,
     reason: str | None = None,
-) -> AuditEntry:
-    """One append-only audit row for any entity (tickets, devices, customers, tokens, settings)."""
+) -> AuditEntry | None:
+    """One append-only audit row for any entity (tickets, devices, customers, tokens, settings); None
+    inside a batch of ticket changes, which inserts its rows together (`tickets.prefetch`)."""
+    scope = prefetch.current(session)
+    if scope is not None:
+        scope.defer(_TABLE, {"at": at, "entity": entity, "entity_id": entity_id, "ticket_id": ticket_id,
+                             "actor": actor, "action": action, "field": field, "old_value": jsonable(old),
+                             "new_value": jsonable(new), "reason": reason})
+        return None
     entry = AuditEntry(
         at=at, entity=entity, entity_id=entity_id, ticket_id=ticket_id, actor=actor,
         action=action, field=field, old_value=jsonable(old), new_value=jsonable(new), reason=reason,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import audit, sla
+from tickets import audit, prefetch, sla
 from tickets.clock import Clock
 from tickets.errors import TicketNotFound
 from tickets.models import Clock as ClockRow
@@ -50,6 +50,16 @@ class Context:
         expired, and reading one would go to the database, which may be the very thing that failed."""
         self._local.pending = []
 
+    def touched_mark(self) -> int:
+        """Where this thread's list of touched clocks ends now (for `forget_touched_since`)."""
+        return len(getattr(self._local, "pending", None) or [])
+
+    def forget_touched_since(self, mark: int) -> None:
+        """Drop the clocks touched after `mark`: their savepoint was rolled back."""
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            del pending[mark:]
+
     def take_touched(self) -> list[tuple[int, datetime | None]]:
         """The (clock id, next instant) pairs this thread touched since its last call."""
         pending = getattr(self._local, "pending", None) or []
@@ -79,6 +89,17 @@ def load(session: Session, ticket_id: int) -> Ticket:
 
 
 def find_open(session: Session, open_key: str) -> Ticket | None:
+    """The open ticket of the key, locked for update (from the batch's read, inside a batch)."""
+    scope = prefetch.current(session)
+    if scope is not None:
+        known, ticket = scope.open_ticket(open_key)
+        if known:
+            return ticket
+    return select_open(session, open_key)
+
+
+def select_open(session: Session, open_key: str) -> Ticket | None:
+    """The open ticket of the key as the database has it now, locked for update."""
     return session.scalars(select(Ticket).where(Ticket.open_key == open_key).with_for_update()).one_or_none()
 
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import rules
-from tickets import audit, outbox, paging, sla
-from tickets.core import Context, add_clock, clock_named, facts, find_open, running
+from tickets import audit, outbox, paging, prefetch, sla
+from tickets.core import Context, add_clock, clock_named, facts, find_open, running, select_open
 from tickets.models import Contact, ContactRole, Device, NoteVisibility, Ticket, TicketKind, TicketNote, TicketStatus
 from tickets.notify.message import iso
 from tickets.policy import ESCALATION, FIRST_RESPONSE, RESOLUTION
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 COLLECTOR = "collector"
 OPENED_EVENTS = ("ticket_opened", "ticket_escalated", "ticket_dispatched")
 MAX_RECENT = 20
+_NOTES = cast(Table, TicketNote.__table__)
 
 
 def open_key(device_id: str, metric_or_kind: str) -> str:
@@ -106,7 +107,7 @@ def on_transition(
         if escalating:
             escalate(ctx, session, ticket, t, details, at, wording)
         else:
-            add_note(session, ticket, wording.actor, wording.raised_again(t), at)
+            write_note(session, ticket, wording.actor, wording.raised_again(t), at)
         if cleared_at is not None:
             _recurred(ctx, session, ticket, t, at, cleared_at, wording, told=not escalating)
     return ticket
@@ -173,7 +174,7 @@ def on_device_online(ctx: Context, session: Session, device_id: str, at: datetim
     if ticket is None:
         return None
     now = ctx.now()
-    add_note(session, ticket, COLLECTOR, f"device back online at {iso(at)}", now)
+    write_note(session, ticket, COLLECTOR, f"device back online at {iso(at)}", now)
     audit.record(session, ticket, actor=COLLECTOR, action="recovered", at=now, field="state", old="offline",
                  new="online", reason=f"device back online at {iso(at)}")
     _tell_recovery(ctx, session, ticket, now, f"online.{int(at.timestamp())}",
@@ -208,16 +209,26 @@ def open_ticket(
         escalated=False, escalation_step=0, updated_at=at,
         clocks=[],  # known empty: adding the first clock need not load the collection
     )
-    try:
-        with session.begin_nested():
-            session.add(ticket)
-            session.flush()
-    except IntegrityError:
-        winner = find_open(session, key)
-        if winner is None:
-            raise
-        logger.info("ticket for %s opened concurrently by another process: attached to %s", key, winner.id)
-        return winner, False
+    scope = prefetch.current(session)
+    if scope is not None:
+        # In a batch the key was read locked and found without an open ticket: the ticket takes a
+        # reserved id and is inserted with the batch's other rows. Should another process have
+        # opened one meanwhile, the UNIQUE key refuses the batch, which is then applied again
+        # change by change, each in the savepoint below (`tickets.batch`).
+        ticket.id = scope.ticket_id(session)
+        session.add(ticket)
+        scope.opened(ticket)
+    else:
+        try:
+            with session.begin_nested():
+                session.add(ticket)
+                session.flush()
+        except IntegrityError:
+            winner = select_open(session, key)
+            if winner is None:
+                raise
+            logger.info("ticket for %s opened concurrently by another process: attached to %s", key, winner.id)
+            return winner, False
     audit.record(session, ticket, actor=actor, action="opened", at=at, field="status", new=ticket.status,
                  reason=f"{kind} ticket opened (level {level})")
     for name, duration in ctx.policy.clocks_for(kind, level):
@@ -303,7 +314,7 @@ def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration
 
 def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime,
              wording: AlertWording) -> None:
-    add_note(session, ticket, wording.actor, wording.cleared_note(t), at)
+    write_note(session, ticket, wording.actor, wording.cleared_note(t), at)
     cleared_at = iso(datetime.fromtimestamp(t.ts, UTC))
     ticket.details = {**(ticket.details or {}), "cleared_at": cleared_at}
     audit.record(session, ticket, actor=wording.actor, action="recovered", at=at, field="alert",
@@ -322,19 +333,35 @@ def add_note(session: Session, ticket: Ticket, author: str, text: str, at: datet
              visibility: str = NoteVisibility.INTERNAL.value) -> TicketNote:
     note = TicketNote(ticket_id=ticket.id, at=at, author=author, text=text, visibility=visibility)
     session.add(note)
+    _audit_note(session, ticket, author, text, at, visibility)
+    return note
+
+
+def write_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime) -> None:
+    """An internal note of the collector's: `add_note`, or inside a batch of ticket changes a row
+    inserted with the batch's others."""
+    scope = prefetch.current(session)
+    if scope is None:
+        add_note(session, ticket, author, text, at)
+        return
+    visibility = NoteVisibility.INTERNAL.value
+    scope.defer(_NOTES, {"ticket_id": ticket.id, "at": at, "author": author, "text": text, "visibility": visibility})
+    _audit_note(session, ticket, author, text, at, visibility)
+
+
+def _audit_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime, visibility: str) -> None:
     audit.record(session, ticket, actor=author, action="note", at=at, field="notes", new=text,
                  reason=None if visibility == NoteVisibility.INTERNAL else "visible to the customer")
-    return note
 
 
 def _first_contact(session: Session, customer_id: int | None) -> str | None:
     if customer_id is None:
         return None
-    return session.scalars(
+    return prefetch.memo(session, ("first_contact", customer_id), lambda: session.scalars(
         select(Contact.name)
         .where(Contact.customer_id == customer_id, Contact.role == ContactRole.OPS.value, Contact.active.is_(True))
         .order_by(Contact.id)
-    ).first()
+    ).first())
 
 
 SEVERITY_LABELS = {rules.Severity.RED: "on-site service", rules.Severity.ORANGE: "pre-maintenance"}

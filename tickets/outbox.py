@@ -14,11 +14,12 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
+from tickets import prefetch
 from tickets.errors import MessageNotWritten
 from tickets.models import (
     Contact,
@@ -30,12 +31,13 @@ from tickets.models import (
     StaffMember,
     Ticket,
 )
-from tickets.notify.message import Notification, NotificationError, notification
+from tickets.notify.message import Notification, NotificationError, Rendered, render
 
 logger = logging.getLogger(__name__)
 
 CONTACT, GROUP, MEMBER = "contact", "staff_group", "staff_member"
 _TAGS = {CONTACT: "c", GROUP: "s", MEMBER: "m"}
+_TABLE = cast(Table, OutboxMessage.__table__)
 
 # Whether this thread inserted outbox rows since it last asked: the delivery worker is woken
 # after a commit only then (the collector commits several times a second, mostly without any).
@@ -92,21 +94,29 @@ class Recipient:
 def customer_contacts(session: Session, customer_id: int | None, role: str = ContactRole.OPS) -> list[Recipient]:
     if customer_id is None:
         return []
-    rows = session.scalars(
-        select(Contact).join(Customer)
-        .where(Contact.customer_id == customer_id, Contact.role == str(role), Contact.active.is_(True),
-               Customer.active.is_(True))  # a deactivated customer is told nothing
-        .order_by(Contact.id)
-    )
-    return [Recipient(CONTACT, c.id, c.name, c.channel, c.address) for c in rows]
+
+    def query() -> list[Recipient]:
+        rows = session.scalars(
+            select(Contact).join(Customer)
+            .where(Contact.customer_id == customer_id, Contact.role == str(role), Contact.active.is_(True),
+                   Customer.active.is_(True))  # a deactivated customer is told nothing
+            .order_by(Contact.id)
+        )
+        return [Recipient(CONTACT, c.id, c.name, c.channel, c.address) for c in rows]
+
+    return list(prefetch.memo(session, ("customer_contacts", customer_id, str(role)), query))
 
 
 def staff_group(session: Session, level: str | None) -> list[Recipient]:
     """The group channels (a group chat robot, a mailing list) of the groups of this level that have one."""
     if level is None:
         return []
-    groups = session.scalars(select(StaffGroup).where(StaffGroup.level == level).order_by(StaffGroup.id))
-    return [Recipient(GROUP, g.id, g.name, g.channel, g.address) for g in groups if g.channel and g.address]
+
+    def query() -> list[Recipient]:
+        groups = session.scalars(select(StaffGroup).where(StaffGroup.level == level).order_by(StaffGroup.id))
+        return [Recipient(GROUP, g.id, g.name, g.channel, g.address) for g in groups if g.channel and g.address]
+
+    return list(prefetch.memo(session, ("staff_group", level), query))
 
 
 def assignee_tag(session: Session, name: str | None) -> str:
@@ -151,26 +161,43 @@ def enqueue(
     key: str,
     at: datetime,
 ) -> list[OutboxMessage]:
-    """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped."""
+    """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped.
+    Returns the rows added (none inside a batch of ticket changes, which inserts its rows together)."""
     unique: dict[tuple[str, str], Recipient] = {}
     for r in recipients:
         unique.setdefault((r.channel, r.address), r)
     if not unique:
         return []
     keys = {f"t{ticket.id}.{key}.{r.tag}": r for r in unique.values()}
-    present = set(session.scalars(select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(keys))))
+    scope = prefetch.current(session)
+    if scope is not None and ticket.id in scope.covered:
+        present = {idem for idem in keys if idem in scope.outbox_keys}
+    else:
+        if scope is not None:
+            scope.settle(session)
+        present = set(session.scalars(
+            select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(keys))))
     rows = []
+    rendered: Rendered | NotificationError | None = None
     for idem, r in keys.items():
         if idem in present:
             continue
-        row = OutboxMessage(
-            idempotency_key=idem, ticket_id=ticket.id, event=event, recipient_kind=r.kind,
-            recipient_id=r.id, recipient_name=r.name, channel=r.channel, address=r.address,
-            created_at=at, next_attempt_at=at,
-        )
+        if rendered is None:  # what the message says is the same for every recipient: rendered once
+            try:
+                rendered = render(event, facts)
+            except NotificationError as exc:
+                rendered = exc
+        values: dict[str, Any] = {
+            "idempotency_key": idem, "ticket_id": ticket.id, "event": event, "recipient_kind": r.kind,
+            "recipient_id": r.id, "recipient_name": r.name, "channel": r.channel, "address": r.address,
+            "created_at": at, "next_attempt_at": at, "status": OutboxStatus.PENDING.value, "last_error": None,
+        }
         try:
-            row.payload = notification(
-                event, facts, idempotency_key=idem, channel=r.channel, address=r.address, created_at=at
+            if isinstance(rendered, NotificationError):
+                raise rendered
+            values["payload"] = Notification(
+                idempotency_key=idem, channel=r.channel, address=r.address, subject=rendered.subject,
+                text=rendered.text, data=rendered.data, created_at=at,
             ).to_dict()
         except NotificationError as exc:
             if getattr(_strict, "on", False):
@@ -180,8 +207,14 @@ def enqueue(
                 ) from None
             # Kept as a failed row so the delivery log shows what could not be sent and why.
             logger.warning("ticket %s: cannot render %s for %s: %s", ticket.id, event, r.tag, exc)
-            row.payload = {"event": event, "facts": _plain(facts)}
-            row.status, row.last_error = OutboxStatus.FAILED.value, f"cannot render: {exc}"
+            values["payload"] = {"event": event, "facts": _plain(facts)}
+            values["status"], values["last_error"] = OutboxStatus.FAILED.value, f"cannot render: {exc}"
+        if scope is not None:
+            scope.defer(_TABLE, {**values, "attempts": 0})
+            scope.wrote(ticket.id, idem, event, (r.kind, r.id, r.name, r.channel, r.address))
+            _written.rows = True
+            continue
+        row = OutboxMessage(**values)
         session.add(row)
         rows.append(row)
     return rows
@@ -208,6 +241,11 @@ def enqueue_message(
 
 def previous_recipients(session: Session, ticket_id: int, events: Sequence[str]) -> list[Recipient]:
     """Everyone an earlier message of these events went to (recovery tells the same people)."""
+    scope = prefetch.current(session)
+    if scope is not None:
+        if ticket_id in scope.covered and set(events) <= scope.recipient_events:
+            return [Recipient(*sent) for event, sent in scope.sent.get(ticket_id, []) if event in events]
+        scope.settle(session)
     rows = session.execute(
         select(
             OutboxMessage.recipient_kind, OutboxMessage.recipient_id, OutboxMessage.recipient_name,

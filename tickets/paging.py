@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from tickets import oncall
+from tickets import oncall, prefetch
 from tickets.models import StaffGroup, StaffGroupMember, StaffMember, StaffRole
 from tickets.outbox import GROUP, MEMBER, Recipient
 
@@ -48,9 +48,9 @@ def teams(session: Session, level: str | None) -> list[StaffGroup]:
     """The response teams of a ticket level, with their members loaded."""
     if level is None:
         return []
-    return list(session.scalars(
+    return list(prefetch.memo(session, ("teams", level), lambda: list(session.scalars(
         select(StaffGroup).where(StaffGroup.level == level).order_by(StaffGroup.id)
-        .options(selectinload(StaffGroup.memberships).selectinload(StaffGroupMember.member))))
+        .options(selectinload(StaffGroup.memberships).selectinload(StaffGroupMember.member))))))
 
 
 def whole(team: StaffGroup) -> list[Recipient]:

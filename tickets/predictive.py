@@ -20,7 +20,7 @@ from tickets import audit
 from tickets.core import Context, find_open, stop_clocks
 from tickets.models import Ticket, TicketKind, TicketStatus
 from tickets.notify.message import format_duration, iso, predictive_text
-from tickets.opening import COLLECTOR, add_note, open_key, open_ticket
+from tickets.opening import COLLECTOR, open_key, open_ticket, write_note
 
 PREDICTIVE = "predictive"
 
@@ -43,7 +43,7 @@ def on_predictive(ctx: Context, session: Session, event: PredictiveEvent) -> Tic
             details=details, at=at, extra_facts={"message": text, "expected_at": details["expected_at_iso"]},
         )
         if not created:
-            add_note(session, ticket, COLLECTOR, f"warning raised again: {text}", at)
+            write_note(session, ticket, COLLECTOR, f"warning raised again: {text}", at)
         return ticket
     current = find_open(session, key)
     if current is not None:
@@ -59,7 +59,7 @@ def _close(ctx: Context, session: Session, ticket: Ticket, event: PredictiveEven
         if alert is not None:
             note += f"; ticket {alert.id} ({alert.kind}) carries the work from here"
             details["superseded_by"] = alert.id
-    add_note(session, ticket, COLLECTOR, note, at)
+    write_note(session, ticket, COLLECTOR, note, at)
     ticket.details = {**(ticket.details or {}), **details}
     why = f"predictive warning withdrawn ({event.reason.value if event.reason else 'withdrawn'})"
     stop_clocks(ctx, session, ticket, None, actor=COLLECTOR, at=at, reason=why)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 import rules
 from rules.predict import PredictiveEvent
-from tickets import actions, firing, intake, opening, outbox, predictive
+from tickets import actions, batch, firing, intake, opening, outbox, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
@@ -75,6 +75,12 @@ class TicketService:
         metric), resolved → `cleared`, worded by the monitor; the same delivery again changes nothing.
         Does not commit."""
         return intake.take_in(self.ctx, session, alert)
+    def on_transitions(self, session: Session, changes: Sequence[batch.Change],
+                       on_error: batch.OnError | None = None) -> list[Ticket | None]:
+        """A batch of changes (`batch.Alert`, `PredictiveEvent`, `batch.Offline`, `batch.Online`), in
+        order, each with the same outcome as its own call above, read and written together. With
+        `on_error`, a failing change is rolled back alone and reported by its position. Does not commit."""
+        return batch.apply_all(self.ctx, session, changes, on_error)
 
     def on_predictive(self, session: Session, event: PredictiveEvent) -> Ticket | None:
         """raised → a blue `predictive` ticket for the junior group (its own open key, beside any
