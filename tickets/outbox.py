@@ -30,6 +30,7 @@ from tickets.models import (
     StaffMember,
     Ticket,
 )
+from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.message import Notification, NotificationError, notification
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,24 @@ def staff_member(session: Session, name: str | None) -> list[Recipient]:
     return [Recipient(MEMBER, member.id, member.name, member.channel, member.address)]
 
 
+def locale_of(session: Session, recipient: Recipient, default: Locale) -> Locale:
+    """The language and time zone a recipient reads: their own, else their customer's, else the install's.
+
+    A contact has a language of their own and their customer's time zone; a staff member has both;
+    a staff group's channel (a team's robot, a mailing list) reads the install's defaults.
+    """
+    if recipient.kind == CONTACT:
+        contact = session.get(Contact, recipient.id)
+        if contact is not None:
+            customer = contact.customer
+            return default.choose(customer.language, customer.timezone).choose(contact.language, None)
+    elif recipient.kind == MEMBER:
+        member = session.get(StaffMember, recipient.id)
+        if member is not None:
+            return default.choose(member.language, member.timezone)
+    return default
+
+
 def secret_of(session: Session, kind: str, recipient_id: int | None) -> str | None:
     """The recipient's current signing secret (never stored in the outbox row)."""
     if recipient_id is None:
@@ -150,8 +169,12 @@ def enqueue(
     *,
     key: str,
     at: datetime,
+    locale: Locale = ENGLISH_UTC,
 ) -> list[OutboxMessage]:
-    """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped."""
+    """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped.
+
+    Each message is written in its recipient's language and time zone (`locale_of`); `locale` is the
+    install's default (`[tickets] default_language`, `default_timezone`)."""
     unique: dict[tuple[str, str], Recipient] = {}
     for r in recipients:
         unique.setdefault((r.channel, r.address), r)
@@ -170,7 +193,8 @@ def enqueue(
         )
         try:
             row.payload = notification(
-                event, facts, idempotency_key=idem, channel=r.channel, address=r.address, created_at=at
+                event, facts, idempotency_key=idem, channel=r.channel, address=r.address, created_at=at,
+                locale=locale_of(session, r, locale),
             ).to_dict()
         except NotificationError as exc:
             if getattr(_strict, "on", False):

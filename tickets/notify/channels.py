@@ -188,6 +188,7 @@ class WebhookChannel(_HttpChannel):
             "text": n.text,
             "data": n.data,
             "created_at": iso(n.created_at),
+            "language": n.language,  # what subject and text are written in; the other fields are the same in all
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(self._clock()))
