@@ -273,7 +273,8 @@ def _article(phrase: str) -> str:
 def _breach_line(f: _Facts) -> str:
     metric = str(f.need("metric"))
     value, threshold = f.need("value"), f.need("threshold")
-    return f.locale.gettext("{label} ({metric}) is {value}; threshold {threshold}.").format(
+    _ = f.locale.gettext
+    return _("{label} ({metric}) is {value}; threshold {threshold}.").format(
         label=metric_label(metric, f.locale), metric=metric, value=quantity(metric, value),
         threshold=quantity(metric, threshold))
 

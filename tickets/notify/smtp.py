@@ -92,11 +92,13 @@ def build_email(n: Notification, from_addr: str) -> EmailMessage:
     msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Edgewatch-Idempotency-Key"] = n.idempotency_key
     msg["X-Edgewatch-Event"] = n.event
-    msg["Content-Language"] = n.language  # RFC 3282: the language subject and text are written in
     msg.set_content(n.text)
     msg.add_alternative(_html(n.subject, n.text, n.language), subtype="html")
     # A fixed boundary (instead of a random one) makes a repeated delivery byte-for-byte the same.
     msg.set_boundary(f"=_edgewatch_{_digest(n.idempotency_key)}")
+    # RFC 3282: the language subject and text are written in (set last: building the parts moves
+    # Content-* headers into the first part).
+    msg["Content-Language"] = n.language
     return msg
 
 
