@@ -222,10 +222,13 @@ class _Facts:
         """The fact `key` (required) as a time in the reader's zone."""
         return human_time(self.need(key), f"{self.event}: {key}", self.locale)
 
-    def word(self, table: Mapping[str, str], value: Any) -> str:
-        """A known value's word in the reader's language; an unknown one as it is, underscores spaced."""
+    def word(self, table: Mapping[str, str], value: Any, *, spaced: bool = False) -> str:
+        """A known value's word in the reader's language; an unknown one as it is (`spaced`: with its
+        underscores as spaces, for names such as a clock's)."""
         text = str(value)
-        return self.locale.gettext(table[text]) if text in table else text.replace("_", " ")
+        if text in table:
+            return self.locale.gettext(table[text])
+        return text.replace("_", " ") if spaced else text
 
 
 def _device(f: _Facts) -> str:
@@ -254,8 +257,8 @@ def _footer(f: _Facts) -> list[str]:
     for clock in clocks or []:
         if isinstance(clock, Mapping) and clock.get("due_at") and not clock.get("stopped_at"):
             due = human_time(clock["due_at"], f"{f.event}: clocks.due_at", f.locale)
-            lines.append(_("Due: {clock} by {time}").format(clock=f.word(_CLOCKS, clock.get("name", "deadline")),
-                                                           time=due))
+            name = f.word(_CLOCKS, clock.get("name", "deadline"), spaced=True)
+            lines.append(_("Due: {clock} by {time}").format(clock=name, time=due))
     ticket_link = f.link("ticket")
     if ticket_link:
         lines.append(_("Ticket: {link}").format(link=ticket_link))
@@ -292,7 +295,7 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     _ = f.locale.gettext
     kind = str(f.need("kind"))
     common = {"product": _PRODUCT, "device": _device(f), "ref": _ticket_ref(f)}
-    label = f.word(_TICKET_KINDS, kind)
+    label = f.word(_TICKET_KINDS, kind, spaced=True)
     opened = f.time("opened_at")
     severity = f.get("severity")
     if kind == "offline":
@@ -393,7 +396,7 @@ def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
 
 def _sla(f: _Facts, breached: bool) -> tuple[str, list[str]]:
     _ = f.locale.gettext
-    words = {"product": _PRODUCT, "clock": f.word(_CLOCKS, f.need("clock")), "due": f.time("due_at"),
+    words = {"product": _PRODUCT, "clock": f.word(_CLOCKS, f.need("clock"), spaced=True), "due": f.time("due_at"),
              "device": _device(f), "ref": _ticket_ref(f)}
     if breached:
         subject = _("[{product}] SLA BREACHED: {clock} of ticket {ref} ({device})").format(**words)
