@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from rules import ThresholdError
 from server import kpis, queries, thresholds
-from server.auth import Principal, authorized, context, db_session
+from server.auth import Principal, authorized, context, db_session, reading_locale
 from server.errors import check_date, check_time
 from server.schemas import (
     ContactIn,
@@ -38,7 +38,7 @@ from server.schemas import (
 )
 from server.security import hash_token, new_token
 from tickets.audit import record_entity
-from tickets.models import ApiToken, Contact, ContactChannel, Customer, Level, TokenRole, User
+from tickets.models import ApiToken, Contact, ContactChannel, Customer, Level, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
 from tickets.secrets import MAX_PLAIN_BYTES
 
@@ -53,12 +53,7 @@ def whoami(request: Request, who: Who, session: Db) -> WhoAmI:
     """Who is signed in, and the language and time zone they read in (their own, else their
     customer's, else the install's default)."""
     customer = session.get(Customer, who.customer_id) if who.customer_id is not None else None
-    user = session.get(User, who.user_id) if who.user_id is not None else None
-    locale = context(request).settings.locale
-    if customer is not None:
-        locale = locale.choose(customer.language, customer.timezone)
-    if user is not None:
-        locale = locale.choose(user.language, user.timezone)
+    locale = reading_locale(session, who, context(request).settings.locale)
     return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
                   poll_interval_s=context(request).settings.poll_interval_s, user_id=who.user_id,
                   username=who.username, customer_name=customer.name if customer else None,

@@ -33,7 +33,9 @@ def test_me_answers_the_language_and_time_zone_a_person_reads(sqlite_api: Harnes
     assert created.status_code == 201, created.text
     assert (created.json()["language"], created.json()["timezone"]) == (None, "Asia/Urumqi")
     browser = TestClient(api.app, raise_server_exceptions=False)
-    assert browser.post("/api/v1/auth/login", json={"username": "ops.acme", "password": PASSWORD}).status_code == 200
+    signed_in = browser.post("/api/v1/auth/login", json={"username": "ops.acme", "password": PASSWORD})
+    assert signed_in.status_code == 200, signed_in.text
+    assert (signed_in.json()["language"], signed_in.json()["timezone"]) == ("zh-CN", "Asia/Urumqi")
     me = browser.get("/api/v1/me").json()
     assert (me["language"], me["timezone"]) == ("zh-CN", "Asia/Urumqi")  # the customer's language, their own zone
     patched = api.client.patch(f"/api/v1/users/{created.json()['id']}", json={"language": "en", "timezone": None},
