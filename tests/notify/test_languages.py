@@ -11,6 +11,7 @@ import pytest
 
 from tests.notify.support import NOW, RED_FACTS, Certificate, red_notification, smtp_server
 from tickets.notify import EmailChannel, SmtpSettings, make_digest, notification, render
+from tickets.notify.channels import clip
 from tickets.notify.locale import Locale, LocaleError
 from tickets.notify.message import human_time
 
@@ -87,3 +88,9 @@ def test_a_chinese_email_arrives_intact(certificate: Certificate) -> None:
     assert plain is not None and html is not None
     assert plain.get_content() == n.text and "创建于 2025-11-25 20:00:00 +08:00" in n.text
     assert '<html lang="zh-CN">' in html.get_content() and "现场服务工单" in html.get_content()
+
+
+def test_a_cut_robot_message_says_so_in_its_language() -> None:
+    cut = clip("工单" * 100, 60, "zh-CN")
+    assert cut.endswith("\n…（已截断）") and len(cut.encode()) <= 60
+    assert clip("ticket " * 100, 60).endswith("\n…(truncated)")
