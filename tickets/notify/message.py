@@ -1,11 +1,13 @@
-"""The notification a channel delivers, and the English texts for each ticket event.
+"""The notification a channel delivers, and the texts for each ticket event in the reader's language.
 
 A `Notification` is what the outbox stores and a channel sends: who (channel, address, secret),
-what (subject, plain text, structured `data`) and its idempotency key. `render(event, facts)` turns a
-ticket event, given as a plain dict of facts, into the subject and text people read.
+what (subject, plain text, structured `data`, the text's language) and its idempotency key.
+`render(event, facts, locale)` turns a ticket event, given as a plain dict of facts, into the subject
+and text people read, in the reader's language and time zone: the texts are English here, marked
+`_()` for the gettext catalogues of `tickets.notify.locale`; `data` is the same for every reader.
 `predictive_text(event)` is the sentence of a predictive warning raised or withdrawn, composed from
 the facts `rules.predict` gives (a predictive ticket's title and notes, the dashboard's note under
-the forecast line). Pure: no I/O.
+the forecast line; English). Pure: no I/O beyond reading a catalogue once.
 """
 
 from __future__ import annotations
