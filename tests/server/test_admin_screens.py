@@ -213,6 +213,7 @@ def test_the_shell_and_admin_screens_speak_chinese_to_a_chinese_browser(live, br
     page.goto(base + "/")
     expect(page.locator("#login h1")).to_have_text("登录", timeout=10_000)
     expect(page.locator("label[for='username']")).to_have_text("用户名")
+    expect(page.locator("#nav")).to_be_hidden()  # no navigation before signing in
     page.click("#login-form button")
     expect(page.locator("#login-error")).to_have_text("请填写用户名和密码，或 API 令牌。")
     page.screenshot(path=str(shots / "login-zh-CN.png"))
