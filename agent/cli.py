@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent.host import HostProbe
 from agent.latency import LatencyProber
-from agent.lean import defer_import
+from agent.lean import defer_import, without_tls
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings, load_settings
 from agent.spool import SpoolError, open_spool
@@ -109,7 +109,10 @@ def _loopback(host: str) -> bool:
 
 
 def run(settings: AgentSettings) -> int:
-    defer_import("urllib.request")
+    for unused in ("urllib.request", "hashlib", "uuid"):  # see agent.lean
+        defer_import(unused)
+    if not settings.mqtt.tls and not settings.proxy:  # the proxy's asyncio imports ssl
+        without_tls()
     from agent.link import tls_context
     from agent.service import Agent, StopSignal
 
@@ -129,11 +132,25 @@ def run(settings: AgentSettings) -> int:
         return EXIT_RUNTIME
     if damaged is not None:
         logger.error("the spool was unreadable; moved it to %s and started a new one", damaged)
+    proxy = None
+    if settings.proxy:
+        try:
+            from agent.proxy.poller import ProxyPoller
+
+            proxy = ProxyPoller(settings.proxy)
+        except ImportError as exc:
+            spool.close()
+            print(f"edgewatch agent: configuration error: agent.proxy: SNMP needs pysnmp, which is not installed "
+                  f"({exc}); install edgewatch with the snmp extra", file=sys.stderr)
+            return EXIT_CONFIG
+        proxy.start()
     stop = StopSignal()
     try:
         agent = Agent(settings, spool, HostProbe(settings.data_dir),
-                      latency_prober(settings))
+                      latency_prober(settings), proxy=proxy)
         return agent.run(stop)
     finally:
+        if proxy is not None:
+            proxy.close()
         stop.close()
         spool.close()

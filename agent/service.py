@@ -16,16 +16,22 @@ import socket
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from agent.contract import status_topic, telemetry_topic
 from agent.host import HostProbe
 from agent.latency import LatencyProber
 from agent.link import BrokerLink, LinkError, Message
 from agent.pacing import Backoff, Schedule, TokenBucket
+from agent.proxy.config import ProxyTarget
+from agent.proxy.state import OFFLINE, Availability, Polled
 from agent.sample import build_sample, encode, latency_metrics
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
 from common import __version__
+
+if TYPE_CHECKING:
+    from agent.proxy.poller import ProxyPoller
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,20 @@ def status_message(settings: AgentSettings, instance: str, state: str, **extra: 
     return Message(status_topic(settings.device_id), json.dumps(body, separators=(",", ":")).encode(), True)
 
 
+def proxy_status(target: ProxyTarget, gateway_id: str, instance: str, state: str, reason: str) -> bytes:
+    """A proxied device's status: published through the spool, so it follows the device's earlier samples."""
+    body = {"state": state, "device_id": target.device_id, "instance": instance, "interval_s": target.interval,
+            "proxy": gateway_id, "method": target.kind}
+    if reason:
+        body["reason"] = reason
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _fixed(topic: str, payload: bytes) -> Callable[[int, int], tuple[str, bytes]]:
+    """A spool builder for a message that does not depend on its seq."""
+    return lambda _seq, _dropped: (topic, payload)
+
+
 class Agent:
     def __init__(
         self,
@@ -82,6 +102,7 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        proxy: ProxyPoller | None = None,
     ) -> None:
         self.settings = settings
         self.spool = spool
@@ -105,6 +126,9 @@ class Agent:
         self.inflight: dict[int, int] = {}  # paho message id -> seq
         self.sent_upto = 0  # highest seq published on the current connection
         self.unstored = 0  # samples lost because the spool could not be written
+        self.proxy = proxy
+        self.proxied = {t.device_id: t for t in settings.proxy}
+        self.availability = {t.device_id: Availability(t.offline_after) for t in settings.proxy}
 
     # -- sampling --------------------------------------------------------------------------------
 
@@ -134,6 +158,42 @@ class Agent:
         self.unstored = 0
         logger.debug("sample %d stored", seq)
         return seq
+
+    def store_polled(self, polls: list[Polled]) -> None:
+        """Spool what the proxied devices' polls say: a sample for an answer, a status when the device
+        comes back or stops answering (see agent.proxy.state)."""
+        for polled in polls:
+            target = self.proxied[polled.device_id]
+            change = self.availability[polled.device_id].update(polled.metrics is not None)
+            if change == OFFLINE:
+                logger.warning("%s (%s %s) is not answering (%s): published offline", target.device_id,
+                               target.kind, target.host, polled.reason)
+            elif change is not None:
+                logger.info("%s (%s %s) answers: published online", target.device_id, target.kind, target.host)
+            try:
+                if change is not None:
+                    payload = proxy_status(target, self.settings.device_id, self.spool.instance, change,
+                                           polled.reason if change == OFFLINE else "")
+                    self.spool.append(_fixed(status_topic(target.device_id), payload), reports_drops=False)
+                if polled.metrics is not None:
+                    self.spool.append(self._proxied_builder(target, polled), extra_dropped=self.unstored)
+                    self.unstored = 0
+            except SpoolError as exc:
+                self.unstored += 1
+                logger.error("a sample of %s lost (%d so far; reported in the next stored sample): %s",
+                             target.device_id, self.unstored, exc)
+
+    def _proxied_builder(self, target: ProxyTarget, polled: Polled) -> Callable[[int, int], tuple[str, bytes]]:
+        assert polled.metrics is not None
+        metrics = polled.metrics
+
+        def build(seq: int, dropped: int) -> tuple[str, bytes]:
+            sample = build_sample(device_id=target.device_id, seq=seq, ts=polled.ts, metrics=metrics,
+                                  instance=self.spool.instance, device_class=target.device_class, dropped=dropped)
+            sample.update({"interval_s": target.interval, "proxy": self.settings.device_id, "method": target.kind})
+            return telemetry_topic(target.device_id), encode(sample)
+
+        return build
 
     # -- the connection --------------------------------------------------------------------------
 
@@ -187,7 +247,8 @@ class Agent:
             if not self.bucket.take(now):
                 return
             try:
-                mid = self.link.publish(Message(row.topic, row.payload))
+                # A proxied device's status travels through the spool too; statuses are retained.
+                mid = self.link.publish(Message(row.topic, row.payload, row.topic.endswith("/status")))
             except LinkError as exc:
                 logger.warning("%s", exc)
                 return
@@ -211,6 +272,8 @@ class Agent:
         if fd is not None and self.link.has_buffered_input():
             timeout = 0.0
         readers = [stop.fileno()] + ([fd] if fd is not None else [])
+        if self.proxy is not None:
+            readers.append(self.proxy.fileno())
         writers = [fd] if fd is not None and self.link.wants_write() else []
         readable, writable, _ = select.select(readers, writers, [], timeout)
         if stop.fileno() in readable:
@@ -230,6 +293,8 @@ class Agent:
                 logger.exception("could not take a sample")
             finally:
                 self.schedule.advance(self.clock())
+        if self.proxy is not None:
+            self.store_polled(self.proxy.take())
         if self.link.closed and now >= self.connect_at:
             self.try_connect(now)
         self.fill_window(now)
@@ -257,6 +322,11 @@ class Agent:
         """Wait briefly for outstanding acks, say `offline` (a clean disconnect suppresses the last
         will), and disconnect. Whatever is unacknowledged stays in the spool for the next start."""
         deadline = self.clock() + self.settings.stop_timeout
+        if self.proxy is not None:
+            proxy, self.proxy = self.proxy, None
+            proxy.close()
+            self.store_polled(proxy.take())  # polls that finished before it stopped
+            self.fill_window(self.clock())
         if self.link.connected:
             offline = status_message(self.settings, self.spool.instance, "offline", reason="stopped")
             try:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from agent.contract import DEVICE_ID_PATTERN
+from agent.proxy.config import ProxyTarget, parse_proxy
 from common.config import ENV_PREFIX, ConfigError, Settings, default_data_dir, parse_broker_url
 
 DEVICE_CLASSES = ("gateway", "router")
@@ -65,6 +66,7 @@ class AgentSettings(NamedTuple):
     reconnect_max: float = 120.0
     stop_timeout: float = 3.0
     log_level: str = "INFO"
+    proxy: tuple[ProxyTarget, ...] = ()  # agentless neighbours polled by this agent
 
     @property
     def spool_path(self) -> Path:
@@ -191,9 +193,12 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise origin.error("log_level", "AGENT_LOG_LEVEL",
                     f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    interval = agent.float("interval", 10.0, env="AGENT_INTERVAL", positive=True)
+    proxy = parse_proxy(source, agent.tables("proxy"), interval=interval, gateway_id=device_id,
+                        device_classes=DEVICE_CLASSES)
     return AgentSettings(
         device_id=device_id,
-        interval=agent.float("interval", 10.0, env="AGENT_INTERVAL", positive=True),
+        interval=interval,
         data_dir=agent.path("data_dir", default_data_dir(), env="DATA_DIR"),
         mqtt=mqtt,
         targets=tuple(targets),
@@ -208,4 +213,5 @@ def load_settings(config: str | os.PathLike[str] | None, environ: Mapping[str, s
         reconnect_max=reconnect_max,
         stop_timeout=agent.float("stop_timeout", 3.0, env="AGENT_STOP_TIMEOUT", minimum=0),
         log_level=log_level,
+        proxy=proxy,
     )

@@ -101,18 +101,21 @@ class Spool:
     def next_seq(self) -> int:
         return int(self._meta("next_seq"))
 
-    def append(self, build: Builder, extra_dropped: int = 0) -> int:
+    def append(self, build: Builder, extra_dropped: int = 0, *, reports_drops: bool = True) -> int:
         """Store one new sample durably and return its seq.
 
         `build(seq, dropped)` makes the payload; `dropped` counts the samples dropped since the last
         stored report, plus `extra_dropped` (samples the caller could not store earlier). When the
         spool is full the oldest samples are dropped, and so are the drop reports they carried: both
-        are added to the count the next sample reports, so no drop goes unreported.
+        are added to the count the next sample reports, so no drop goes unreported. A message that
+        cannot carry the count (`reports_drops=False`: a status) is built with 0 and passes it on.
         """
         try:
             with self._transaction(full_sync=True):
                 seq = int(self._meta("next_seq"))
                 dropped = int(self._meta("pending_dropped")) + extra_dropped
+                carried = 0 if reports_drops else dropped
+                dropped -= carried
                 topic, payload = build(seq, dropped)
                 self._db.execute("INSERT INTO spool VALUES (?, ?, ?, ?)", (seq, topic, payload, dropped))
                 overflow = self._count + 1 - self.max_samples
@@ -125,7 +128,7 @@ class Spool:
                     newly_dropped = len(rows) + sum(int(r[1]) for r in rows)
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq + 1),))
                 self._db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'pending_dropped'", (str(newly_dropped),)
+                    "UPDATE meta SET value = ? WHERE key = 'pending_dropped'", (str(newly_dropped + carried),)
                 )
         except sqlite3.Error as exc:
             raise SpoolError(f"{self.path}: cannot store a sample: {exc}") from exc

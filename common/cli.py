@@ -8,14 +8,31 @@ Standard library only: the agent parses its command line with it on small device
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import os
+from typing import Any, NoReturn
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 VERBOSE_FLAGS = ("-v", "--verbose")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own help layout, sized from `os.get_terminal_size`: argparse asks `shutil`, whose
+    import loads bz2 and lzma (0.4 MB) into every process that builds a parser, the agent too."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns
+        except OSError:
+            width = int(os.environ.get("COLUMNS", "80")) if os.environ.get("COLUMNS", "").isdigit() else 80
+        super().__init__(prog, width=max(width - 2, 20))
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (exit status 2), pointing at `--help`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")

@@ -271,6 +271,16 @@ class Settings:
             return list(value)
         raise self._fail(where, f"expected a list of strings, got {value!r}")
 
+    def tables(self, key: builtins.str) -> builtins.list[dict[builtins.str, Any]]:
+        """An array of tables (`[[section.key]]` in the file; there is no environment variable for one)."""
+        found = self._raw(key, None)
+        if found is None:
+            return []
+        value, where = found
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self._fail(where, f"expected an array of tables ([[{self._section}.{key}]]), got {value!r:.80}")
+        return list(value)
+
     def path(self, key: builtins.str, default: Path, *, env: builtins.str | None = None) -> Path:
         value = self.str(key, None, env=env)
         return Path(value).expanduser() if value else default

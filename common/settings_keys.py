@@ -15,12 +15,12 @@ Standard library only, like the rest of `common`: the agent loads it.
 
 from __future__ import annotations
 
-_CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")  # tickets.notify.message.CHANNELS
+_CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms", "inbox")  # tickets.notify.message.CHANNELS
 
 SECTIONS: dict[str, frozenset[str] | None] = {
     "agent": frozenset({
         "data_dir", "device_class", "device_id", "interval", "log_level", "max_inflight", "probe_count",
-        "probe_timeout", "publish_rate", "reconnect_max", "reconnect_min", "spool_max_samples", "stop_timeout",
+        "probe_timeout", "proxy", "publish_rate", "reconnect_max", "reconnect_min", "spool_max_samples", "stop_timeout",
         "targets", "tcp_probe_count",
     }),
     "collector": frozenset({
@@ -29,6 +29,11 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "predictive_flush_s", "queue_size", "registry_flush_s", "thresholds", "thresholds_poll_s",
     }),
     "database": frozenset({"url"}),
+    "intake": frozenset({
+        "default_severity", "device_labels", "device_tags", "metric_labels", "metric_tags", "metrics", "severities",
+        "severity_label", "unknown_devices",
+    }),
+    "knowledge": frozenset({"repeat_count", "repeat_window_days", "review_months"}),
     "mqtt": frozenset({
         # both the agent and the collector
         "url", "username", "password", "ca_file",
@@ -44,6 +49,8 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "retry_max_seconds_blue", "retry_max_seconds_red", "retry_max_seconds_yellow", "smtp_ca_file", "smtp_from",
         "smtp_host",
         "smtp_password", "smtp_port", "smtp_security", "smtp_timeout", "smtp_username",
+        "sms_access_key_id", "sms_access_key_secret", "sms_endpoint", "sms_max_chars", "sms_param_max_chars",
+        "sms_provider", "sms_sign_name", "sms_survey_template", "sms_template", "sms_template_params",
         *(f"{kind}_{limit}" for kind in _CHANNELS for limit in ("burst", "per_minute")),
     }),
     # Nested tables per metric and class: `rules.predict.parse_predictive` checks every key when the

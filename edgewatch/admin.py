@@ -22,7 +22,7 @@ from typing import Any
 
 from common import cli
 
-CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu")
+CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms")
 LEVELS = ("red", "yellow", "blue", "junior", "mid", "senior", "supervisor")
 
 

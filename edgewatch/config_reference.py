@@ -16,7 +16,7 @@ from typing import Any
 
 from common.config import ENV_PREFIX, Settings
 
-GETTERS = ("str", "float", "int", "bool", "list", "path")
+GETTERS = ("str", "float", "int", "bool", "list", "path", "tables")
 HEADER = """# Configuration reference
 
 Every component reads a TOML settings file (`--config FILE`, or `EDGEWATCH_CONFIG` for the agent)
@@ -86,6 +86,11 @@ NOTES = {
     "telemetry": """Read by the collector, which writes the store, and by the server, whose device charts read it back;
 one file gives both the same store. `[server] telemetry_path` still names the SQLite file. Stores,
 roll-up tiers and what each retention means per store: [telemetry](telemetry.md).
+""",
+    "intake": """Read by the server: how Alertmanager's and Zabbix's alerts map to a device, a metric and a severity.
+`metrics` and `severities` are lists of `NAME=VALUE` (`"HostHighCpuLoad=cpu_percent"`, `"page=red"`);
+the severity table starts from critical, disaster, high = red; warning, average = orange; info, none,
+information, not classified = ignore. Guide: [integrations](integrations.md).
 """,
     "server": """`host` and `port` also give the default of `[tickets] public_url`: the server's own address.
 """,

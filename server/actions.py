@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tickets import outbox
+from tickets import intake, outbox
 from tickets.errors import MessageNotWritten
 from tickets.models import RatingSource, TicketNote
 from tickets.notify.message import NotificationError
@@ -72,6 +72,9 @@ class TicketActions:
 
     def rate_by_token(self, session: Session, token: str, *, rating: int, comment: str | None) -> int:
         return self.service.rate_by_token(session, token, rating, comment).id
+
+    def take_in(self, session: Session, alert: intake.ExternalAlert) -> intake.Outcome:
+        return self.service.on_external_alert(session, alert)
 
     def after_commit(self) -> None:
         self.service.after_commit()

@@ -14,7 +14,7 @@ from server.schemas import In, Out
 Name = Annotated[str, StringConstraints(max_length=200)]
 Text300 = Annotated[str, StringConstraints(max_length=300)]
 Tag = Annotated[str, StringConstraints(max_length=50)]
-Channel = Literal["email", "webhook", "dingtalk", "wecom", "feishu"]
+Channel = Literal["email", "webhook", "dingtalk", "wecom", "feishu", "sms"]
 Language = Literal["zh-CN", "en"]
 GroupLevel = Literal["red", "yellow", "blue", "junior", "mid", "senior", "supervisor"]
 Role = Literal["admin", "supervisor", "engineer", "customer"]

@@ -52,8 +52,8 @@ def shown_clocks(clocks: Sequence[Any]) -> list[Any]:
 
 
 def shown_details(details: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The measured facts of a ticket, without who of the staff opened it."""
+    """The measured facts of a ticket, without who of the staff opened it or another monitor's labels."""
     return None if details is None else {k: v for k, v in details.items() if k not in _INTERNAL_DETAILS}
 
 
-_INTERNAL_DETAILS = frozenset({"opened_by"})
+_INTERNAL_DETAILS = frozenset({"opened_by", "labels"})  # labels: another monitor's alert labels (tickets.intake)

@@ -39,6 +39,15 @@ class ServerMetrics:
             ["action", "outcome"], registry=self.registry,
         )
 
+        self.ingest_alerts = Counter(
+            "edgewatch_ingest_alerts_total", "alerts taken in from other monitors by source and outcome "
+            "(opened, joined, cleared, no_ticket, ignored, duplicate)", ["source", "outcome"], registry=self.registry,
+        )
+        self.ingest_refused = Counter(
+            "edgewatch_ingest_refused_total", "intake payloads answered 422 (kept as dead letters) by source",
+            ["source"], registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -13,7 +13,9 @@ from tickets.models import TokenRole
 ADMIN = frozenset({TokenRole.ADMIN})
 MANAGERS = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR})
 STAFF = frozenset({TokenRole.ADMIN, TokenRole.SUPERVISOR, TokenRole.ENGINEER})
-EVERYONE = frozenset(TokenRole)
+# Every role of a person; an `ingest` token (a monitor delivering alerts) may call its intake only.
+EVERYONE = frozenset(TokenRole) - {TokenRole.INGEST}
+INGEST = frozenset({TokenRole.INGEST})
 
 RULES: dict[str, frozenset[TokenRole]] = {
     "whoami": EVERYONE,
@@ -68,6 +70,21 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "update_user": ADMIN,
     "delete_user": ADMIN,
     "change_own_password": EVERYONE,
+    # alerts of other monitors
+    "ingest_alertmanager": INGEST,
+    "ingest_zabbix": INGEST,
+    # the knowledge base: staff write drafts and mark entries used; knowledge managers (supervisors
+    # and admins) publish, review and retire, and edit published entries (checked in the route);
+    # customers read published, customer-visible entries only
+    "list_knowledge": EVERYONE,
+    "get_knowledge": EVERYONE,
+    "create_knowledge": STAFF,
+    "update_knowledge": STAFF,
+    "publish_knowledge": MANAGERS,
+    "review_knowledge": MANAGERS,
+    "retire_knowledge": MANAGERS,
+    "use_knowledge": STAFF,
+    "ticket_knowledge": STAFF,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,
@@ -77,4 +94,4 @@ RULES: dict[str, frozenset[TokenRole]] = {
 # show nothing private (health, Prometheus metrics, the dashboard's static shell and a ticket link's
 # redirect to it).
 PUBLIC = frozenset({"login", "logout", "submit_survey", "healthz", "metrics", "dashboard", "survey_page",
-                    "ticket_page", "messages"})
+                    "ticket_page", "knowledge_page", "messages"})

@@ -360,7 +360,7 @@ class ContactIn(In):
     name: ShortText
     # Every channel but the inbox, which is the demo's stand-in for a mailbox.
     channel: Literal[ContactChannel.EMAIL, ContactChannel.WEBHOOK, ContactChannel.DINGTALK, ContactChannel.WECOM,
-                     ContactChannel.FEISHU]
+                     ContactChannel.FEISHU, ContactChannel.SMS]
     # At most 300 characters (bytes in UTF-8): stored encrypted (tickets.secrets) in 500.
     address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
     secret: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
@@ -464,8 +464,33 @@ class DayKpis(BaseModel):
     backlog: int = Field(description="tickets still open at the end of the day")
 
 
+class RepeatedFaultOut(BaseModel):
+    device_id: str
+    metric: str = Field(description="the metric, or the ticket kind (offline, manual) for tickets without one")
+    device_class: str | None
+    tickets: int
+    first_opened_at: datetime
+    last_opened_at: datetime
+    ticket_ids: list[int]
+    entries_used: list[dict[str, Any]] = Field(description="knowledge entries used on those tickets: id, title")
+
+
+class KnowledgeKpis(BaseModel):
+    resolved: int = Field(description="tickets resolved in the window")
+    knowledge_used: int = Field(description="of those, with a knowledge entry marked used")
+    reuse_rate: float | None
+    fixed_first_time: int = Field(description="of those, not followed by a ticket for the same device and metric "
+                                  "within the repeat window")
+    first_time_fix_rate: float | None
+    repeat_count: int
+    repeat_window_days: int
+    repeated_faults: list[RepeatedFaultOut] = Field(description="devices and metrics with repeat_count or more "
+                                                    "tickets in the repeat_window_days before the window's end")
+
+
 class KpisOut(BaseModel):
     start: str
     end: str
     days: list[DayKpis]
     totals: DayKpis
+    knowledge: KnowledgeKpis | None = None

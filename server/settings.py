@@ -11,6 +11,8 @@ from pathlib import Path
 
 from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, default_data_dir, read_toml
 from telemetry.settings import TelemetrySettings, load_telemetry_settings
+from tickets.intake import IntakeSettings, load_intake_settings
+from tickets.knowledge import KnowledgeSettings
 from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
@@ -72,6 +74,9 @@ class ServerSettings:
     thresholds_file: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies are answered 413 unread
     auth_failure_limit: str = "20 per 5 minutes"  # 401s a client address may earn before it gets 429s
+    intake: IntakeSettings = field(default_factory=IntakeSettings)  # `[intake]`: other monitors' alerts
+    # `[knowledge]`: review dates of published entries, what counts as a repeated fault
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -144,6 +149,8 @@ def load_settings(
         auth_failure_limit=_rate("auth_failure_limit",
                                  srv.str("auth_failure_limit", "20 per 5 minutes", env="AUTH_FAILURE_LIMIT") or ""),
         thresholds_file=Path(thresholds).expanduser() if thresholds else None,
+        intake=load_intake_settings(config_file, environ),
+        knowledge=KnowledgeSettings.from_settings(Settings.load(config_file, "knowledge", environ)),
     )
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from tickets import validate
 from tickets.errors import Conflict, InvalidInput, NotFound
-from tickets.models import BrowserSession, Customer, StaffMember, TokenRole, User
+from tickets.models import BrowserSession, Customer, StaffMember, TokenRole, User, UserRole
 from tickets.staff import record
 
 MIN_PASSWORD = 10
@@ -138,7 +138,7 @@ def create_user(session: Session, fields: Mapping[str, Any], *, actor: str, at: 
         raise InvalidInput(extra[0], f"unknown field; expected {', '.join(USER_FIELDS)}")
     name = username(fields.get("username"))
     secret = password(fields.get("password"), name)
-    role = validate.one_of(fields.get("role"), "role", tuple(r.value for r in TokenRole))
+    role = validate.one_of(fields.get("role"), "role", tuple(r.value for r in UserRole))
     customer_id = _int_or_none(fields.get("customer_id"), "customer_id")
     staff_id = _int_or_none(fields.get("staff_id"), "staff_id")
     _links(session, role, customer_id, staff_id, None)
@@ -171,7 +171,7 @@ def update_user(session: Session, user_id: int, fields: Mapping[str, Any], *, ac
             raise Conflict(f"username: a user named {name!r} exists already")
     else:
         name = user.username
-    role = validate.one_of(fields["role"], "role", tuple(r.value for r in TokenRole)) if "role" in fields \
+    role = validate.one_of(fields["role"], "role", tuple(r.value for r in UserRole)) if "role" in fields \
         else user.role
     customer_id = _int_or_none(fields["customer_id"], "customer_id") if "customer_id" in fields else user.customer_id
     staff_id = _int_or_none(fields["staff_id"], "staff_id") if "staff_id" in fields else user.staff_id

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import alerts, audit, outbox, paging
+from tickets import alerts, audit, knowledge, outbox, paging
 from tickets.core import Context, clock_named, facts, load, running, stop_clocks
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput
 from tickets.lifecycle import next_status
@@ -105,6 +105,7 @@ def act(
         _tell_dispatch(ctx, session, ticket, at, note)
     elif action == "close":
         _ask_rating(ctx, session, ticket, at)
+        knowledge.offer_draft(session, ticket, actor=actor, at=at)
     return ticket
 
 
@@ -184,6 +185,7 @@ def attach_rca(ctx: Context, session: Session, ticket_id: int, actor: str, repor
     stop_clocks(ctx, session, ticket, (RCA,), actor=actor, at=at, reason="root-cause report attached")
     ticket.updated_at = at
     _send_rca(ctx, session, ticket, clean, at)
+    knowledge.offer_draft(session, ticket, actor=actor, at=at)  # the report came after the close
     return ticket
 
 
@@ -264,7 +266,9 @@ def _follow_up(ctx: Context, session: Session, ticket: Ticket, rating: int, at: 
 
 
 def _tell_dispatch(ctx: Context, session: Session, ticket: Ticket, at: datetime, note: str | None) -> None:
-    told = facts(ctx, session, ticket, group=ticket.engineer_level, note=note)
+    best = knowledge.best_match(session, ticket)
+    known = {"id": best.id, "title": best.title, "link": ctx.knowledge_link(best.id)} if best else None
+    told = facts(ctx, session, ticket, group=ticket.engineer_level, note=note, knowledge=known)
     recipients = outbox.staff_member(session, ticket.assignee) or (
         outbox.staff_group(session, ticket.engineer_level)
         + paging.first_recipients(session, ticket.level, at))

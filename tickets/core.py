@@ -66,6 +66,9 @@ class Context:
     def ticket_link(self, ticket_id: int) -> str:
         return f"{self.public_url.rstrip('/')}/tickets/{ticket_id}"
 
+    def knowledge_link(self, entry_id: int) -> str:
+        return f"{self.public_url.rstrip('/')}/knowledge/{entry_id}"
+
     def survey_link(self, token: str) -> str:
         return self.public_url.rstrip("/") + SURVEY_PATH.format(token=token)
 
@@ -141,6 +144,10 @@ def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[
         "metric": ticket.metric,
         "value": details.get("value"),
         "threshold": details.get("threshold"),
+        # another monitor's alert (tickets.intake): which one, and what it said
+        "source": details.get("source"),
+        "alert": details.get("alert"),
+        "summary": details.get("summary"),
         "status": ticket.status,
         "opened_at": iso(ticket.opened_at),
         "assignee": ticket.assignee,

@@ -91,6 +91,7 @@ class ContactChannel(StrEnum):
     DINGTALK = "dingtalk"
     WECOM = "wecom"
     FEISHU = "feishu"
+    SMS = "sms"  # an E.164 phone number, through the configured SMS provider
     INBOX = "inbox"  # kept in the database only, shown in the dashboard
 
 
@@ -161,11 +162,43 @@ class OutboxStatus(StrEnum):
     FAILED = "failed"  # gave up after the retry budget; kept for the delivery log
 
 
+class KnowledgeState(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    REVIEW_DUE = "review_due"  # published, its review date passed: still shown to staff, queued for review
+    RETIRED = "retired"
+
+
+class KnowledgeLinkKind(StrEnum):
+    RELATED = "related"  # a ticket the entry was written from or about
+    USED = "used"  # an engineer applied the entry to this ticket
+
+
 class TokenRole(StrEnum):
     ADMIN = "admin"
     SUPERVISOR = "supervisor"
     ENGINEER = "engineer"
     CUSTOMER = "customer"
+    INGEST = "ingest"  # a monitor delivering its alerts (`POST /ingest/...`): may do nothing else
+
+
+class UserRole(StrEnum):
+    """The roles a person's account may have: a token's, but for `ingest` (a program's, not a person's)."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    ENGINEER = "engineer"
+    CUSTOMER = "customer"
+
+
+class IntakeSource(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    ZABBIX = "zabbix"
+
+
+class IntakeStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class Base(DeclarativeBase):
@@ -544,6 +577,65 @@ class DeliveryAttempt(Base):
     message: Mapped[OutboxMessage] = relationship(back_populates="attempt_log")
 
 
+class KnowledgeEntry(Base):
+    """A solution in the knowledge base, in the structure the service standard gives it.
+
+    `search_text` is the entry's words as `tickets.knowledge_search` indexes them (CJK text as
+    character bigrams); SQLite's FTS5 table `knowledge_fts` and PostgreSQL's GIN index (both made
+    by migration 0013, neither mapped here) are built from it.
+    """
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (_one_of("state", KnowledgeState),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    problem_type: Mapped[str | None] = mapped_column(String(100))
+    symptom: Mapped[str] = mapped_column(Text, default="")
+    root_cause: Mapped[str] = mapped_column(Text, default="")
+    steps: Mapped[str] = mapped_column(Text, default="")
+    risks: Mapped[str] = mapped_column(Text, default="")
+    rollback: Mapped[str] = mapped_column(Text, default="")
+    metric: Mapped[str | None] = mapped_column(String(64), index=True)
+    device_class: Mapped[str | None] = mapped_column(String(32))
+    tags: Mapped[list[Any] | None]
+    state: Mapped[str] = mapped_column(String(16), default=KnowledgeState.DRAFT.value)
+    customer_visible: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(200))
+    review_at: Mapped[datetime | None] = mapped_column(index=True)
+    retired_at: Mapped[datetime | None]
+    search_text: Mapped[str] = mapped_column(Text, default="")
+
+    links: Mapped[list[KnowledgeLink]] = relationship(back_populates="entry", order_by="KnowledgeLink.id")
+
+
+# What the knowledge base's full-text search adds that no model maps (migration 0013): SQLite's
+# FTS5 table with its shadow tables (`knowledge_fts_*`), and PostgreSQL's expression index.
+SEARCH_TABLE = "knowledge_fts"
+SEARCH_INDEX = "ix_knowledge_entries_search"
+
+
+class KnowledgeLink(Base):
+    """A ticket an entry is related to, or was used on (append-only, one row per entry, ticket and kind)."""
+
+    __tablename__ = "knowledge_links"
+    __table_args__ = (_one_of("kind", KnowledgeLinkKind), UniqueConstraint("entry_id", "ticket_id", "kind"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("knowledge_entries.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+
+    entry: Mapped[KnowledgeEntry] = relationship(back_populates="links")
+
+
 class ApiToken(Base):
     """An API token; only its hash is stored."""
 
@@ -564,7 +656,7 @@ class User(Base):
     """A person's account: signs in with a user name and password (an argon2 hash is stored)."""
 
     __tablename__ = "users"
-    __table_args__ = (_one_of("role", TokenRole),)
+    __table_args__ = (_one_of("role", UserRole),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)  # stored case-folded
@@ -596,6 +688,31 @@ class BrowserSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class IntakeEvent(Base):
+    """One alert delivery taken in from another monitor (Alertmanager, Zabbix), kept so that the same
+    delivery again changes nothing: the key is the monitor's own (Alertmanager's fingerprint and
+    start time, Zabbix's event id) with the status delivered."""
+
+    __tablename__ = "intake_events"
+    __table_args__ = (
+        _one_of("source", IntakeSource),
+        _one_of("status", IntakeStatus),
+        UniqueConstraint("source", "event_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    event_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))  # the alert's or trigger's name
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str | None] = mapped_column(String(16))  # red | orange; None: ignored by the mapping
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # opened | joined | cleared | no_ticket | ignored
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
 
 class Setting(Base):

@@ -1,5 +1,9 @@
 """Tickets from alerts: open on raised, upgrade on escalated, note and tell on cleared; offline too.
 
+An alert is the rule engine's (a threshold crossed) or another monitor's, taken in by `tickets.intake`:
+both go through `on_transition`, which differs only in what the ticket, its notes and its audit say
+(an `AlertWording`).
+
 Exactly one ticket is open per (device, metric or kind): `Ticket.open_key` is UNIQUE, so when two
 collectors race, the loser's insert fails inside a savepoint and it attaches to the winner's
 ticket instead.
@@ -34,57 +38,101 @@ def open_key(device_id: str, metric_or_kind: str) -> str:
     return f"{device_id}/{metric_or_kind}"
 
 
+class AlertWording:
+    """What a ticket, its notes, audit entries and messages say about a threshold alert of the rule
+    engine. `tickets.intake` words the alerts of other monitors (no value, no threshold: the
+    monitor's own alert name and summary instead)."""
+
+    actor = COLLECTOR
+
+    def title(self, t: rules.Transition) -> str:
+        return f"{t.device_id}: {t.metric} {t.value:g} over threshold {t.threshold:g} ({SEVERITY_LABELS[t.severity]})"
+
+    def description(self, t: rules.Transition, recent: Sequence[tuple[float, float]]) -> str:
+        return _description(t, recent)
+
+    def details(self, t: rules.Transition, recent: Sequence[tuple[float, float]]) -> dict[str, Any]:
+        return _details(t, recent)
+
+    def raised_again(self, t: rules.Transition) -> str:
+        return f"{t.severity.value} alert {t.event.value} again at value {t.value:g} (seq {t.seq})"
+
+    def why_escalated(self, t: rules.Transition) -> str:
+        return f"{t.metric} reached {t.value:g} (red above {t.red_level:g})"
+
+    def why_recurred(self, t: rules.Transition, cleared_at: str) -> str:
+        return f"{t.metric} {t.value:g} over {t.threshold:g} again (seq {t.seq}); it had cleared at {cleared_at}"
+
+    def cleared_note(self, t: rules.Transition) -> str:
+        return f"{t.severity.value} alert on {t.metric} cleared at value {t.value:g} (seq {t.seq})"
+
+    def why_cleared(self, t: rules.Transition) -> str:
+        return f"{t.metric} back to {t.value:g}, at or below {t.threshold:g} (seq {t.seq})"
+
+    def reading(self, t: rules.Transition) -> dict[str, Any]:
+        """What the recovery and recurrence messages say about the reading."""
+        return {"value": t.value, "threshold": t.threshold}
+
+    def message_key(self, event: str, t: rules.Transition) -> str:
+        """The outbox key of a recovery or recurrence message: once per transition."""
+        return f"{event}.{t.seq}"
+
+
+THRESHOLD_WORDING = AlertWording()
+
+
 def on_transition(
-    ctx: Context, session: Session, t: rules.Transition, recent: Sequence[tuple[float, float]] = ()
+    ctx: Context, session: Session, t: rules.Transition, recent: Sequence[tuple[float, float]] = (),
+    wording: AlertWording = THRESHOLD_WORDING,
 ) -> Ticket | None:
     key = open_key(t.device_id, t.metric)
     at = ctx.now()
     if t.event == rules.Event.CLEARED:
         ticket = find_open(session, key)
         if ticket is not None:
-            _cleared(ctx, session, ticket, t, at)
+            _cleared(ctx, session, ticket, t, at, wording)
         return ticket
-    details = _details(t, recent)
+    details = wording.details(t, recent)
     red = t.severity == rules.Severity.RED
     kind = TicketKind.ON_SITE if red else TicketKind.PRE_MAINTENANCE
     ticket, created = open_ticket(
         ctx, session, device_id=t.device_id, kind=kind.value, key=key, metric=t.metric,
-        severity=t.severity.value, title=_title(t), description=_description(t, recent), details=details, at=at,
+        severity=t.severity.value, title=wording.title(t), description=wording.description(t, recent),
+        details=details, at=at, actor=wording.actor,
     )
     if not created:
         cleared_at = (ticket.details or {}).get("cleared_at")
         escalating = red and ticket.level != "red"
         if escalating:
-            escalate(ctx, session, ticket, t, details, at)
+            escalate(ctx, session, ticket, t, details, at, wording)
         else:
-            note = f"{t.severity.value} alert {t.event.value} again at value {t.value:g} (seq {t.seq})"
-            add_note(session, ticket, COLLECTOR, note, at)
+            add_note(session, ticket, wording.actor, wording.raised_again(t), at)
         if cleared_at is not None:
-            _recurred(ctx, session, ticket, t, at, cleared_at, told=not escalating)
+            _recurred(ctx, session, ticket, t, at, cleared_at, wording, told=not escalating)
     return ticket
 
 
 def _recurred(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime, cleared_at: str,
-              *, told: bool) -> None:
+              wording: AlertWording, *, told: bool) -> None:
     """The alert cleared on this still-open ticket and is back: on the timeline, the first response
     owed again, and everyone told of the recovery told of the recurrence (unless the escalation,
     which tells them itself, already did)."""
     details = {k: v for k, v in (ticket.details or {}).items() if k != "cleared_at"}
     ticket.details = {**details, "recurred_at": iso(datetime.fromtimestamp(t.ts, UTC)),
                       "recurrences": int(details.get("recurrences", 0)) + 1}
-    why = f"{t.metric} {t.value:g} over {t.threshold:g} again (seq {t.seq}); it had cleared at {cleared_at}"
-    audit.record(session, ticket, actor=COLLECTOR, action="recurred", at=at, field="alert", old=None,
+    why = wording.why_recurred(t, cleared_at)
+    audit.record(session, ticket, actor=wording.actor, action="recurred", at=at, field="alert", old=None,
                  new=t.severity.value, reason=why)
-    _reopen_first_response(ctx, session, ticket, at)
+    _reopen_first_response(ctx, session, ticket, at, wording.actor)
     if told:
         recipients = outbox.previous_recipients(session, ticket.id, OPENED_EVENTS)
         outbox.enqueue(session, ticket, "alert_recurred",
-                       facts(ctx, session, ticket, metric=t.metric, severity=t.severity.value, value=t.value,
-                             threshold=t.threshold, cleared_at=cleared_at),
-                       recipients, key=f"recurred.{t.seq}", at=at, locale=ctx.locale)
+                       facts(ctx, session, ticket, metric=t.metric, severity=t.severity.value, **wording.reading(t),
+                             cleared_at=cleared_at),
+                       recipients, key=wording.message_key("recurred", t), at=at, locale=ctx.locale)
 
 
-def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
+def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: datetime, actor: str) -> None:
     """A recurrence needs an answer again: a first-response clock that was met starts afresh. One that
     was breached keeps its breach on record (the promise was broken) and is not restarted."""
     clock = clock_named(ticket, FIRST_RESPONSE)
@@ -92,7 +140,7 @@ def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: d
         return
     plan = sla.plan(FIRST_RESPONSE, at, ctx.policy.first_response[ticket.level], ctx.policy.warn_fractions,
                     ctx.policy.warn_before)
-    audit.record(session, ticket, actor=COLLECTOR, action="clock_restarted", at=at,
+    audit.record(session, ticket, actor=actor, action="clock_restarted", at=at,
                  field=f"clocks.{FIRST_RESPONSE}.due_at", old=clock.due_at, new=plan.due_at,
                  reason="the alert recurred: a first response is owed again")
     clock.started_at = at
@@ -199,27 +247,29 @@ def page_teams(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> 
 
 
 def escalate(
-    ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, details: dict[str, Any], at: datetime
+    ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, details: dict[str, Any], at: datetime,
+    wording: AlertWording = THRESHOLD_WORDING,
 ) -> None:
     """Upgrade an open ticket to red / on-site: stricter clocks, audit, contacts told."""
     previous = ticket.severity or ticket.level
-    why = f"{t.metric} reached {t.value:g} (red above {t.red_level:g})"
+    why = wording.why_escalated(t)
+    actor = wording.actor
     for field, new in (("kind", TicketKind.ON_SITE.value), ("level", "red"), ("severity", "red"),
                        ("priority", min(ticket.priority, ctx.policy.priority_of("red"))),
                        ("engineer_level", ctx.policy.group_of("red")), ("escalated", True)):
-        audit.change(session, ticket, field, new, actor=COLLECTOR, action="escalated", at=at, reason=why)
+        audit.change(session, ticket, field, new, actor=actor, action="escalated", at=at, reason=why)
     ticket.details = {**(ticket.details or {}), **details, "escalated_from": previous}
-    audit.change(session, ticket, "title", _escalated_title(ticket.title, t), actor=COLLECTOR, action="escalated",
-                 at=at, reason=why)
+    audit.change(session, ticket, "title", _escalated_title(ticket.title, wording.title(t)), actor=actor,
+                 action="escalated", at=at, reason=why)
     for name, duration in ctx.policy.clocks_for(ticket.kind, ticket.level):
-        _tighten(ctx, session, ticket, name, duration, at, why)
+        _tighten(ctx, session, ticket, name, duration, at, why, actor)
     if ticket.acknowledged_at is None:
         # The escalation chain starts again from the red level's first group.
         ticket.escalation_step = 0
-        _tighten(ctx, session, ticket, ESCALATION, ctx.policy.escalation_every, at, why)
+        _tighten(ctx, session, ticket, ESCALATION, ctx.policy.escalation_every, at, why, actor)
     resolution = clock_named(ticket, RESOLUTION)
     if resolution is not None and ticket.committed_at is not None and resolution.due_at < ticket.committed_at:
-        audit.change(session, ticket, "committed_at", resolution.due_at, actor=COLLECTOR, action="escalated", at=at)
+        audit.change(session, ticket, "committed_at", resolution.due_at, actor=actor, action="escalated", at=at)
     told = facts(ctx, session, ticket, previous_severity=previous, group=ticket.engineer_level)
     recipients = outbox.staff_group(session, ticket.engineer_level)
     if ticket.level in ctx.policy.customer_levels:
@@ -228,11 +278,12 @@ def escalate(
     page_teams(ctx, session, ticket, at)
 
 
-def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration: Any, at: datetime, why: str) -> None:
+def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration: Any, at: datetime, why: str,
+             actor: str) -> None:
     clock = clock_named(ticket, name)
     if clock is None:
         add_clock(ctx, session, ticket, name, duration, at)
-        audit.record(session, ticket, actor=COLLECTOR, action="clock_added", at=at, field=f"clocks.{name}", reason=why)
+        audit.record(session, ticket, actor=actor, action="clock_added", at=at, field=f"clocks.{name}", reason=why)
         return
     if not running(clock):
         return  # a clock already stopped (e.g. first response given) keeps its record
@@ -242,7 +293,7 @@ def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration
                              ctx.policy.warn_before if warnings else None)
     if stricter is None:
         return
-    audit.record(session, ticket, actor=COLLECTOR, action="clock_tightened", at=at, field=f"clocks.{name}.due_at",
+    audit.record(session, ticket, actor=actor, action="clock_tightened", at=at, field=f"clocks.{name}.due_at",
                  old=clock.due_at, new=stricter.due_at, reason=why)
     clock.due_at = stricter.due_at
     clock.warn_at = sla.encode(stricter.warn_at)
@@ -251,15 +302,15 @@ def _tighten(ctx: Context, session: Session, ticket: Ticket, name: str, duration
     ctx.touch(clock)
 
 
-def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime) -> None:
-    add_note(session, ticket, COLLECTOR,
-             f"{t.severity.value} alert on {t.metric} cleared at value {t.value:g} (seq {t.seq})", at)
+def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition, at: datetime,
+             wording: AlertWording) -> None:
+    add_note(session, ticket, wording.actor, wording.cleared_note(t), at)
     cleared_at = iso(datetime.fromtimestamp(t.ts, UTC))
     ticket.details = {**(ticket.details or {}), "cleared_at": cleared_at}
-    audit.record(session, ticket, actor=COLLECTOR, action="recovered", at=at, field="alert", old=t.severity.value,
-                 new=None, reason=f"{t.metric} back to {t.value:g}, at or below {t.threshold:g} (seq {t.seq})")
-    _tell_recovery(ctx, session, ticket, at, f"cleared.{t.seq}", metric=t.metric, severity=t.severity.value,
-                   value=t.value, threshold=t.threshold, cleared_at=cleared_at)
+    audit.record(session, ticket, actor=wording.actor, action="recovered", at=at, field="alert",
+                 old=t.severity.value, new=None, reason=wording.why_cleared(t))
+    _tell_recovery(ctx, session, ticket, at, wording.message_key("cleared", t), metric=t.metric,
+                   severity=t.severity.value, **wording.reading(t), cleared_at=cleared_at)
 
 
 def _tell_recovery(ctx: Context, session: Session, ticket: Ticket, at: datetime, key: str, **extra: Any) -> None:
@@ -288,19 +339,15 @@ def _first_contact(session: Session, customer_id: int | None) -> str | None:
     ).first()
 
 
-_LABELS = {rules.Severity.RED: "on-site service", rules.Severity.ORANGE: "pre-maintenance"}
+SEVERITY_LABELS = {rules.Severity.RED: "on-site service", rules.Severity.ORANGE: "pre-maintenance"}
 
 
-def _title(t: rules.Transition) -> str:
-    return f"{t.device_id}: {t.metric} {t.value:g} over threshold {t.threshold:g} ({_LABELS[t.severity]})"
-
-
-def _escalated_title(title: str, t: rules.Transition) -> str:
+def _escalated_title(title: str, red_title: str) -> str:
     """The title an escalated ticket gets: the red alert's own when the title is still the one the
     alert wrote, else the (edited) title marked as escalated."""
-    if title.endswith(f"({_LABELS[rules.Severity.ORANGE]})"):
-        return _title(t)
-    marker = f"[escalated to {_LABELS[rules.Severity.RED]}] "
+    if title.endswith(f"({SEVERITY_LABELS[rules.Severity.ORANGE]})"):
+        return red_title
+    marker = f"[escalated to {SEVERITY_LABELS[rules.Severity.RED]}] "
     return title if title.startswith(marker) else (marker + title)[:300]
 
 

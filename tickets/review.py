@@ -2,7 +2,8 @@
 
 From the service plan: a ticket closed more than 20 % past its committed time, or missing 3 or
 more key fields, is flagged; every month 10 % of the closed tickets are drawn for review; breaches
-call for an overdue analysis; the monthly report shows which problems and modules fail most.
+call for an overdue analysis; the monthly report shows which problems and modules fail most, and
+which faults recur on one device (`tickets.knowledge.repeated_faults`, with the entries used on them).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tickets.knowledge import RepeatedFault, repeated_faults
 from tickets.models import Clock, Device, Level, Ticket, TicketStatus
 from tickets.policy import ESCALATION
 
@@ -121,10 +123,13 @@ class MonthlyReport:
     by_metric: dict[str, int]
     by_device_class: dict[str, int]
     top_devices: list[tuple[str, int]]  # the most frequent faulty modules
+    # devices and metrics with `repeat_count` or more tickets opened in the month
+    repeated_faults: list[RepeatedFault] = field(default_factory=list)
 
 
-def monthly_report(session: Session, year: int, month: int, top: int = 10) -> MonthlyReport:
-    """The distribution of problem types and the most frequent faulty devices of tickets opened in the month."""
+def monthly_report(session: Session, year: int, month: int, top: int = 10, repeat_count: int = 3) -> MonthlyReport:
+    """The distribution of problem types, the most frequent faulty devices and the repeated faults of
+    tickets opened in the month."""
     start, end = month_bounds(year, month)
     rows = session.execute(
         select(Ticket.kind, Ticket.metric, Ticket.device_id, Device.device_class)
@@ -138,4 +143,5 @@ def monthly_report(session: Session, year: int, month: int, top: int = 10) -> Mo
         classes[device_class or "unknown"] += 1
         if device_id:
             devices[device_id] += 1
-    return MonthlyReport(len(rows), dict(kinds), dict(metrics), dict(classes), devices.most_common(top))
+    return MonthlyReport(len(rows), dict(kinds), dict(metrics), dict(classes), devices.most_common(top),
+                         repeated_faults(session, start, end, at_least=repeat_count))

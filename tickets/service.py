@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 import rules
 from rules.predict import PredictiveEvent
-from tickets import actions, firing, opening, outbox, predictive
+from tickets import actions, firing, intake, opening, outbox, predictive
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
@@ -71,6 +71,12 @@ class TicketService:
         customer's ops contacts told at once; escalated → the open ticket upgraded to red; cleared →
         a note and a recovery message to the same recipients. Does not commit."""
         return opening.on_transition(self.ctx, session, transition, recent)
+
+    def on_external_alert(self, session: Session, alert: intake.ExternalAlert) -> intake.Outcome:
+        """Another monitor's alert (Alertmanager, Zabbix): firing → a `raised` transition of its (device,
+        metric), resolved → `cleared`, worded by the monitor; the same delivery again changes nothing.
+        Does not commit."""
+        return intake.take_in(self.ctx, session, alert)
 
     def on_predictive(self, session: Session, event: PredictiveEvent) -> Ticket | None:
         """raised → a blue `predictive` ticket for the junior group (its own open key, beside any

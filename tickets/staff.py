@@ -105,7 +105,7 @@ def _member_values(session: Session, fields: Mapping[str, Any], current: StaffMe
     if given_address:
         if channel is None:
             if fields.get("address"):
-                raise InvalidInput("channel", "an address needs its channel: email, webhook, dingtalk, wecom, feishu")
+                raise InvalidInput("channel", f"an address needs its channel: {', '.join(validate.CHANNELS)}")
             out["channel"], out["address"] = None, None
         else:
             out["channel"] = validate.one_of(channel, "channel", validate.CHANNELS)
@@ -235,7 +235,7 @@ def _group_values(session: Session, fields: Mapping[str, Any], current: StaffGro
         channel = fields.get("channel", current.channel if current else None)
         if channel is None:
             if fields.get("address"):
-                raise InvalidInput("channel", "an address needs its channel: email, webhook, dingtalk, wecom, feishu")
+                raise InvalidInput("channel", f"an address needs its channel: {', '.join(validate.CHANNELS)}")
             out["channel"], out["address"] = None, None
         else:
             out["channel"] = validate.one_of(channel, "channel", validate.CHANNELS)

@@ -13,9 +13,10 @@ import httpx
 
 from tickets.errors import InvalidInput
 from tickets.notify.addresses import AddressRefused, check_url
+from tickets.notify.sms import PhoneNumberRefused, e164
 from tickets.secrets import MAX_PLAIN_BYTES
 
-CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu")
+CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms")
 LANGUAGES = ("zh-CN", "en")
 MAX_TAGS = 20
 MAX_TAG = 50
@@ -104,12 +105,17 @@ def sealed_size(value: str | None, field: str) -> None:
 
 
 def address(channel: str, value: Any, *, allow_private: bool, field: str = "address") -> str:
-    """Where a channel's messages go: an e-mail address, or an http(s) URL that is not internal
-    (unless the install allows private addresses)."""
+    """Where a channel's messages go: an e-mail address, a phone number in E.164 form (SMS), or an
+    http(s) URL that is not internal (unless the install allows private addresses)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, f"a {channel} recipient needs an address")
     clean = value.strip()
     sealed_size(clean, field)
+    if channel == "sms":
+        try:
+            return e164(clean)
+        except PhoneNumberRefused as exc:
+            raise InvalidInput(field, str(exc)) from None
     if any(c.isspace() or not c.isprintable() for c in clean):
         # The address goes into a mail header or a request line: a line break there would add headers.
         raise InvalidInput(field, f"{clean!r} must be one line without spaces or control characters")

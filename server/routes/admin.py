@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Annotated
 
@@ -25,9 +25,11 @@ from server.schemas import (
     DeadLetterOut,
     DeviceId,
     ErrorOut,
+    KnowledgeKpis,
     KpisOut,
     NewTokenOut,
     Page,
+    RepeatedFaultOut,
     SlaAttainment,
     ThresholdsIn,
     ThresholdSourceOut,
@@ -37,9 +39,11 @@ from server.schemas import (
     WhoAmI,
 )
 from server.security import hash_token, new_token
+from tickets import knowledge
 from tickets.audit import record_entity
 from tickets.models import ApiToken, Contact, ContactChannel, Customer, Level, TokenRole
 from tickets.notify.addresses import AddressRefused, check_url
+from tickets.notify.sms import PhoneNumberRefused, e164
 from tickets.secrets import MAX_PLAIN_BYTES
 
 router = APIRouter(prefix="/api/v1")
@@ -146,6 +150,8 @@ def shown_address(channel: str, address: str) -> str:
     only its scheme and host."""
     if channel == ContactChannel.EMAIL:
         return address
+    if channel == ContactChannel.SMS:  # enough to recognise the number, not to copy it
+        return address[:6] + "…" + address[-4:] if len(address) > 10 else "…"
     try:
         url = httpx.URL(address)
     except httpx.InvalidURL:
@@ -167,13 +173,20 @@ def list_contacts(customer_id: int, who: Who, session: Db) -> Page[ContactOut]:
 def create_contact(customer_id: int, body: ContactIn, request: Request, who: Who, session: Db) -> ContactOut:
     customer = _customer(session, customer_id, who)
     address = body.address
+    if body.channel == ContactChannel.SMS:
+        try:
+            address = e164(address)
+        except PhoneNumberRefused as exc:
+            raise HTTPException(422, f"address: {exc}", headers={"X-Error-Key": "address"}) from None
     for field, value in (("address", address), ("secret", body.secret or "")):
         if len(value.encode("utf-8")) > MAX_PLAIN_BYTES:
             raise HTTPException(422, f"{field}: at most {MAX_PLAIN_BYTES} bytes in UTF-8 (it is stored encrypted)")
     if any(c.isspace() or not c.isprintable() for c in address):
         # The address goes into a mail header or a request line: a line break there would add headers.
         raise HTTPException(422, f"address: {address!r} must be one line without spaces or control characters")
-    if body.channel == ContactChannel.EMAIL:
+    if body.channel == ContactChannel.SMS:
+        pass  # checked above
+    elif body.channel == ContactChannel.EMAIL:
         if "@" not in address or address.startswith("@") or address.endswith("@"):
             raise HTTPException(422, f"address: {address!r} is not an e-mail address")
     elif not address.startswith(("https://", "http://")):
@@ -277,6 +290,22 @@ def _day(key: str, c: kpis.Cohort) -> DayKpis:
     )
 
 
+def _knowledge(db: Session, start: date, end: date, settings: knowledge.KnowledgeSettings,
+               customer_id: int | None) -> KnowledgeKpis:
+    figures = knowledge.board_figures(db, datetime.combine(start, time(), tzinfo=UTC),
+                                      datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC), settings,
+                                      customer_id=customer_id)
+    return KnowledgeKpis(
+        resolved=figures.resolved, knowledge_used=figures.knowledge_used, reuse_rate=figures.reuse_rate,
+        fixed_first_time=figures.fixed_first_time, first_time_fix_rate=figures.first_time_fix_rate,
+        repeat_count=settings.repeat_count, repeat_window_days=settings.repeat_window_days,
+        repeated_faults=[RepeatedFaultOut(
+            device_id=f.device_id, metric=f.metric, device_class=f.device_class, tickets=f.tickets,
+            first_opened_at=f.first_opened_at, last_opened_at=f.last_opened_at, ticket_ids=list(f.ticket_ids),
+            entries_used=[{"id": i, "title": t} for i, t in f.entries_used]) for f in figures.repeated],
+    )
+
+
 @router.get("/kpis", name="get_kpis", response_model=KpisOut, tags=["efficiency board"])
 def get_kpis(
     request: Request,
@@ -298,10 +327,13 @@ def get_kpis(
     window = kpis.KpiFilter(start, end, customer_id, level)
     sessions = context(request).sessions
 
+    settings = context(request).settings.knowledge
+
     def board(db: Session) -> KpisOut:
         days, total = kpis.compute(db, window)
         return KpisOut(start=start.isoformat(), end=end.isoformat(), days=[_day(k, c) for k, c in days],
-                       totals=_day(f"{start.isoformat()}/{end.isoformat()}", total))
+                       totals=_day(f"{start.isoformat()}/{end.isoformat()}", total),
+                       knowledge=_knowledge(db, start, end, settings, customer_id))
 
     def refresh() -> KpisOut:  # later, in another thread: a session of its own
         with sessions() as own:

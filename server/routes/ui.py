@@ -67,6 +67,8 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
             ctx.throttle.failed(client_address(request))
             raise HTTPException(401, "the API token is unknown, revoked or expired" if token is None
                                 else "the token's customer is deactivated")
+        if token.role == TokenRole.INGEST:
+            raise HTTPException(403, "the role 'ingest' may not sign in: its token only delivers alerts")
         owner: str = str(token.id)
         row = BrowserSession(token_id=token.id, created_at=now,
                              # A session never outlives its token.
@@ -222,6 +224,12 @@ def ticket_page(ticket_id: int) -> RedirectResponse:
     serves the dashboard under. The dashboard asks for a sign-in first when needed and keeps the route.
     """
     return RedirectResponse(f"../#/tickets/{ticket_id}", status_code=303, headers={"Cache-Control": "no-store"})
+
+
+@pages.get("/knowledge/{entry_id}", name="knowledge_page", include_in_schema=False, status_code=303)
+def knowledge_page(entry_id: int) -> RedirectResponse:
+    """Where a dispatch message's knowledge link (`<public_url>/knowledge/N`) lands: the dashboard's entry."""
+    return RedirectResponse(f"../#/knowledge/{entry_id}", status_code=303, headers={"Cache-Control": "no-store"})
 
 
 @pages.get("/survey/{token}", name="survey_page", include_in_schema=False)

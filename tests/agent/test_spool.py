@@ -114,3 +114,22 @@ def test_damaged_spool_is_moved_aside(tmp_path: Path) -> None:
     spool, aside = open_spool(path, 10)
     assert aside is not None and aside.read_bytes().startswith(b"not a database")
     assert spool.append(builder([])) == 1
+
+
+def test_a_message_that_cannot_carry_drops_passes_them_on(tmp_path: Path) -> None:
+    # A proxied device's status takes a seq but has no `spool_dropped`: the next sample reports them.
+    spool = Spool(tmp_path / "s", 100)
+    seen: list[tuple[int, int]] = []
+    spool.append(builder(seen))
+    spool.append(builder(seen), extra_dropped=2, reports_drops=False)
+    assert spool.pending_dropped == 2
+    spool.append(builder(seen))
+    assert seen == [(1, 0), (2, 0), (3, 2)]
+    full = Spool(tmp_path / "full", 2)
+    seen = []
+    full.append(builder(seen))
+    full.append(builder(seen))
+    full.append(builder(seen), reports_drops=False)  # drops seq 1
+    full.append(builder(seen))  # drops seq 2, reports seq 1
+    assert seen == [(1, 0), (2, 0), (3, 0), (4, 1)]
+    assert full.pending_dropped == 1

@@ -232,3 +232,20 @@ def test_every_shipped_file_loads_clean_in_every_component(tmp_path: Path) -> No
 
     assert load(ROOT / "examples" / "thresholds.toml").thresholds is not None
     assert sorted(p.suffix for p in (ROOT / "examples").iterdir()) == [".jsonl", ".jsonl", ".toml"]
+
+
+def test_agent_example_proxy_tables_load_once_uncommented(tmp_path: Path) -> None:
+    # The example ships its [[agent.proxy]] tables commented out (a device with the example as-is must
+    # not poll made-up neighbours); uncommented, they are valid.
+    text = (DEPLOY / "agent" / "agent.toml").read_text().replace("/etc/edgewatch/", f"{tmp_path}/")
+    start, end = text.index("# [[agent.proxy]]"), text.index("[mqtt]")
+    block = re.sub(r"(?m)^# (\[\[agent\.proxy\]\]|[a-z_]+ = )", r"\1", text[start:end])
+    text = text[:start] + block + text[end:]
+    for name in re.findall(rf"{re.escape(str(tmp_path))}/([\w.-]+)", text):
+        (tmp_path / name).write_text("x")
+    config = tmp_path / "agent.toml"
+    config.write_text(text)
+    settings = agent.settings.load_settings(config, {})
+    assert [(t.device_id, t.kind, t.security if t.kind == "snmp" else "") for t in settings.proxy] == \
+        [("sw-0007", "snmp", "authPriv"), ("cam-0031", "icmp", "")]
+    assert settings.proxy[0].oids[0].metric == "temperature_c"

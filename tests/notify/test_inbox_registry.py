@@ -167,7 +167,7 @@ def test_registry_builds_each_channel_once(tmp_path: Path) -> None:
                          "wecom": WeComChannel, "feishu": FeishuChannel, "inbox": InboxChannel}
         assert registry.channel_for("dingtalk") is registry.channel_for("dingtalk")
         with pytest.raises(ValueError, match="channel: must be one of"):
-            registry.channel_for("sms")
+            registry.channel_for("pager")
         assert registry.send(red_notification("inbox", "ops")).ok
     assert lines(tmp_path / "inbox.jsonl")[0]["address"] == "ops"
 

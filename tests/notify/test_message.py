@@ -86,6 +86,28 @@ def test_every_event_kind(event: str, extra: dict[str, Any], subject: str) -> No
     assert r.text.endswith("\n") and r.data["event"] == event
 
 
+def test_another_monitors_alert_is_told_in_its_own_words() -> None:
+    facts = {k: v for k, v in RED_FACTS.items() if k not in ("value", "threshold")}
+    facts |= {"metric": "host_high_cpu_load", "source": "alertmanager", "alert": "HostHighCpuLoad",
+              "summary": "CPU load over 95 % for 5 minutes"}
+    opened = render("ticket_opened", facts)
+    assert opened.subject == ("[edgewatch] RED: gw-0001 host_high_cpu_load (Alertmanager alert HostHighCpuLoad), "
+                              "on-site service ticket #42")
+    assert opened.text.startswith(
+        "An on-site service ticket was opened for device gw-0001.\n"
+        "Alertmanager alert HostHighCpuLoad is firing on host_high_cpu_load (host_high_cpu_load): "
+        "CPU load over 95 % for 5 minutes\n\nTicket #42")
+    zabbix = {**facts, "source": "zabbix", "alert": "High CPU", "summary": None, "metric": "cpu_percent"}
+    escalated = render("ticket_escalated", zabbix)
+    assert escalated.subject == "[edgewatch] ESCALATED to RED: gw-0001 cpu_percent (Zabbix alert High CPU), ticket #42"
+    assert "Zabbix alert High CPU is firing on CPU load (cpu_percent)." in escalated.text
+    recurred = render("alert_recurred", zabbix)
+    assert recurred.subject == ("[edgewatch] RECURRED: gw-0001 cpu_percent (Zabbix alert High CPU) is firing again, "
+                                "ticket #42")
+    dispatched = render("ticket_dispatched", {**zabbix, "group": "senior"})
+    assert "Zabbix alert High CPU is firing" in dispatched.text
+
+
 def test_recovery_and_survey_texts() -> None:
     cleared = render("alert_cleared", {**RED_FACTS, "value": 41.5, "clocks": [{"name": "x", "due_at": 0}]})
     assert "The red alert on CPU usage (cpu_percent) of device gw-0001 has cleared." in cleared.text
@@ -149,7 +171,7 @@ def test_datetimes_in_facts_become_iso_strings() -> None:
         ({"idempotency_key": "a b"}, "idempotency_key"),
         ({"idempotency_key": "k\r\nBcc: x@y"}, "idempotency_key"),
         ({"idempotency_key": "x" * 201}, "idempotency_key"),
-        ({"channel": "sms"}, "channel: must be one of"),
+        ({"channel": "pager"}, "channel: must be one of"),
         ({"address": ""}, "address"),
         ({"subject": "two\nlines"}, "subject"),
         ({"created_at": datetime(2025, 1, 1)}, "created_at: must carry a time zone"),

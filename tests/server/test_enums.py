@@ -27,9 +27,9 @@ def test_ticket_values_on_the_wire_are_the_contracts() -> None:
     assert schemas["Severity"]["enum"] == ["orange", "red"]
     assert schemas["DeviceState"]["enum"] == ["online", "offline", "unknown"]
     assert schemas["DeviceHealth"]["enum"] == ["green", "orange", "red", "offline", "unknown"]
-    assert schemas["TokenRole"]["enum"] == ["admin", "supervisor", "engineer", "customer"]
+    assert schemas["TokenRole"]["enum"] == ["admin", "supervisor", "engineer", "customer", "ingest"]
     contact = schemas["ContactIn"]["properties"]
-    assert contact["channel"]["enum"] == ["email", "webhook", "dingtalk", "wecom", "feishu"]  # not the inbox
+    assert contact["channel"]["enum"] == ["email", "webhook", "dingtalk", "wecom", "feishu", "sms"]  # not the inbox
     ticket = schemas["TicketOut"]["properties"]
     assert ticket["status"] == {"$ref": "#/components/schemas/TicketStatus"}
     assert {"$ref": "#/components/schemas/Severity"} in ticket["severity"]["anyOf"]

@@ -21,7 +21,8 @@ from tickets.db import create_engine_for, session_factory
 
 pytestmark = pytest.mark.postgres
 
-ALL = {"admin", "supervisor", "engineer", "customer"}
+ALL = {"admin", "supervisor", "engineer", "customer"}  # every person's role; an ingest token is in none of these
+INGEST = {"ingest"}
 STAFF = {"admin", "supervisor", "engineer"}
 MANAGERS = {"admin", "supervisor"}
 PUBLIC = "public"
@@ -45,8 +46,12 @@ EXPECTED: dict[str, set[str] | str] = {
     "delete_user": {"admin"}, "change_own_password": ALL,
     "update_customer": MANAGERS, "delete_customer": MANAGERS, "update_contact": MANAGERS, "delete_contact": MANAGERS,
     "import_devices": MANAGERS,
+    "ingest_alertmanager": INGEST, "ingest_zabbix": INGEST,
+    "list_knowledge": ALL, "get_knowledge": ALL, "create_knowledge": STAFF, "update_knowledge": STAFF,
+    "publish_knowledge": MANAGERS, "review_knowledge": MANAGERS, "retire_knowledge": MANAGERS,
+    "use_knowledge": STAFF, "ticket_knowledge": STAFF,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
-    "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC, "messages": PUBLIC,
+    "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC, "knowledge_page": PUBLIC, "messages": PUBLIC,
 }
 
 _unique = itertools.count()
@@ -77,6 +82,11 @@ def body_for(route: APIRoute) -> dict | None:
         "update_contact": {"language": "zh-CN"},
         "login": {"token": "not-a-token"},
         "submit_survey": {"rating": 5},
+        "ingest_alertmanager": {"version": "4", "alerts": []},
+        "ingest_zabbix": {"event_id": "1", "event_value": "1", "event_update_status": "1", "event_name": "x"},
+        "create_knowledge": {"title": "Fan seized", "symptom": "CPU hot", "steps": "Replace the fan"},
+        "update_knowledge": {"risks": "Power down first"},
+        "use_knowledge": {"ticket_id": 1},
     }.get(name)
 
 
@@ -113,7 +123,9 @@ def world(postgres_server: services.Postgres, server_pg_template: str,
                                                     "role": "engineer"}, headers=h.auth("admin")).json()
         contact = h.client.post(f"/api/v1/customers/{values['customer_id']}/contacts", headers=h.auth("admin"),
                                 json={"name": "Ops", "channel": "email", "address": "ops@acme.test"}).json()
-        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"])}
+        entry = h.client.post("/api/v1/knowledge", headers=h.auth("admin"),
+                              json={"title": "Fan seized", "symptom": "CPU hot", "steps": "Replace the fan"}).json()
+        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"]), "entry_id": str(entry["id"])}
         yield h, values
     engine.dispose()
 
@@ -123,7 +135,7 @@ def test_every_route_has_an_expectation() -> None:
     assert missing == [], f"routes without a row in the role matrix: {missing}"
 
 
-@pytest.mark.parametrize("role", ["anonymous", *sorted(ALL)])
+@pytest.mark.parametrize("role", ["anonymous", *sorted(ALL | INGEST)])
 @pytest.mark.parametrize(("method", "route"), ROUTES, ids=[f"{m} {r.path}" for m, r in ROUTES])
 def test_role_matrix(world: tuple[Harness, dict[str, str]], method: str, route: APIRoute, role: str) -> None:
     h, values = world

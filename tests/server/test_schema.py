@@ -52,7 +52,7 @@ def test_no_server_errors_and_answers_match_the_schema(fuzzed: tuple[Harness, ob
     h, schema = fuzzed
     method, path = label.split(" ", 1)
     operation = schema[path][method]  # type: ignore[index]
-    headers = h.auth("admin")
+    headers = h.auth("ingest") if path.startswith("/api/v1/ingest/") else h.auth("admin")
 
     @given(case=operation.as_strategy())
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)

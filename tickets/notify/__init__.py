@@ -1,4 +1,4 @@
-"""Notification channels: e-mail, generic webhook, DingTalk, WeCom and Feishu robots, local inbox.
+"""Notification channels: e-mail, generic webhook, DingTalk, WeCom and Feishu robots, SMS, local inbox.
 
 The outbox worker (in `tickets`) hands one `Notification` at a time to `ChannelRegistry.channel_for
 (kind).send(n)` and stores the `DeliveryResult` in the ticket's delivery log. The delivery policy
@@ -38,12 +38,14 @@ from tickets.notify.policy import (
 )
 from tickets.notify.registry import ChannelRegistry, NotifySettings
 from tickets.notify.result import Channel, DeliveryResult
+from tickets.notify.sms import SmsChannel, SmsSettings
 from tickets.notify.smtp import EmailChannel, SmtpSettings, build_email
 
 __all__ = [
     "CHANNELS", "EVENTS", "BackoffPolicy", "Channel", "ChannelRegistry", "DeliveryReport", "DeliveryResult",
     "Digester", "DingTalkChannel", "EmailChannel", "FeishuChannel", "InboxChannel", "Notification",
-    "NotificationError", "NotifySettings", "RateLimit", "RateLimiter", "Rendered", "SmtpSettings",
+    "NotificationError", "NotifySettings", "RateLimit", "RateLimiter", "Rendered", "SmsChannel", "SmsSettings",
+    "SmtpSettings",
     "WeComChannel", "WebhookChannel", "backoff", "build_email", "deliver_with_retries", "dingtalk_sign",
     "feishu_sign", "make_digest", "members", "notification", "render", "render_digest", "retry_delay",
     "webhook_signature",

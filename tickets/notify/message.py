@@ -25,7 +25,7 @@ from rules.metrics import METRICS, canonical, unit_of
 from rules.predict.events import Change, PredictiveEvent, Reason, WarningKind
 from tickets.notify.locale import ENGLISH_UTC, LANGUAGES, N_, Locale
 
-CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "inbox")
+CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms", "inbox")
 
 # Printable ASCII without spaces: the key travels in HTTP and mail headers, where CR/LF would let
 # a bad key inject headers and non-ASCII would need encoding that receivers compare differently.
@@ -275,10 +275,32 @@ def _article(phrase: str) -> str:
     return "An" if phrase[:1].lower() in "aeiou" else "A"
 
 
+def _external(f: _Facts) -> str | None:
+    """`Alertmanager alert HostHighCpuLoad` for another monitor's alert, which carries no value."""
+    if f.get("value") is not None or not f.get("alert"):
+        return None
+    _ = f.locale.gettext
+    source = {"alertmanager": "Alertmanager", "zabbix": "Zabbix"}.get(str(f.get("source")), _("external"))
+    return _("{source} alert {alert}").format(source=source, alert=f.get("alert"))
+
+
+def _reading(f: _Facts, metric: str) -> str:
+    """The value in a subject line; for another monitor's alert, its name."""
+    external = _external(f)
+    return f"({external})" if external else quantity(metric, f.need("value"))
+
+
 def _breach_line(f: _Facts) -> str:
     metric = str(f.need("metric"))
-    value, threshold = f.need("value"), f.need("threshold")
     _ = f.locale.gettext
+    external = _external(f)
+    if external:
+        words = {"external": external, "label": metric_label(metric, f.locale), "metric": metric}
+        summary = f.get("summary")
+        if summary:
+            return _("{external} is firing on {label} ({metric}): {summary}").format(**words, summary=summary)
+        return _("{external} is firing on {label} ({metric}).").format(**words)
+    value, threshold = f.need("value"), f.need("threshold")
     return _("{label} ({metric}) is {value}; threshold {threshold}.").format(
         label=metric_label(metric, f.locale), metric=metric, value=quantity(metric, value),
         threshold=quantity(metric, threshold))
@@ -316,12 +338,13 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     else:
         m = _metric(f)
         subject = _("[{product}] {tag}: {device} {metric} {value}, {kind} ticket {ref}").format(
-            **common, **m, tag=_tag(f, severity), value=quantity(m["metric"], f.need("value")), kind=label)
+            **common, **m, tag=_tag(f, severity), value=_reading(f, m["metric"]), kind=label)
         body = [_("{article} {kind} ticket was opened for device {device}.").format(
             **common, article=_article(label), kind=label), _breach_line(f)]
-        if severity == "red":
+        measured = _external(f) is None  # another monitor's alert: its own words (the breach line) say why
+        if measured and severity == "red":
             body.append(_over(f))
-        elif severity == "orange":
+        elif measured and severity == "orange":
             body.append(_("Orange alert: the threshold was exceeded on consecutive readings."))
     level = f.word(_COLOURS, f.get("level")) if f.get("level") else _("n/a")
     header = [_("Ticket {ref} ({kind}, level {level}) opened at {time}.").format(
@@ -354,7 +377,7 @@ def _ticket_escalated(f: _Facts) -> tuple[str, list[str]]:
     severity = str(f.need("severity"))
     previous = f.get("previous_severity", "orange")
     subject = _("[{product}] ESCALATED to {tag}: {device} {metric} {value}, ticket {ref}").format(
-        product=_PRODUCT, tag=_tag(f, severity), device=device, value=quantity(m["metric"], f.need("value")),
+        product=_PRODUCT, tag=_tag(f, severity), device=device, value=_reading(f, m["metric"]),
         ref=_ticket_ref(f), **m)
     return subject, [_("Ticket {ref} for device {device} was escalated from {previous} to {severity}.").format(
         ref=_ticket_ref(f), device=device, previous=f.word(_COLOURS, previous),
@@ -386,8 +409,12 @@ def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
     _ = f.locale.gettext
     device, m, ref = _device(f), _metric(f), _ticket_ref(f)
     severity = f.word(_COLOURS, f.get("severity", "alert"))
-    subject = _("[{product}] RECURRED: {device} {metric} {value} is over its threshold again, ticket {ref}").format(
-        product=_PRODUCT, device=device, value=quantity(m["metric"], f.need("value")), ref=ref, **m)
+    words = {"product": _PRODUCT, "device": device, "value": _reading(f, m["metric"]), "ref": ref, **m}
+    if _external(f):
+        subject = _("[{product}] RECURRED: {device} {metric} {value} is firing again, ticket {ref}").format(**words)
+    else:
+        subject = _("[{product}] RECURRED: {device} {metric} {value} is over its threshold again, ticket {ref}").format(
+            **words)
     body = [_("The {severity} alert on {label} ({metric}) of device {device} is back.").format(
         severity=severity, device=device, **m), _breach_line(f)]
     if f.get("cleared_at"):
@@ -424,10 +451,14 @@ def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
         body.append(_("Assignee: {name}.").format(name=f.get("assignee")))
     if f.get("on_call"):
         body.append(_("You are on call for the {group}: please acknowledge.").format(group=group))
-    if f.get("metric") and f.get("value") is not None and f.get("threshold") is not None:
+    if f.get("metric") and (_external(f) or (f.get("value") is not None and f.get("threshold") is not None)):
         body.append(_breach_line(f))
     if f.get("note"):
         body.append(_("Note: {note}").format(note=f.get("note")))
+    known = f.get("knowledge")
+    if isinstance(known, Mapping) and known.get("title"):
+        solution = _("Known solution: {title}").format(title=known["title"])
+        body.append(solution + (f" {known['link']}" if known.get("link") else ""))
     return subject, body
 
 

@@ -96,6 +96,8 @@ DEFAULT_LIMITS: Mapping[str, RateLimit | None] = {
     "feishu": RateLimit(per_minute=10, burst=10),
     "email": RateLimit(per_minute=10, burst=10),
     "webhook": RateLimit(per_minute=60, burst=30),
+    # Providers limit how often one number may be texted (about one a minute); the rest are digested.
+    "sms": RateLimit(per_minute=1, burst=3),
     "inbox": None,
 }
 

@@ -32,6 +32,7 @@ from tickets.notify.policy import (
     RateLimit,
 )
 from tickets.notify.result import Channel, DeliveryResult, SendingChannel
+from tickets.notify.sms import DEFAULT_ENDPOINT, PARAMS, PROVIDERS, SINGLE_SEGMENT, SmsChannel, SmsSettings
 from tickets.notify.smtp import SECURITY_MODES, EmailChannel, SmtpSettings
 
 SECTION = "notifications"
@@ -42,6 +43,7 @@ _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 @dataclass(frozen=True)
 class NotifySettings:
     smtp: SmtpSettings | None = None  # None: e-mail is not configured
+    sms: SmsSettings | None = None  # None: SMS is not configured
     http_timeout: float = 10.0
     inbox_path: Path = field(default_factory=lambda: default_data_dir() / "inbox.jsonl")
     dingtalk_msgtype: str = "markdown"
@@ -93,6 +95,7 @@ class NotifySettings:
                                   env="NOTIFY_RETRY_AFTER_MAX_SECONDS", positive=True)
         return cls(
             smtp=_smtp(s),
+            sms=_sms(s),
             http_timeout=s.float("http_timeout", 10.0, env="NOTIFY_HTTP_TIMEOUT", positive=True),
             inbox_path=s.path("inbox_path", base_dir / "inbox.jsonl", env="NOTIFY_INBOX"),
             dingtalk_msgtype=msgtype,
@@ -125,6 +128,38 @@ def _smtp(s: Settings) -> SmtpSettings | None:
         raise ConfigError(SECTION, "smtp_*", str(exc)) from None
 
 
+def _sms(s: Settings) -> SmsSettings | None:
+    # Every key is read, also when SMS is off, so that a misspelt one is refused either way.
+    provider = s.str("sms_provider", None, env="SMS_PROVIDER")
+    account = {key.removeprefix("sms_"): s.str(key, None, env=key.upper())
+               for key in ("sms_access_key_id", "sms_access_key_secret", "sms_sign_name", "sms_template")}
+    survey = s.str("sms_survey_template", None, env="SMS_SURVEY_TEMPLATE")
+    params = tuple(s.list("sms_template_params", ["summary", "link"], env="SMS_TEMPLATE_PARAMS"))
+    endpoint = s.str("sms_endpoint", DEFAULT_ENDPOINT, env="SMS_ENDPOINT") or DEFAULT_ENDPOINT
+    max_chars = s.int("sms_max_chars", SINGLE_SEGMENT, env="SMS_MAX_CHARS", minimum=10)
+    param_max_chars = s.int("sms_param_max_chars", 35, env="SMS_PARAM_MAX_CHARS", minimum=1)
+    if not provider:
+        return None
+    if provider not in PROVIDERS:
+        raise ConfigError(SECTION, "sms_provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    for name, value in account.items():
+        if not value:
+            raise s.invalid(f"sms_{name}", f"SMS through {provider} needs it", env=f"SMS_{name.upper()}")
+    unknown = [p for p in params if p not in PARAMS]
+    if unknown or not params:
+        raise ConfigError(SECTION, "sms_template_params",
+                          f"the template's variables, each one of {', '.join(PARAMS)}; got {list(params)}")
+    try:
+        return SmsSettings(
+            provider=provider, access_key_id=str(account["access_key_id"]),
+            access_key_secret=str(account["access_key_secret"]), sign_name=str(account["sign_name"]),
+            template=str(account["template"]), survey_template=survey, template_params=params, endpoint=endpoint,
+            max_chars=max_chars, param_max_chars=param_max_chars,
+        )
+    except ValueError as exc:  # the message names the key
+        raise ConfigError(SECTION, "sms_*", str(exc)) from None
+
+
 class UnconfiguredChannel(SendingChannel):
     """Stands in for a channel whose settings are missing: every send fails, saying what to set."""
 
@@ -153,7 +188,7 @@ class ChannelRegistry:
         return self._http
 
     def channel_for(self, kind: str) -> Channel:
-        """The channel for `email`, `webhook`, `dingtalk`, `wecom`, `feishu` or `inbox`."""
+        """The channel for `email`, `webhook`, `dingtalk`, `wecom`, `feishu`, `sms` or `inbox`."""
         channel = self._channels.get(kind)
         if channel is None:
             channel = self._channels[kind] = self._build(kind)
@@ -176,6 +211,12 @@ class ChannelRegistry:
             return WeComChannel(self._client(), clock=self._clock)
         if kind == "feishu":
             return FeishuChannel(self._client(), clock=self._clock)
+        if kind == "sms":
+            if s.sms is None:
+                return UnconfiguredChannel(
+                    "sms", "SMS is not configured: set EDGEWATCH_SMS_PROVIDER and its account "
+                           "(or [notifications] sms_provider, sms_access_key_id, ...)")
+            return SmsChannel(s.sms, self._client(), clock=self._clock)
         raise ValueError(f"channel: must be one of {', '.join(CHANNELS)}, got {kind!r}")
 
     def send(self, n: Notification) -> DeliveryResult:

@@ -3,7 +3,7 @@ shows a person in), `staff_members.timezone` (the times in their notifications).
 reads their customer's, else the install's defaults (`[tickets] default_language`, `default_timezone`).
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0013
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -92,5 +92,5 @@ export const LANGUAGES = [["", "—"], ["zh-CN", "中文 (zh-CN)"], ["en", "Engl
 export function channels() {
   return [["", t("admin.channel.none")], ["email", t("admin.channel.email")], ["webhook", t("admin.channel.webhook")],
           ["dingtalk", t("admin.channel.dingtalk")], ["wecom", t("admin.channel.wecom")],
-          ["feishu", t("admin.channel.feishu")]];
+          ["feishu", t("admin.channel.feishu")], ["sms", t("admin.channel.sms")]];
 }

@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { dayChart } from "../charts.js";
 import { clear, clockName, duration, fill, h, num, pct } from "../dom.js";
+import { drawKnowledgeBoard, knowledgeBoard } from "./board_knowledge.js";
 
 const minutes = (s) => (s === null || s === undefined ? null : s / 60);
 
@@ -12,7 +13,8 @@ export async function render(view) {
     ["red", "yellow", "blue"].map((l) => h("option", { value: l }, l)));
   const totals = h("section", { class: "card", id: "kpi-totals" });
   const charts = h("div", { class: "charts" });
-  view.append(h("h1", {}, "Service efficiency"), h("div", { class: "toolbar" }, days, level), totals, charts);
+  const known = knowledgeBoard();
+  view.append(h("h1", {}, "Service efficiency"), h("div", { class: "toolbar" }, days, level), totals, charts, known);
 
   async function draw() {
     const end = new Date();
@@ -31,6 +33,7 @@ export async function render(view) {
         h("thead", {}, h("tr", {}, h("th", {}, "Clock"), h("th", {}, "Met"), h("th", {}, "Settled"), h("th", {}, "Rate"))),
         h("tbody", {}, t.sla.map((s) => h("tr", {}, h("td", {}, clockName(s.clock)), h("td", {}, s.met),
           h("td", {}, s.settled), h("td", {}, pct(s.rate))))))));
+    drawKnowledgeBoard(known, k);
     const labels = k.days.map((d) => d.day);
     clear(charts);
     dayChart(charts, "First response (minutes)", labels, [

@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { clockState } from "../countdown.js";
 import { clockName, fill, h, toast, when } from "../dom.js";
+import { knowledgeSection } from "./ticket_knowledge.js";
 
 const ACTIONS = {
   received: ["acknowledge", "dispatch", "start", "check_in", "cancel"],
@@ -173,6 +174,7 @@ export async function render(view, [id], ctx) {
       h("section", { class: "card" }, h("h2", {}, "SLA clocks"), clocks(t)),
       actionBar(t),
       forceForm(),
+      knowledgeSection(t.id, staff),
       rcaReport(t),
       rcaForm(t),
       ratingForm(t),
