@@ -83,6 +83,9 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
     ("ticket_dispatched", {"group": "senior", "assignee": "王芳", "on_call": True, "note": "带备用电源"}),
     ("satisfaction_request", {"links": {"rating": "http://desk.example/survey/abc"}}),
     ("rca_report", {"title": "CPU 过载", "rca": {"symptom": "CPU 95%", "actions": ["更换风扇"]}}),
+    ("ticket_opened", {"value": None, "source": "alertmanager", "alert": "HostHighCpuLoad", "summary": "负载过高"}),
+    ("alert_recurred", {"value": None, "source": "zabbix", "alert": "High CPU"}),
+    ("ticket_dispatched", {"group": "senior", "knowledge": {"title": "更换风扇", "link": "http://desk/knowledge/3"}}),
 ]
 
 

@@ -100,7 +100,7 @@ def test_another_monitors_alert_is_told_in_its_own_words() -> None:
     zabbix = {**facts, "source": "zabbix", "alert": "High CPU", "summary": None, "metric": "cpu_percent"}
     escalated = render("ticket_escalated", zabbix)
     assert escalated.subject == "[edgewatch] ESCALATED to RED: gw-0001 cpu_percent (Zabbix alert High CPU), ticket #42"
-    assert "Zabbix alert High CPU is firing on CPU load (cpu_percent)." in escalated.text
+    assert "Zabbix alert High CPU is firing on CPU usage (cpu_percent)." in escalated.text
     recurred = render("alert_recurred", zabbix)
     assert recurred.subject == ("[edgewatch] RECURRED: gw-0001 cpu_percent (Zabbix alert High CPU) is firing again, "
                                 "ticket #42")
