@@ -74,6 +74,7 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "sqlite_path", "store", "timeout_s", "victoriametrics_url",
     }),
     "tickets": frozenset({
-        "outbox_batch", "outbox_lease_seconds", "public_url", "reconcile_seconds", "scheduler_threads",
+        "default_language", "default_timezone", "outbox_batch", "outbox_lease_seconds", "public_url",
+        "reconcile_seconds", "scheduler_threads",
     }),
 }

@@ -40,7 +40,8 @@ def _staff_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phone")
     p.add_argument("--channel", choices=CHANNELS, help="their own notification channel")
     p.add_argument("--address", help="the channel's address (e-mail address or URL)")
-    p.add_argument("--language", choices=["zh-CN", "en"])
+    p.add_argument("--language", choices=["zh-CN", "en"], help="what their messages are written in")
+    p.add_argument("--timezone", help="IANA name (Asia/Shanghai): the times in their messages")
     p.add_argument("--tag", action="append", dest="tags", help="a skill or region (repeat for several)")
     p.add_argument("--active", dest="active", action="store_const", const=True)
     p.add_argument("--inactive", dest="active", action="store_const", const=False)
@@ -59,6 +60,8 @@ def _user_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", choices=["admin", "supervisor", "engineer", "customer"])
     p.add_argument("--customer", help="the customer (id or name) a customer's user belongs to")
     p.add_argument("--staff", help="the staff member (id or name) this person is")
+    p.add_argument("--language", choices=["zh-CN", "en"], help="unset: the customer's, else the default")
+    p.add_argument("--timezone", help="IANA name (Asia/Shanghai): the times the dashboard shows them")
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
 
 
@@ -193,7 +196,7 @@ def _password(args: argparse.Namespace) -> str:
 
 def _member_view(m: Any, group_ids: list[int] | None = None) -> dict[str, Any]:
     return {"id": m.id, "name": m.name, "role": m.role, "email": m.email, "phone": m.phone, "channel": m.channel,
-            "address": m.address, "language": m.language, "tags": m.tags, "active": m.active,
+            "address": m.address, "language": m.language, "timezone": m.timezone, "tags": m.tags, "active": m.active,
             **({"group_ids": group_ids} if group_ids is not None else {})}
 
 
@@ -250,7 +253,7 @@ class Admin:
         from tickets import staff
         from tickets.models import StaffMember
 
-        names = ("name", "role", "email", "phone", "channel", "address", "language", "tags", "active")
+        names = ("name", "role", "email", "phone", "channel", "address", "language", "timezone", "tags", "active")
         if args.verb == "list":
             for m in self.session.scalars(select(StaffMember).order_by(StaffMember.name)):
                 self.out(_member_view(m, [g.group_id for g in m.memberships]))
@@ -318,7 +321,8 @@ class Admin:
 
         def view(u: User) -> dict[str, Any]:
             return {"id": u.id, "username": u.username, "role": u.role, "customer_id": u.customer_id,
-                    "staff_id": u.staff_id, "active": u.disabled_at is None}
+                    "staff_id": u.staff_id, "active": u.disabled_at is None, "language": u.language,
+                    "timezone": u.timezone}
 
         if args.verb == "list":
             for u in self.session.scalars(select(User).order_by(User.username)):
@@ -331,6 +335,9 @@ class Admin:
             links["customer_id"] = self.customer(args.customer).id
         if getattr(args, "staff", None):
             links["staff_id"] = self.member(args.staff).id
+        for name in ("language", "timezone"):
+            if getattr(args, name, None):
+                links[name] = getattr(args, name)
         for name in getattr(args, "clear", []) or []:
             links[{"customer": "customer_id", "staff": "staff_id"}.get(name, name)] = None
         if args.verb == "add":

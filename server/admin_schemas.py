@@ -19,6 +19,8 @@ Language = Literal["zh-CN", "en"]
 GroupLevel = Literal["red", "yellow", "blue", "junior", "mid", "senior", "supervisor"]
 Role = Literal["admin", "supervisor", "engineer", "customer"]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# An IANA name (checked by the domain: an unknown one is a 422 naming it); none: the customer's, else the default.
+TimeZone = Annotated[str, StringConstraints(max_length=64)]
 
 # --- staff -----------------------------------------------------------------------------------
 
@@ -33,6 +35,7 @@ class StaffIn(In):
     address: Text300 | None = Field(None, description="the channel's address: e-mail address or URL")
     secret: Text300 | None = Field(None, description="signing secret of a webhook or robot")
     language: Language | None = None
+    timezone: TimeZone | None = Field(None, description="IANA name, e.g. Asia/Shanghai")
     tags: list[Tag] | None = Field(None, max_length=20, description="skills and regions, e.g. [\"fiber\", \"north\"]")
     active: bool = True
 
@@ -46,6 +49,7 @@ class StaffPatch(In):
     address: Text300 | None = None
     secret: Text300 | None = None
     language: Language | None = None
+    timezone: TimeZone | None = Field(None, description="IANA name, e.g. Asia/Shanghai")
     tags: list[Tag] | None = Field(None, max_length=20)
     active: bool | None = None
 
@@ -60,6 +64,7 @@ class StaffOut(Out):
     address: str | None = Field(description="in full for admins; of a URL only scheme and host for others")
     has_secret: bool
     language: str | None
+    timezone: str | None = None
     tags: list[str] | None
     active: bool
     group_ids: list[int]
@@ -163,6 +168,8 @@ class UserIn(In):
     customer_id: Id | None = Field(None, description="required for, and only for, the customer role")
     staff_id: Id | None = Field(None, description="the staff member this person is (staff roles)")
     active: bool = True
+    language: Language | None = Field(None, description="none: the customer's, else the install's default")
+    timezone: TimeZone | None = Field(None, description="IANA name, e.g. Asia/Shanghai")
 
 
 class UserPatch(In):
@@ -173,6 +180,8 @@ class UserPatch(In):
     customer_id: Id | None = None
     staff_id: Id | None = None
     active: bool | None = Field(None, description="false disables the user: signing in is refused, sessions end")
+    language: Language | None = None
+    timezone: TimeZone | None = Field(None, description="IANA name, e.g. Asia/Shanghai")
 
 
 class UserOut(Out):
@@ -185,6 +194,8 @@ class UserOut(Out):
     created_at: datetime
     password_changed_at: datetime
     last_login_at: datetime | None
+    language: str | None = None
+    timezone: str | None = None
 
 
 class PasswordChangeIn(In):

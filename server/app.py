@@ -159,7 +159,8 @@ def create_app(
         "Send `Authorization: Bearer <token>`; times are ISO 8601 in UTC; lists are paged with `cursor`/`next`.",
     )
     app.state.ctx = ctx
-    service = service or TicketService(settings.sla, clock=clock, public_url=settings.public_url)
+    service = service or TicketService(settings.sla, clock=clock, public_url=settings.public_url,
+                                       locale=settings.locale)
     app.state.actions = TicketActions(service)
 
     for router in (tickets.router, registry.router, devices.router, admin.router, customers.router, staff.router,

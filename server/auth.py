@@ -21,6 +21,7 @@ from server.security import hash_token
 from server.throttle import Throttled
 from tickets import accounts
 from tickets.models import ApiToken, BrowserSession, Customer, TokenRole, User
+from tickets.notify.locale import Locale
 
 SESSION_COOKIE = "ew_session"
 CSRF_COOKIE = "ew_csrf"
@@ -80,6 +81,19 @@ def _principal(token: ApiToken) -> Principal:
 def user_principal(session: Session, user: User) -> Principal:
     return Principal(None, TokenRole(user.role), user.customer_id, accounts.actor_name(session, user), user.id,
                      user.username)
+
+
+def reading_locale(session: Session, who: Principal, default: Locale) -> Locale:
+    """The language and time zone this person reads: their own (a user's), else their customer's,
+    else the install's default."""
+    customer = session.get(Customer, who.customer_id) if who.customer_id is not None else None
+    user = session.get(User, who.user_id) if who.user_id is not None else None
+    locale = default
+    if customer is not None:
+        locale = locale.choose(customer.language, customer.timezone)
+    if user is not None:
+        locale = locale.choose(user.language, user.timezone)
+    return locale
 
 
 def customer_active(session: Session, customer_id: int | None) -> bool:

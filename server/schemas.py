@@ -410,6 +410,11 @@ class WhoAmI(BaseModel):
     user_id: int | None = Field(default=None, description="the user signed in with a password")
     username: str | None = None
     customer_name: str | None = Field(default=None, description="the customer's name, for a customer")
+    language: str = Field(default="en", description=(
+        "`zh-CN` or `en`: the user's own, else their customer's, else the install's default (the dashboard "
+        "itself follows the browser's language and the person's switch)"))
+    timezone: str = Field(default="UTC", description=(
+        "the IANA time zone times are shown in: the user's own, else their customer's, else the install's default"))
 
 
 class LoginIn(In):

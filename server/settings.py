@@ -13,9 +13,10 @@ from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Set
 from telemetry.settings import TelemetrySettings, load_telemetry_settings
 from tickets.intake import IntakeSettings, load_intake_settings
 from tickets.knowledge import KnowledgeSettings
+from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
-from tickets.settings import load_public_url, server_url
+from tickets.settings import load_locale, load_public_url, server_url
 
 DEFAULT_PORT = HTTP_DEFAULT_PORT
 MIN_ADMIN_TOKEN_CHARS = 16
@@ -45,6 +46,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     # What every link in a notification starts with (`[tickets] public_url`); "": the server's own address.
     public_url: str = ""
+    # `[tickets] default_language`, `default_timezone`: for whoever has none set, nor their customer.
+    locale: Locale = ENGLISH_UTC
     # The `[sla]` policy, for the tickets the server opens (manual tickets, rating follow-ups) and the
     # clocks its actions move.
     sla: SlaPolicy = field(default_factory=SlaPolicy)
@@ -127,6 +130,7 @@ def load_settings(
         host=host,
         port=port,
         public_url=load_public_url(config_file, environ, host=host, port=port),
+        locale=load_locale(config_file, environ),
         sla=load_policy(Settings.load(config_file, "sla", environ)),
         # The whole [notifications] section is read (and checked), for this one key.
         allow_private_addresses=NotifySettings.load(config_file, environ, data_dir=data_dir).allow_private_addresses,

@@ -38,7 +38,7 @@ from tickets.staff import record
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 MAX_USERNAME = 100
-USER_FIELDS = ("username", "password", "role", "customer_id", "staff_id", "active")
+USER_FIELDS = ("username", "password", "role", "customer_id", "staff_id", "active", "language", "timezone")
 _PUNCTUATION = frozenset("._-@")
 
 
@@ -145,17 +145,21 @@ def create_user(session: Session, fields: Mapping[str, Any], *, actor: str, at: 
     if session.scalar(select(User.id).where(User.username == name)) is not None:
         raise Conflict(f"username: a user named {name!r} exists already")
     active = validate.flag(fields.get("active", True), "active")
+    language, timezone = validate.language(fields.get("language")), validate.timezone(fields.get("timezone"))
     user = User(username=name, password_hash=hasher().hash(secret), role=role, customer_id=customer_id,
-                staff_id=staff_id, created_at=at, password_changed_at=at, disabled_at=None if active else at)
+                staff_id=staff_id, created_at=at, password_changed_at=at, disabled_at=None if active else at,
+                language=language, timezone=timezone)
     session.add(user)
     session.flush()
     record(session, "user", user.id, actor=actor, action="create", at=at,
-           new={"username": name, "role": role, "customer_id": customer_id, "staff_id": staff_id, "active": active})
+           new={"username": name, "role": role, "customer_id": customer_id, "staff_id": staff_id, "active": active,
+                "language": language, "timezone": timezone})
     return user
 
 
 def update_user(session: Session, user_id: int, fields: Mapping[str, Any], *, actor: str, at: datetime) -> User:
-    """Change role, links, the password (a reset by an administrator) or whether the user may sign in."""
+    """Change role, links, language and time zone, the password (a reset by an administrator) or whether
+    the user may sign in."""
     extra = sorted(set(fields) - set(USER_FIELDS))
     if extra:
         raise InvalidInput(extra[0], f"unknown field; expected {', '.join(USER_FIELDS)}")
@@ -172,7 +176,13 @@ def update_user(session: Session, user_id: int, fields: Mapping[str, Any], *, ac
     customer_id = _int_or_none(fields["customer_id"], "customer_id") if "customer_id" in fields else user.customer_id
     staff_id = _int_or_none(fields["staff_id"], "staff_id") if "staff_id" in fields else user.staff_id
     _links(session, role, customer_id, staff_id, user.id)
-    for field, value in (("username", name), ("role", role), ("customer_id", customer_id), ("staff_id", staff_id)):
+    changes: list[tuple[str, Any]] = [("username", name), ("role", role), ("customer_id", customer_id),
+                                      ("staff_id", staff_id)]
+    if "language" in fields:
+        changes.append(("language", validate.language(fields["language"])))
+    if "timezone" in fields:
+        changes.append(("timezone", validate.timezone(fields["timezone"])))
+    for field, value in changes:
         old = getattr(user, field)
         if old != value:
             setattr(user, field, value)

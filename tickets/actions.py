@@ -28,7 +28,7 @@ from tickets.models import (
     TicketNote,
     TicketStatus,
 )
-from tickets.notify.message import Notification, iso
+from tickets.notify.message import iso, notification
 from tickets.opening import add_note, open_key, open_ticket
 from tickets.policy import DISPATCH, ESCALATION, FIRST_RESPONSE, ON_SITE, PRE_MAINTENANCE_START, RCA
 
@@ -275,7 +275,7 @@ def _tell_dispatch(ctx: Context, session: Session, ticket: Ticket, at: datetime,
     # The key names the assignee by id (or a digest of the name): names travel only in the text.
     who = outbox.assignee_tag(session, ticket.assignee)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,
-                   key=f"assigned.{int(at.timestamp())}.{who}", at=at)
+                   key=f"assigned.{int(at.timestamp())}.{who}", at=at, locale=ctx.locale)
 
 
 def _ask_rating(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
@@ -286,27 +286,17 @@ def _ask_rating(ctx: Context, session: Session, ticket: Ticket, at: datetime) ->
     ticket.survey_token_hash = _hash(token)
     ticket.survey_sent_at = at
     told = facts(ctx, session, ticket, links={"ticket": ctx.ticket_link(ticket.id), "rating": ctx.survey_link(token)})
-    outbox.enqueue(session, ticket, "satisfaction_request", told, contacts, key="survey", at=at)
+    outbox.enqueue(session, ticket, "satisfaction_request", told, contacts, key="survey", at=at, locale=ctx.locale)
 
 
 def _send_rca(ctx: Context, session: Session, ticket: Ticket, report: Mapping[str, Any], at: datetime) -> None:
-    # A subject is one line: a title may hold line breaks.
-    about = " ".join(str(ticket.device_id or ticket.title).split())
-    subject = f"[edgewatch] Root-cause report for ticket #{ticket.id} ({about})"
-    lines = [f"Root-cause analysis of ticket #{ticket.id}: {ticket.title}", ""]
-    for key in (*RCA_FIELDS, "actions"):
-        value = report.get(key)
-        if value:
-            body = "\n".join(f"- {v}" for v in value) if isinstance(value, list) else str(value)
-            lines += [f"{key.capitalize()}:", body, ""]
-    lines.append(f"Ticket: {ctx.ticket_link(ticket.id)}")
+    told = {"ticket_id": ticket.id, "device_id": ticket.device_id, "title": ticket.title, "rca": dict(report),
+            "links": {"ticket": ctx.ticket_link(ticket.id)}}
     version = int(at.timestamp())
     for r in outbox.customer_contacts(session, ticket.customer_id, ContactRole.TECHNICAL):
-        message = Notification(
-            idempotency_key=f"t{ticket.id}.rca.{version}.{r.tag}", channel=r.channel, address=r.address,
-            subject=subject, text="\n".join(lines) + "\n", created_at=at,
-            data={"event": "rca_report", "ticket_id": ticket.id, "device_id": ticket.device_id, "rca": dict(report)},
-        )
+        message = notification(
+            "rca_report", told, idempotency_key=f"t{ticket.id}.rca.{version}.{r.tag}", channel=r.channel,
+            address=r.address, created_at=at, locale=outbox.locale_of(session, r, ctx.locale))
         outbox.enqueue_message(session, ticket, message, r, at=at)
 
 

@@ -20,6 +20,7 @@ from tickets.clock import Clock
 from tickets.errors import TicketNotFound
 from tickets.models import Clock as ClockRow
 from tickets.models import Customer, Device, Ticket
+from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.message import iso
 from tickets.policy import ESCALATION, SlaPolicy
 
@@ -31,6 +32,8 @@ class Context:
     policy: SlaPolicy
     clock: Clock
     public_url: str = "http://localhost:8080"
+    # The language and time zone of a recipient who has none set, nor their customer.
+    locale: Locale = ENGLISH_UTC
     # Per thread: each thread runs its own transaction and then its own after_commit, so one
     # thread never hands over clocks of another thread's transaction that is not committed yet.
     _local: threading.local = field(default_factory=threading.local)

@@ -47,7 +47,8 @@ def fire(ctx: Context, session: Session, clock_id: int) -> datetime | None:
         recipients = outbox.staff_member(session, ticket.assignee) + outbox.staff_group(session, ticket.engineer_level)
         if not ticket.assignee:  # nobody owns it yet: whoever of the response teams was paged first
             recipients += paging.first_recipients(session, ticket.level, now)
-        outbox.enqueue(session, ticket, "sla_warning", told, recipients, key=f"warn.{clock.name}.{index}", at=now)
+        outbox.enqueue(session, ticket, "sla_warning", told, recipients, key=f"warn.{clock.name}.{index}", at=now,
+                       locale=ctx.locale)
         audit.record(session, ticket, actor=SYSTEM, action="sla_warning", at=now, field=f"clocks.{clock.name}",
                      new=f"warning {index} of {len(clock.warn_at)}", reason=f"due at {due.isoformat()}")
     if step.breach:
@@ -72,7 +73,8 @@ def _breach(ctx: Context, session: Session, ticket: Ticket, clock: ClockRow, now
                   + outbox.staff_member(session, ticket.assignee)
                   + outbox.staff_group(session, ticket.engineer_level)
                   + paging.first_recipients(session, ticket.level, now))
-    outbox.enqueue(session, ticket, "sla_breached", told, recipients, key=f"breach.{clock.name}", at=now)
+    outbox.enqueue(session, ticket, "sla_breached", told, recipients, key=f"breach.{clock.name}", at=now,
+                   locale=ctx.locale)
 
 
 def _escalation_step(ctx: Context, session: Session, ticket: Ticket, clock: ClockRow, now: datetime) -> datetime | None:
@@ -94,7 +96,7 @@ def _escalation_step(ctx: Context, session: Session, ticket: Ticket, clock: Cloc
     if group == StaffLevel.SUPERVISOR:
         recipients += paging.supervisors(session)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, recipients,
-                   key=f"escalation.{int(clock.due_at.timestamp())}", at=now)
+                   key=f"escalation.{int(clock.due_at.timestamp())}", at=now, locale=ctx.locale)
     if step == len(chain) - 1:
         clock.stopped_at = now  # the whole chain has been told; the SLA breaches speak from here on
         clock.next_fire_at = None

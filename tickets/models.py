@@ -291,7 +291,8 @@ class StaffMember(Base):
     channel: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Sealed())
     secret: Mapped[str | None] = mapped_column(Sealed())
-    language: Mapped[str | None] = mapped_column(String(10))
+    language: Mapped[str | None] = mapped_column(String(10))  # zh-CN | en
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name, e.g. Asia/Shanghai
     tags: Mapped[list[Any] | None]  # skills and regions, e.g. ["fiber", "north"]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
@@ -667,6 +668,9 @@ class User(Base):
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # What the dashboard shows this person in; unset: their customer's, else the install's defaults.
+    language: Mapped[str | None] = mapped_column(String(10))  # zh-CN | en
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name
 
 
 class BrowserSession(Base):

@@ -130,7 +130,7 @@ def _recurred(ctx: Context, session: Session, ticket: Ticket, t: rules.Transitio
         outbox.enqueue(session, ticket, "alert_recurred",
                        facts(ctx, session, ticket, metric=t.metric, severity=t.severity.value, **wording.reading(t),
                              cleared_at=cleared_at),
-                       recipients, key=wording.message_key("recurred", t), at=at)
+                       recipients, key=wording.message_key("recurred", t), at=at, locale=ctx.locale)
 
 
 def _reopen_first_response(ctx: Context, session: Session, ticket: Ticket, at: datetime, actor: str) -> None:
@@ -242,18 +242,19 @@ def _announce(ctx: Context, session: Session, ticket: Ticket, at: datetime, extr
     group = ticket.engineer_level
     told = facts(ctx, session, ticket, group=group, **extra)
     outbox.enqueue(session, ticket, "ticket_dispatched", told, outbox.staff_group(session, group),
-                   key=f"dispatched.{group}", at=at)
+                   key=f"dispatched.{group}", at=at, locale=ctx.locale)
     page_teams(ctx, session, ticket, at)
     if ticket.level in ctx.policy.customer_levels:
         outbox.enqueue(session, ticket, "ticket_opened", told, outbox.customer_contacts(session, ticket.customer_id),
-                       key="opened", at=at)
+                       key="opened", at=at, locale=ctx.locale)
 
 
 def page_teams(ctx: Context, session: Session, ticket: Ticket, at: datetime) -> None:
     """The response teams of the ticket's level: each one's on-call member, or the whole team."""
     for page in paging.first_pages(session, ticket.level, at):
         told = facts(ctx, session, ticket, group=page.team.name, on_call=page.on_call)
-        outbox.enqueue(session, ticket, "ticket_dispatched", told, page.recipients, key=f"team.{page.team.id}", at=at)
+        outbox.enqueue(session, ticket, "ticket_dispatched", told, page.recipients, key=f"team.{page.team.id}", at=at,
+                       locale=ctx.locale)
 
 
 def escalate(
@@ -284,7 +285,7 @@ def escalate(
     recipients = outbox.staff_group(session, ticket.engineer_level)
     if ticket.level in ctx.policy.customer_levels:
         recipients += outbox.customer_contacts(session, ticket.customer_id)
-    outbox.enqueue(session, ticket, "ticket_escalated", told, recipients, key="escalated", at=at)
+    outbox.enqueue(session, ticket, "ticket_escalated", told, recipients, key="escalated", at=at, locale=ctx.locale)
     page_teams(ctx, session, ticket, at)
 
 
@@ -326,7 +327,8 @@ def _cleared(ctx: Context, session: Session, ticket: Ticket, t: rules.Transition
 def _tell_recovery(ctx: Context, session: Session, ticket: Ticket, at: datetime, key: str, **extra: Any) -> None:
     """Recovery goes to everyone who was told the ticket opened or escalated."""
     recipients = outbox.previous_recipients(session, ticket.id, OPENED_EVENTS)
-    outbox.enqueue(session, ticket, "alert_cleared", facts(ctx, session, ticket, **extra), recipients, key=key, at=at)
+    outbox.enqueue(session, ticket, "alert_cleared", facts(ctx, session, ticket, **extra), recipients, key=key, at=at,
+                   locale=ctx.locale)
 
 
 def add_note(session: Session, ticket: Ticket, author: str, text: str, at: datetime,

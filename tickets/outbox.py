@@ -31,6 +31,7 @@ from tickets.models import (
     StaffMember,
     Ticket,
 )
+from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.message import Notification, NotificationError, Rendered, render
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,24 @@ def staff_member(session: Session, name: str | None) -> list[Recipient]:
     return [Recipient(MEMBER, member.id, member.name, member.channel, member.address)]
 
 
+def locale_of(session: Session, recipient: Recipient, default: Locale) -> Locale:
+    """The language and time zone a recipient reads: their own, else their customer's, else the install's.
+
+    A contact has a language of their own and their customer's time zone; a staff member has both;
+    a staff group's channel (a team's robot, a mailing list) reads the install's defaults.
+    """
+    if recipient.kind == CONTACT:
+        contact = session.get(Contact, recipient.id)
+        if contact is not None:
+            customer = contact.customer
+            return default.choose(customer.language, customer.timezone).choose(contact.language, None)
+    elif recipient.kind == MEMBER:
+        member = session.get(StaffMember, recipient.id)
+        if member is not None:
+            return default.choose(member.language, member.timezone)
+    return default
+
+
 def secret_of(session: Session, kind: str, recipient_id: int | None) -> str | None:
     """The recipient's current signing secret (never stored in the outbox row)."""
     if recipient_id is None:
@@ -160,9 +179,13 @@ def enqueue(
     *,
     key: str,
     at: datetime,
+    locale: Locale = ENGLISH_UTC,
 ) -> list[OutboxMessage]:
     """One row per distinct recipient, keyed `t<ticket>.<key>.<recipient>`; existing keys are skipped.
-    Returns the rows added (none inside a batch of ticket changes, which inserts its rows together)."""
+
+    Each message is written in its recipient's language and time zone (`locale_of`); `locale` is the
+    install's default (`[tickets] default_language`, `default_timezone`). Returns the rows added (none
+    inside a batch of ticket changes, which inserts its rows together)."""
     unique: dict[tuple[str, str], Recipient] = {}
     for r in recipients:
         unique.setdefault((r.channel, r.address), r)
@@ -178,26 +201,28 @@ def enqueue(
         present = set(session.scalars(
             select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(keys))))
     rows = []
-    rendered: Rendered | NotificationError | None = None
+    rendered: dict[Locale, Rendered | NotificationError] = {}
     for idem, r in keys.items():
         if idem in present:
             continue
-        if rendered is None:  # what the message says is the same for every recipient: rendered once
-            try:
-                rendered = render(event, facts)
-            except NotificationError as exc:
-                rendered = exc
         values: dict[str, Any] = {
             "idempotency_key": idem, "ticket_id": ticket.id, "event": event, "recipient_kind": r.kind,
             "recipient_id": r.id, "recipient_name": r.name, "channel": r.channel, "address": r.address,
             "created_at": at, "next_attempt_at": at, "status": OutboxStatus.PENDING.value, "last_error": None,
         }
         try:
-            if isinstance(rendered, NotificationError):
-                raise rendered
+            reading = locale_of(session, r, locale)
+            if reading not in rendered:  # the same for every recipient reading this language and zone
+                try:
+                    rendered[reading] = render(event, facts, reading)
+                except NotificationError as exc:
+                    rendered[reading] = exc
+            text = rendered[reading]
+            if isinstance(text, NotificationError):
+                raise text
             values["payload"] = Notification(
-                idempotency_key=idem, channel=r.channel, address=r.address, subject=rendered.subject,
-                text=rendered.text, data=rendered.data, created_at=at,
+                idempotency_key=idem, channel=r.channel, address=r.address, subject=text.subject,
+                text=text.text, data=text.data, created_at=at, language=reading.language,
             ).to_dict()
         except NotificationError as exc:
             if getattr(_strict, "on", False):

@@ -21,6 +21,7 @@ from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
 from tickets.models import NoteVisibility, RatingSource, Ticket, TicketNote
+from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.policy import SlaPolicy
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ class TicketService:
         public_url: str = "http://localhost:8080",
         scheduler: ClockSink | None = None,
         on_outbox: Callable[[], None] | None = None,
+        locale: Locale = ENGLISH_UTC,
     ) -> None:
-        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url)
+        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url, locale)
         self._scheduler = scheduler
         self._on_outbox = on_outbox
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Settings, server_address
 from tickets.delivery import DeliverySettings
+from tickets.notify.locale import ENGLISH_UTC, LANGUAGES, Locale, known_zone
 from tickets.notify.registry import NotifySettings
 from tickets.policy import SlaPolicy, load_policy
 
@@ -30,6 +31,8 @@ class TicketSettings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     # Where people open a ticket or answer a survey: the server's address as users reach it.
     public_url: str = f"http://{HTTP_DEFAULT_HOST}:{HTTP_DEFAULT_PORT}"
+    # The language and time zone of whoever has none set (nor their customer).
+    locale: Locale = ENGLISH_UTC
     reconcile_every: float = 5.0
     scheduler_threads: int = 4
     outbox_batch: int = 200
@@ -54,6 +57,7 @@ def load_ticket_settings(
         policy=load_policy(Settings.load(config_file, "sla", environ)),
         notify=NotifySettings.load(config_file, environ, data_dir=data_dir),
         public_url=read_public_url(s, *server_address(config_file, environ)),
+        locale=read_locale(s),
         reconcile_every=s.float("reconcile_seconds", 5.0, env="TICKETS_RECONCILE_SECONDS", positive=True),
         scheduler_threads=s.int("scheduler_threads", 4, env="TICKETS_SCHEDULER_THREADS", minimum=1),
         outbox_batch=s.int("outbox_batch", 200, env="TICKETS_OUTBOX_BATCH", minimum=1),
@@ -78,6 +82,24 @@ def load_public_url(
         host = configured_host if host is None else host
         port = configured_port if port is None else port
     return read_public_url(Settings.peek(config_file, SECTION, environ), host, port)
+
+
+def load_locale(config_file: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Locale:
+    """`[tickets] default_language` and `default_timezone` (EDGEWATCH_DEFAULT_LANGUAGE, _TIMEZONE), checked."""
+    return read_locale(Settings.peek(config_file, SECTION, environ))
+
+
+def read_locale(s: Settings) -> Locale:
+    """The install's default language (`en`) and IANA time zone (`UTC`) of a `[tickets]` section."""
+    language = s.str("default_language", "en", env="DEFAULT_LANGUAGE") or "en"
+    if language not in LANGUAGES:
+        raise s.invalid("default_language", f"must be one of {', '.join(LANGUAGES)}, got {language!r}",
+                        env="DEFAULT_LANGUAGE")
+    timezone = s.str("default_timezone", "UTC", env="DEFAULT_TIMEZONE") or "UTC"
+    if not known_zone(timezone):
+        raise s.invalid("default_timezone", f"unknown time zone {timezone!r}; expected an IANA name like "
+                        f"Asia/Shanghai", env="DEFAULT_TIMEZONE")
+    return Locale(language, timezone)
 
 
 def read_public_url(s: Settings, host: str, port: int) -> str:

@@ -33,7 +33,8 @@ from tickets.models import (
 
 HIDDEN = "(hidden)"  # what the audit trail records for a sealed value
 SEALED_FIELDS = frozenset({"email", "phone", "address", "secret"})
-MEMBER_FIELDS = ("name", "role", "email", "phone", "channel", "address", "secret", "language", "tags", "active")
+MEMBER_FIELDS = ("name", "role", "email", "phone", "channel", "address", "secret", "language", "timezone", "tags",
+                 "active")
 GROUP_FIELDS = ("name", "level", "member_ids", "channel", "address", "secret", "rota")
 
 
@@ -86,6 +87,8 @@ def _member_values(session: Session, fields: Mapping[str, Any], current: StaffMe
         out["phone"] = validate.phone(fields["phone"])
     if "language" in fields:
         out["language"] = validate.language(fields["language"])
+    if "timezone" in fields:
+        out["timezone"] = validate.timezone(fields["timezone"])
     if "tags" in fields:
         out["tags"] = validate.tags(fields["tags"])
     if "active" in fields:

@@ -3,7 +3,8 @@
 1. Signed webhook deliveries per second to a receiver on 127.0.0.1 through one channel whose
    connection pool is reused, against the baseline of a new connection per message (and, for
    scale, a new HTTP client per message, which also rebuilds its TLS context).
-2. Rendering a ticket event into a notification, and the rate limiter plus digester per offered
+2. Rendering a ticket event into a notification (in English and UTC, and in Chinese in
+   Asia/Shanghai through the gettext catalogue), and the rate limiter plus digester per offered
    notification, against a bare loop building the same dicts.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from tickets.notify import Digester, Notification, RateLimiter, WebhookChannel, notification
+from tickets.notify.locale import ENGLISH_UTC, Locale
 
 FACTS: dict[str, Any] = {
     "ticket_id": 42, "device_id": "gw-0001", "metric": "cpu_percent", "value": 95.0, "threshold": 60.0,
@@ -43,10 +45,10 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def _make(i: int, address: str, channel: str = "webhook") -> Notification:
+def _make(i: int, address: str, channel: str = "webhook", locale: Locale = ENGLISH_UTC) -> Notification:
     return notification("ticket_opened", {**FACTS, "ticket_id": i}, idempotency_key=f"t{i}.opened.c1",
                         channel=channel, address=address, secret="bench-secret",
-                        created_at=datetime(2025, 11, 25, 12, tzinfo=UTC))
+                        created_at=datetime(2025, 11, 25, 12, tzinfo=UTC), locale=locale)
 
 
 def bench_webhook(count: int) -> tuple[float, float, float]:
@@ -86,6 +88,13 @@ def bench_pure(count: int, addresses: int) -> dict[str, float]:
     items = [_make(i, f"http://robot/{i % addresses}", "dingtalk") for i in range(count)]
     render = time.perf_counter() - start
 
+    chinese = Locale("zh-CN", "Asia/Shanghai")
+    _make(0, "http://robot/0", "dingtalk", chinese)  # the catalogue is compiled once, on first use
+    start = time.perf_counter()
+    for i in range(count):
+        _make(i, f"http://robot/{i % addresses}", "dingtalk", chinese)
+    render_zh = time.perf_counter() - start
+
     start = time.perf_counter()
     bare = [{"event": "ticket_opened", **FACTS, "ticket_id": i} for i in range(count)]
     baseline = time.perf_counter() - start
@@ -99,7 +108,7 @@ def bench_pure(count: int, addresses: int) -> dict[str, float]:
         now[0] = i * 0.01  # 100 notifications a second across all addresses
         out += len(digester.offer(n)) + (len(digester.due()) if i % 100 == 0 else 0)
     policy = time.perf_counter() - start
-    return {"render": render, "baseline": baseline, "policy": policy, "sent": float(out)}
+    return {"render": render, "render_zh": render_zh, "baseline": baseline, "policy": policy, "sent": float(out)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pure = bench_pure(args.events, args.addresses)
     print(f"render + Notification          : {args.events / pure['render']:8.0f} /s "
           f"({pure['render'] / pure['baseline']:.1f} x a bare dict build)")
+    print(f"render in zh-CN, Asia/Shanghai : {args.events / pure['render_zh']:8.0f} /s "
+          f"({pure['render_zh'] / pure['render']:.2f} x the English render's time)")
     print(f"rate limit + digest offer      : {args.events / pure['policy']:8.0f} /s "
           f"({int(pure['sent'])} messages out of {args.events} offered)")
     return 0

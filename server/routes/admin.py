@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from rules import ThresholdError
 from server import kpis, queries, thresholds
-from server.auth import Principal, authorized, context, db_session
+from server.auth import Principal, authorized, context, db_session, reading_locale
 from server.errors import check_date, check_time
 from server.schemas import (
     ContactIn,
@@ -54,10 +54,14 @@ MAX_KPI_DAYS = 366
 
 @router.get("/me", name="whoami", response_model=WhoAmI, tags=["auth"])
 def whoami(request: Request, who: Who, session: Db) -> WhoAmI:
+    """Who is signed in, and the language and time zone they read in (their own, else their
+    customer's, else the install's default)."""
     customer = session.get(Customer, who.customer_id) if who.customer_id is not None else None
+    locale = reading_locale(session, who, context(request).settings.locale)
     return WhoAmI(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
                   poll_interval_s=context(request).settings.poll_interval_s, user_id=who.user_id,
-                  username=who.username, customer_name=customer.name if customer else None)
+                  username=who.username, customer_name=customer.name if customer else None,
+                  language=locale.language, timezone=locale.timezone)
 
 
 # --- thresholds ------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def _members_out(session: Session, members: Sequence[StaffMember], who: Principa
             select(User.id, User.staff_id).where(User.staff_id.in_(ids))) if staff_id is not None}
     return [StaffOut(id=m.id, name=m.name, role=m.role, email=m.email, phone=m.phone, channel=m.channel,
                      address=_address(m.channel, m.address, who), has_secret=bool(m.secret), language=m.language,
+                     timezone=m.timezone,
                      tags=m.tags, active=m.active, group_ids=groups.get(m.id, []), user_id=users.get(m.id))
             for m in members]
 

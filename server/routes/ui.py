@@ -24,6 +24,7 @@ from server.auth import (
     context,
     customer_active,
     db_session,
+    reading_locale,
     throttled,
     user_principal,
     valid_token,
@@ -92,9 +93,10 @@ def login(body: LoginIn, request: Request, response: Response, session: Db) -> L
     # Readable by the dashboard's script, which echoes it in X-CSRF-Token (double submit).
     response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure,
                         path="/")
+    locale = reading_locale(session, who, ctx.settings.locale)
     return LoginOut(token_id=who.token_id, role=who.role.value, customer_id=who.customer_id, name=who.name,
                     poll_interval_s=ctx.settings.poll_interval_s, csrf_token=csrf, user_id=who.user_id,
-                    username=who.username)
+                    username=who.username, language=locale.language, timezone=locale.timezone)
 
 
 def _password_sign_in(request: Request, session: Session, body: LoginIn, now: datetime) -> User:

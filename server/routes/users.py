@@ -25,7 +25,8 @@ Db = Annotated[Session, Depends(db_session)]
 def _out(user: User) -> UserOut:
     return UserOut(id=user.id, username=user.username, role=user.role, customer_id=user.customer_id,
                    staff_id=user.staff_id, active=user.disabled_at is None, created_at=user.created_at,
-                   password_changed_at=user.password_changed_at, last_login_at=user.last_login_at)
+                   password_changed_at=user.password_changed_at, last_login_at=user.last_login_at,
+                   language=user.language, timezone=user.timezone)
 
 
 @router.get("/users", name="list_users", response_model=Page[UserOut])

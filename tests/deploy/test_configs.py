@@ -55,6 +55,8 @@ def test_central_config_loads_in_every_component(sections_read: list[Settings]) 
     assert col.telemetry.store == "influxdb" and col.metrics_port == 9108
     assert srv.force_secure_cookies and srv.port == 8080
     assert tix.public_url == "https://desk.example.com"
+    assert (tix.locale.language, tix.locale.timezone) == ("en", "UTC") == \
+        (srv.locale.language, srv.locale.timezone)
     assert tix.policy.first_response["red"].total_seconds() == 300
     assert_all_read(sections_read)
 

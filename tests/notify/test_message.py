@@ -28,7 +28,7 @@ def test_red_ticket_opened_text_is_exact() -> None:
     assert rendered.subject == "[edgewatch] RED: gw-0001 cpu_percent 95%, on-site service ticket #42"
     assert rendered.text == (
         "An on-site service ticket was opened for device gw-0001.\n"
-        "CPU load (cpu_percent) is 95%; threshold 60%.\n"
+        "CPU usage (cpu_percent) is 95%; threshold 60%.\n"
         "Red alert: the value is 58 % over the threshold.\n"
         "\n"
         "Ticket #42 (on-site service, level red) opened at 2025-11-25 12:00:00 UTC.\n"
@@ -46,7 +46,7 @@ def test_orange_pre_maintenance() -> None:
     r = render("ticket_opened", {**RED_FACTS, "severity": "orange", "kind": "pre_maintenance", "value": 250,
                                  "metric": "latency_ms", "threshold": 200, "level": "yellow"})
     assert r.subject == "[edgewatch] ORANGE: gw-0001 latency_ms 250 ms, pre-maintenance ticket #42"
-    assert "network latency (latency_ms) is 250 ms; threshold 200 ms." in r.text
+    assert "Network latency (latency_ms) is 250 ms; threshold 200 ms." in r.text
     assert "Orange alert: the threshold was exceeded on consecutive readings." in r.text
 
 
@@ -100,7 +100,7 @@ def test_another_monitors_alert_is_told_in_its_own_words() -> None:
     zabbix = {**facts, "source": "zabbix", "alert": "High CPU", "summary": None, "metric": "cpu_percent"}
     escalated = render("ticket_escalated", zabbix)
     assert escalated.subject == "[edgewatch] ESCALATED to RED: gw-0001 cpu_percent (Zabbix alert High CPU), ticket #42"
-    assert "Zabbix alert High CPU is firing on CPU load (cpu_percent)." in escalated.text
+    assert "Zabbix alert High CPU is firing on CPU usage (cpu_percent)." in escalated.text
     recurred = render("alert_recurred", zabbix)
     assert recurred.subject == ("[edgewatch] RECURRED: gw-0001 cpu_percent (Zabbix alert High CPU) is firing again, "
                                 "ticket #42")
@@ -110,7 +110,7 @@ def test_another_monitors_alert_is_told_in_its_own_words() -> None:
 
 def test_recovery_and_survey_texts() -> None:
     cleared = render("alert_cleared", {**RED_FACTS, "value": 41.5, "clocks": [{"name": "x", "due_at": 0}]})
-    assert "The red alert on CPU load (cpu_percent) of device gw-0001 has cleared." in cleared.text
+    assert "The red alert on CPU usage (cpu_percent) of device gw-0001 has cleared." in cleared.text
     assert "Latest value: 41.5%; threshold 60%." in cleared.text
     assert "Due:" not in cleared.text  # the SLA clocks are for the people doing the work
     survey = render("satisfaction_request", {**RED_FACTS, "links": {"rating": "http://x/rate/1"}})
@@ -153,7 +153,8 @@ def test_times_and_quantities() -> None:
     assert human_time(1764072000, "t") == "2025-11-25 12:00:00 UTC"
     assert quantity("cpu_percent", 61.25) == "61.25%"
     assert quantity("latency_ms", 300) == "300 ms"
-    assert quantity("temperature_c", 71) == "71"
+    assert quantity("temperature_c", 71) == "71 °C"  # the unit of the metric catalogue (rules.metrics)
+    assert quantity("my_metric", 71) == "71"
     assert quantity("cpu_percent", None) == "None"
 
 
@@ -196,7 +197,7 @@ def test_round_trip_keeps_everything_but_the_secret() -> None:
 def test_events_list() -> None:
     assert set(EVENTS) == {"ticket_opened", "ticket_escalated", "alert_cleared", "alert_recurred", "sla_warning",
                            "sla_breached",
-                           "ticket_dispatched", "satisfaction_request", "digest"}
+                           "ticket_dispatched", "satisfaction_request", "rca_report", "digest"}
 
 
 def test_digest_lists_each_and_carries_every_key() -> None:

@@ -40,6 +40,7 @@ def test_body_headers_and_signature_are_exact(http: httpx.Client) -> None:
                  "opened_at": "2025-11-25T12:00:00Z", "customer": "Acme Water",
                  "links": {"ticket": "http://127.0.0.1:8080/tickets/42"}},
         "created_at": "2025-11-25T12:00:00Z",
+        "language": "en",
     }
 
 

@@ -51,6 +51,10 @@ def test_provisioning_from_a_script(tmp_path: Path) -> None:
     (user,) = ok(data, "users", "add", "wangfang", "--role", "engineer", "--staff", "王芳", "--password-stdin",
                  stdin="a long password 2027\n")
     assert (user["username"], user["staff_id"], user["active"]) == ("wangfang", wang["id"], True)
+    (zoned,) = ok(data, "users", "set", "wangfang", "--language", "zh-CN", "--timezone", "Asia/Shanghai")
+    assert (zoned["language"], zoned["timezone"]) == ("zh-CN", "Asia/Shanghai")
+    unknown = admin(data, "staff", "set", "王芳", "--timezone", "Asia/Peking")
+    assert unknown.returncode == 1 and "unknown time zone 'Asia/Peking'" in unknown.stderr
     short = admin(data, "users", "add", "shorty", "--role", "engineer", "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "password: must have 10" in short.stderr
 
@@ -78,6 +82,7 @@ def test_provisioning_from_a_script(tmp_path: Path) -> None:
     with TestClient(app) as client:
         login = client.post("/api/v1/auth/login", json={"username": "WangFang", "password": "a long password 2027"})
         assert login.status_code == 200 and login.json()["name"] == "王芳"
+        assert (login.json()["language"], login.json()["timezone"]) == ("zh-CN", "Asia/Shanghai")
         devices = client.get("/api/v1/devices", params={"include_decommissioned": "true"}).json()["items"]
         assert [(d["id"], d["name"], d["parent_id"]) for d in devices] == [("gw-1", "泵站 One", None),
                                                                             ("rt-2", "Two", "gw-1")]

@@ -194,3 +194,69 @@ def test_an_engineer_has_no_admin_screens(live, browser) -> None:
     page.goto(base + "/#/admin/staff")
     expect(page.locator("#view")).to_contain_text("for admins and supervisors", timeout=10_000)
     page.close()
+
+
+def test_the_shell_and_admin_screens_speak_chinese_to_a_chinese_browser(live, browser, shots: Path) -> None:
+    """A browser whose language is zh-CN gets the sign-in form, the navigation and every admin tab in
+    Chinese (a CJK font installed, so the screenshots are readable); an English browser on the same
+    server still gets English; the survey page speaks the language its link names."""
+    h, base = live
+    h.client.post("/api/v1/staff", json={"name": "王芳", "email": "wangfang@desk.test", "tags": ["north"],
+                                         "language": "zh-CN", "timezone": "Asia/Shanghai"}, headers=h.auth("admin"))
+    h.client.patch(f"/api/v1/customers/{h.customers['Acme Power']}", headers=h.auth("admin"),
+                   json={"language": "zh-CN", "timezone": "Asia/Shanghai"})
+    h.add_device("gw-0001", "Acme Power")
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    expect(page.locator("#login h1")).to_have_text("登录", timeout=10_000)
+    expect(page.locator("label[for='username']")).to_have_text("用户名")
+    expect(page.locator("#nav")).to_be_hidden()  # no navigation before signing in
+    page.click("#login-form button")
+    expect(page.locator("#login-error")).to_have_text("请填写用户名和密码，或 API 令牌。")
+    page.screenshot(path=str(shots / "login-zh-CN.png"))
+    login(page, base, h.tokens["admin"])
+    expect(page.locator("#nav a[data-view='queue']")).to_have_text("工单队列")
+    expect(page.locator("#logout")).to_have_text("退出登录")
+    for area, ready, words in (
+        ("staff", "#staff-list li[data-staff]", ("新建人员", "编辑", "zh-CN · Asia/Shanghai")),
+        ("groups", "#group-new", ("新建班组",)),
+        ("users", "#user-form", ("新建用户", "用户名", "创建用户")),
+        ("customers", "#customer-list li[data-customer]", ("新建客户", "编辑、联系人")),
+        ("devices", "#device-list li[data-device]", ("导入 CSV 文件", "网关")),
+    ):
+        page.goto(base + f"/#/admin/{area}")
+        page.wait_for_selector(ready, timeout=10_000)
+        expect(page.locator("#view h1")).to_have_text("系统管理")
+        for word in words:
+            expect(page.locator("#view")).to_contain_text(word)
+    page.goto(base + "/#/admin/staff")
+    page.wait_for_selector("#staff-list li[data-staff]", timeout=10_000)
+    page.click("#staff-new")
+    form = page.locator("#staff-form")
+    expect(form.get_by_label("通知方式")).to_contain_text("钉钉")
+    form.get_by_label("名称", exact=True).fill("李娜")
+    form.get_by_label("时区").fill("Asia/Beijing")
+    page.click("#staff-save")
+    expect(form.locator(".error")).to_contain_text("unknown time zone 'Asia/Beijing'", timeout=10_000)
+    form.get_by_label("时区").fill("Asia/Shanghai")
+    page.click("#staff-save")
+    expect(page.locator("#staff-list li")).to_have_count(2, timeout=10_000)
+    page.screenshot(path=str(shots / "admin-staff-zh-CN.png"), full_page=True)
+    page.goto(base + "/survey/not-a-token?lang=zh-CN")
+    expect(page.locator("h1")).to_have_text("满意度调查", timeout=10_000)
+    expect(page.locator("button[type='submit']")).to_have_text("提交")
+    context.close()
+    assert errors == []
+
+    english = browser.new_context(locale="en-US")
+    page = english.new_page()
+    login(page, base, h.tokens["admin"])
+    expect(page.locator("#nav a[data-view='queue']")).to_have_text("Queue")
+    page.goto(base + "/#/admin/staff")
+    expect(page.locator("#staff-new")).to_have_text("New staff member", timeout=10_000)
+    page.goto(base + "/survey/not-a-token")
+    expect(page.locator("h1")).to_have_text("How did we do?", timeout=10_000)
+    english.close()

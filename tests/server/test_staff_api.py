@@ -125,6 +125,7 @@ def test_a_chinese_named_engineer_is_dispatched_end_to_end(api: Harness, outside
     for message in received:
         plain, rich = bodies(message)
         assert link in plain and link in rich
+    # 王芳 reads Chinese (her language); 李娜, who set none, reads the install's default, English.
     plain = bodies(received[0])[0]
-    assert "You are on call for the 红色响应组: please acknowledge." in plain
-    assert "Assignee: 王芳." in bodies(received[1])[0]
+    assert "您是红色响应组的值班人员：请确认接单。" in plain
+    assert "处理人：王芳。" in bodies(received[1])[0]

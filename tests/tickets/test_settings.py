@@ -10,6 +10,7 @@ import pytest
 from common.config import ConfigError, Settings
 from tickets.errors import IllegalTransition
 from tickets.lifecycle import TRANSITIONS, is_open, next_status
+from tickets.notify.locale import Locale
 from tickets.policy import SlaPolicy, load_policy, parse_duration
 from tickets.settings import load_ticket_settings
 
@@ -92,3 +93,16 @@ def test_lifecycle_table() -> None:
         next_status("reopen", "closed")
     for moves in TRANSITIONS.values():
         assert "closed" not in moves and "cancelled" not in moves  # final states
+
+
+def test_default_language_and_time_zone(tmp_path: Path) -> None:
+    assert load_ticket_settings(None, {}).locale == Locale("en", "UTC")  # what installs had before
+    path = tmp_path / "edgewatch.toml"
+    path.write_text('[tickets]\ndefault_language = "zh-CN"\ndefault_timezone = "Asia/Shanghai"\n')
+    assert load_ticket_settings(path, {}).locale == Locale("zh-CN", "Asia/Shanghai")
+    assert load_ticket_settings(path, {"EDGEWATCH_DEFAULT_LANGUAGE": "en"}).locale == Locale("en", "Asia/Shanghai")
+    with pytest.raises(ConfigError, match=r"EDGEWATCH_DEFAULT_TIMEZONE: default_timezone: unknown time zone 'CST'"):
+        load_ticket_settings(None, {"EDGEWATCH_DEFAULT_TIMEZONE": "CST"})
+    path.write_text('[tickets]\ndefault_language = "fr"\n')
+    with pytest.raises(ConfigError, match=r"edgewatch.toml: tickets.default_language: must be one of en, zh-CN"):
+        load_ticket_settings(path, {})

@@ -25,6 +25,7 @@ import httpx
 
 from tickets.notify.addresses import AddressRefused
 from tickets.notify.inbox import InboxChannel
+from tickets.notify.locale import Locale
 from tickets.notify.message import Notification, iso
 from tickets.notify.result import Channel, DeliveryResult, SendingChannel, describe
 from tickets.notify.smtp import EmailChannel, SmtpSettings
@@ -72,12 +73,14 @@ def feishu_sign(secret: str, timestamp_s: str) -> str:
 # ---------------------------------------------------------------- helpers
 
 
-def clip(text: str, max_bytes: int) -> str:
-    """Cut text to at most max_bytes of UTF-8 without splitting a character, marking the cut."""
+def clip(text: str, max_bytes: int, language: str = "en") -> str:
+    """Cut text to at most max_bytes of UTF-8 without splitting a character, marking the cut (in the
+    text's language)."""
     raw = text.encode()
     if len(raw) <= max_bytes:
         return text
-    marker = "\n…(truncated)"
+    _ = Locale(language).gettext
+    marker = "\n…" + _("(truncated)")
     return raw[: max_bytes - len(marker.encode())].decode(errors="ignore") + marker
 
 
@@ -188,6 +191,7 @@ class WebhookChannel(_HttpChannel):
             "text": n.text,
             "data": n.data,
             "created_at": iso(n.created_at),
+            "language": n.language,  # what subject and text are written in; the other fields are the same in all
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(self._clock()))
@@ -290,9 +294,10 @@ class DingTalkChannel(_RobotChannel):
 
     def _payload(self, n: Notification) -> dict[str, Any]:
         if self.msgtype == "text":
-            return {"msgtype": "text", "text": {"content": clip(f"{n.subject}\n\n{n.text}", self.max_bytes)}}
+            content = clip(f"{n.subject}\n\n{n.text}", self.max_bytes, n.language)
+            return {"msgtype": "text", "text": {"content": content}}
         return {"msgtype": "markdown",
-                "markdown": {"title": n.subject, "text": clip(markdown(n.subject, n.text), self.max_bytes)}}
+                "markdown": {"title": n.subject, "text": clip(markdown(n.subject, n.text), self.max_bytes, n.language)}}
 
     def _sign_url(self, n: Notification, url: httpx.URL) -> httpx.URL:
         if not n.secret:
@@ -310,7 +315,8 @@ class WeComChannel(_RobotChannel):
     max_bytes = 4096
 
     def _payload(self, n: Notification) -> dict[str, Any]:
-        return {"msgtype": "markdown", "markdown": {"content": clip(markdown(n.subject, n.text, "#"), self.max_bytes)}}
+        content = clip(markdown(n.subject, n.text, "#"), self.max_bytes, n.language)
+        return {"msgtype": "markdown", "markdown": {"content": content}}
 
 
 class FeishuChannel(_RobotChannel):
@@ -326,7 +332,7 @@ class FeishuChannel(_RobotChannel):
 
     def _payload(self, n: Notification) -> dict[str, Any]:
         payload: dict[str, Any] = {"msg_type": "text",
-                                   "content": {"text": clip(f"{n.subject}\n\n{n.text}", self.max_bytes)}}
+                                   "content": {"text": clip(f"{n.subject}\n\n{n.text}", self.max_bytes, n.language)}}
         if n.secret:
             timestamp = str(int(self._clock()))
             payload = {"timestamp": timestamp, "sign": feishu_sign(n.secret, timestamp), **payload}

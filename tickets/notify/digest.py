@@ -36,7 +36,7 @@ def make_digest(items: list[Notification], *, max_listed: int = 30) -> Notificat
         idempotency_key=f"digest-{digest}", channel=first.channel, address=first.address,
         secret=last.secret,  # the newest notification carries the contact's current secret
         subject=rendered.subject, text=rendered.text, data=rendered.data,
-        created_at=max(i.created_at for i in items),
+        created_at=max(i.created_at for i in items), language=last.language,
     )
 
 

@@ -1,11 +1,13 @@
-"""The notification a channel delivers, and the English texts for each ticket event.
+"""The notification a channel delivers, and the texts for each ticket event in the reader's language.
 
 A `Notification` is what the outbox stores and a channel sends: who (channel, address, secret),
-what (subject, plain text, structured `data`) and its idempotency key. `render(event, facts)` turns a
-ticket event, given as a plain dict of facts, into the subject and text people read.
+what (subject, plain text, structured `data`, the text's language) and its idempotency key.
+`render(event, facts, locale)` turns a ticket event, given as a plain dict of facts, into the subject
+and text people read, in the reader's language and time zone: the texts are English here, marked
+`_()` for the gettext catalogues of `tickets.notify.locale`; `data` is the same for every reader.
 `predictive_text(event)` is the sentence of a predictive warning raised or withdrawn, composed from
 the facts `rules.predict` gives (a predictive ticket's title and notes, the dashboard's note under
-the forecast line). Pure: no I/O.
+the forecast line; English). Pure: no I/O beyond reading a catalogue once.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from rules.metrics import unit_of
+from rules.metrics import METRICS, canonical, unit_of
 from rules.predict.events import Change, PredictiveEvent, Reason, WarningKind
+from tickets.notify.locale import ENGLISH_UTC, LANGUAGES, N_, Locale
 
 CHANNELS = ("email", "webhook", "dingtalk", "wecom", "feishu", "sms", "inbox")
 
@@ -45,6 +49,7 @@ class Notification:
     data: dict[str, Any] = field(default_factory=dict, hash=False)  # hashable by the other fields
     secret: str | None = field(default=None, repr=False)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    language: str = "en"  # what subject and text are written in (a digest of them is too)
 
     def __post_init__(self) -> None:
         if not _KEY_RE.fullmatch(self.idempotency_key):
@@ -58,6 +63,8 @@ class Notification:
             raise NotificationError(f"address: must be a non-empty single line, got {self.address!r}")
         if not self.subject or any(c in self.subject for c in "\r\n"):
             raise NotificationError(f"subject: must be a non-empty single line, got {self.subject!r}")
+        if self.language not in LANGUAGES:
+            raise NotificationError(f"language: must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
         if self.created_at.tzinfo is None:
             raise NotificationError("created_at: must carry a time zone (UTC)")
         try:
@@ -80,6 +87,7 @@ class Notification:
             "text": self.text,
             "data": self.data,
             "created_at": iso(self.created_at),
+            "language": self.language,
         }
 
     @classmethod
@@ -95,6 +103,7 @@ class Notification:
                 data=dict(raw.get("data") or {}),
                 secret=secret,
                 created_at=parse_time(raw["created_at"], "created_at"),
+                language=str(raw.get("language") or "en"),  # rows written before messages had a language
             )
         except KeyError as exc:
             raise NotificationError(f"{exc.args[0]}: missing") from None
@@ -109,24 +118,34 @@ class Rendered:
 
 # ---------------------------------------------------------------- formatting helpers
 
-_METRICS = {
-    "cpu_percent": ("CPU load", "%"),
-    "mem_percent": ("memory usage", "%"),
-    "latency_ms": ("network latency", " ms"),
-}
-
+# The words for the kinds, levels, groups and clocks the facts carry; translated where they are used.
 _TICKET_KINDS = {
-    "on_site": "on-site service",
-    "pre_maintenance": "pre-maintenance",
-    "offline": "device offline",
-    "predictive": "predictive maintenance",
+    "on_site": N_("on-site service"),
+    "pre_maintenance": N_("pre-maintenance"),
+    "offline": N_("device offline"),
+    "predictive": N_("predictive maintenance"),
+    "service_recovery": N_("service recovery"),
+    "manual": N_("manual"),
 }
 
 STAFF_GROUPS = {
-    "junior": "junior engineers",
-    "mid": "mid-level engineers",
-    "senior": "senior engineers",
-    "supervisors": "supervisors",
+    "junior": N_("junior engineers"),
+    "mid": N_("mid-level engineers"),
+    "senior": N_("senior engineers"),
+    "supervisors": N_("supervisors"),
+    "supervisor": N_("supervisors"),
+}
+
+# Severities (orange, red) and levels (red, yellow, blue), as a word in a sentence.
+_COLOURS = {"red": N_("red"), "orange": N_("orange"), "yellow": N_("yellow"), "blue": N_("blue")}
+
+_CLOCKS = {
+    "first_response": N_("first response"),
+    "pre_maintenance_start": N_("pre-maintenance start"),
+    "on_site": N_("on site"),
+    "dispatch": N_("dispatch"),
+    "rca": N_("root-cause analysis report"),
+    "resolution": N_("resolution"),
 }
 
 
@@ -151,19 +170,23 @@ def parse_time(value: Any, where: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def human_time(value: Any, where: str) -> str:
-    return parse_time(value, where).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def human_time(value: Any, where: str, locale: Locale = ENGLISH_UTC) -> str:
+    """A time for people: in the reader's time zone with its offset (`2025-11-25 20:00:00 +08:00`)."""
+    return locale.time(parse_time(value, where))
 
 
-def metric_label(metric: str) -> str:
-    return _METRICS.get(metric, (metric, ""))[0]
+def metric_label(metric: str, locale: Locale = ENGLISH_UTC) -> str:
+    """The metric's name for people, from the metric catalogue (`rules.metrics`): `CPU usage`, `CPU 使用率`."""
+    known = METRICS.get(canonical(metric))
+    return locale.gettext(known.label) if known is not None else metric
 
 
 def quantity(metric: str, value: Any) -> str:
     """`95%`, `310 ms`, or the bare number for a metric without a known unit."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    return f"{value:g}{_METRICS.get(metric, ('', ''))[1]}"
+    unit = unit_of(metric)
+    return f"{value:g}{unit}" if unit in ("", "%") else f"{value:g} {unit}"
 
 
 def _json_safe(value: Any) -> Any:
@@ -177,10 +200,11 @@ def _json_safe(value: Any) -> Any:
 
 
 class _Facts:
-    """Read access to an event's facts that names the event and key when one is missing."""
+    """Read access to an event's facts that names the event and key when one is missing, and the
+    reader's locale for the words and times."""
 
-    def __init__(self, event: str, facts: Mapping[str, Any]) -> None:
-        self.event, self.facts = event, facts
+    def __init__(self, event: str, facts: Mapping[str, Any], locale: Locale) -> None:
+        self.event, self.facts, self.locale = event, facts, locale
 
     def need(self, key: str) -> Any:
         value = self.facts.get(key)
@@ -196,6 +220,18 @@ class _Facts:
         links = self.facts.get("links") or {}
         return str(links[name]) if isinstance(links, Mapping) and links.get(name) else None
 
+    def time(self, key: str) -> str:
+        """The fact `key` (required) as a time in the reader's zone."""
+        return human_time(self.need(key), f"{self.event}: {key}", self.locale)
+
+    def word(self, table: Mapping[str, str], value: Any, *, spaced: bool = False) -> str:
+        """A known value's word in the reader's language; an unknown one as it is (`spaced`: with its
+        underscores as spaces, for names such as a clock's)."""
+        text = str(value)
+        if text in table:
+            return self.locale.gettext(table[text])
+        return text.replace("_", " ") if spaced else text
+
 
 def _device(f: _Facts) -> str:
     """The device as people know it: `Pump house 3 (gw-0001)`, or its id when it has no name."""
@@ -209,46 +245,43 @@ def _ticket_ref(f: _Facts) -> str:
 
 
 def _footer(f: _Facts) -> list[str]:
+    _ = f.locale.gettext
     lines = []
     customer = f.get("customer")
     if customer:
-        lines.append(f"Customer: {customer}")
-    for key in ("site", "address"):
-        if f.get(key):
-            lines.append(f"{key.capitalize()}: {f.get(key)}")
+        lines.append(_("Customer: {customer}").format(customer=customer))
+    if f.get("site"):
+        lines.append(_("Site: {site}").format(site=f.get("site")))
+    if f.get("address"):
+        lines.append(_("Address: {address}").format(address=f.get("address")))
     # The ticket's running SLA clocks matter while work is ahead, not in recovery or survey messages.
     clocks = f.get("clocks", []) if f.event in _WITH_CLOCKS else []
     for clock in clocks or []:
         if isinstance(clock, Mapping) and clock.get("due_at") and not clock.get("stopped_at"):
-            name = str(clock.get("name", "deadline")).replace("_", " ")
-            lines.append(f"Due: {name} by {human_time(clock['due_at'], f'{f.event}: clocks.due_at')}")
+            due = human_time(clock["due_at"], f"{f.event}: clocks.due_at", f.locale)
+            name = f.word(_CLOCKS, clock.get("name", "deadline"), spaced=True)
+            lines.append(_("Due: {clock} by {time}").format(clock=name, time=due))
     ticket_link = f.link("ticket")
     if ticket_link:
-        lines.append(f"Ticket: {ticket_link}")
+        lines.append(_("Ticket: {link}").format(link=ticket_link))
     return ["", *lines] if lines else []
 
 
 _WITH_CLOCKS = {"ticket_opened", "ticket_escalated", "ticket_dispatched", "alert_recurred"}
 
 
-def _a(phrase: str) -> str:
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
-
-
-def _over(f: _Facts) -> str:
-    """How far over its threshold the value is, e.g. `58 % over the threshold`."""
-    value, threshold = f.get("value"), f.get("threshold")
-    if isinstance(value, int | float) and isinstance(threshold, int | float) and threshold > 0:
-        return f"{(value - threshold) / threshold * 100:.0f} % over the threshold"
-    return "over the threshold"
+def _article(phrase: str) -> str:
+    """English only: `An` before a vowel, else `A` (other languages leave the article out)."""
+    return "An" if phrase[:1].lower() in "aeiou" else "A"
 
 
 def _external(f: _Facts) -> str | None:
     """`Alertmanager alert HostHighCpuLoad` for another monitor's alert, which carries no value."""
     if f.get("value") is not None or not f.get("alert"):
         return None
-    source = {"alertmanager": "Alertmanager", "zabbix": "Zabbix"}.get(str(f.get("source")), "external")
-    return f"{source} alert {f.get('alert')}"
+    _ = f.locale.gettext
+    source = {"alertmanager": "Alertmanager", "zabbix": "Zabbix"}.get(str(f.get("source")), _("external"))
+    return _("{source} alert {alert}").format(source=source, alert=f.get("alert"))
 
 
 def _reading(f: _Facts, metric: str) -> str:
@@ -259,132 +292,213 @@ def _reading(f: _Facts, metric: str) -> str:
 
 def _breach_line(f: _Facts) -> str:
     metric = str(f.need("metric"))
+    _ = f.locale.gettext
     external = _external(f)
     if external:
+        words = {"external": external, "label": metric_label(metric, f.locale), "metric": metric}
         summary = f.get("summary")
-        return f"{external} is firing on {metric_label(metric)} ({metric})" + (f": {summary}" if summary else ".")
+        if summary:
+            return _("{external} is firing on {label} ({metric}): {summary}").format(**words, summary=summary)
+        return _("{external} is firing on {label} ({metric}).").format(**words)
     value, threshold = f.need("value"), f.need("threshold")
-    return f"{metric_label(metric)} ({metric}) is {quantity(metric, value)}; threshold {quantity(metric, threshold)}."
+    return _("{label} ({metric}) is {value}; threshold {threshold}.").format(
+        label=metric_label(metric, f.locale), metric=metric, value=quantity(metric, value),
+        threshold=quantity(metric, threshold))
+
+
+def _metric(f: _Facts) -> dict[str, str]:
+    """The metric's placeholders: `{metric}` (its name) always comes with `{label}` (its words)."""
+    metric = str(f.need("metric"))
+    return {"metric": metric, "label": metric_label(metric, f.locale)}
 
 
 # ---------------------------------------------------------------- one renderer per event kind
 
 
 def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
+    _ = f.locale.gettext
     kind = str(f.need("kind"))
-    device = _device(f)
-    label = _TICKET_KINDS.get(kind, kind.replace("_", " "))
-    opened = human_time(f.need("opened_at"), f"{f.event}: opened_at")
+    common = {"product": _PRODUCT, "device": _device(f), "ref": _ticket_ref(f)}
+    label = f.word(_TICKET_KINDS, kind, spaced=True)
+    opened = f.time("opened_at")
     severity = f.get("severity")
     if kind == "offline":
-        subject = f"[{_PRODUCT}] OFFLINE: device {device} stopped reporting, ticket {_ticket_ref(f)}"
-        body = [f"Device {device} stopped reporting and is considered offline."]
+        subject = _("[{product}] OFFLINE: device {device} stopped reporting, ticket {ref}").format(**common)
+        body = [_("Device {device} stopped reporting and is considered offline.").format(**common)]
         if f.get("last_seen"):
-            body.append(f"Last seen: {human_time(f.get('last_seen'), f'{f.event}: last_seen')}.")
+            body.append(_("Last seen: {time}.").format(time=f.time("last_seen")))
     elif kind == "predictive":
-        metric = str(f.need("metric"))
-        subject = f"[{_PRODUCT}] PREDICTED: {device} {metric} is heading over its threshold, ticket {_ticket_ref(f)}"
-        body = [f"The trend of {metric_label(metric)} ({metric}) on device {device} points over its threshold "
-                f"of {quantity(metric, f.need('threshold'))}."]
+        m = _metric(f)
+        subject = _("[{product}] PREDICTED: {device} {metric} is heading over its threshold, ticket {ref}").format(
+            **common, **m)
+        body = [_("The trend of {label} ({metric}) on device {device} points over its threshold of {threshold}.")
+                .format(**common, **m, threshold=quantity(m["metric"], f.need("threshold")))]
         if f.get("predicted_at"):
-            body.append(f"Expected to cross it at: {human_time(f.get('predicted_at'), f'{f.event}: predicted_at')}.")
+            body.append(_("Expected to cross it at: {time}.").format(time=f.time("predicted_at")))
     else:
-        tag = str(severity or f.get("level") or "alert").upper()
-        metric = str(f.need("metric"))
-        subject = f"[{_PRODUCT}] {tag}: {device} {metric} {_reading(f, metric)}, {label} ticket {_ticket_ref(f)}"
-        opening = _a(label)
-        body = [f"{opening[0].upper()}{opening[1:]} ticket was opened for device {device}.", _breach_line(f)]
+        m = _metric(f)
+        subject = _("[{product}] {tag}: {device} {metric} {value}, {kind} ticket {ref}").format(
+            **common, **m, tag=_tag(f, severity), value=_reading(f, m["metric"]), kind=label)
+        body = [_("{article} {kind} ticket was opened for device {device}.").format(
+            **common, article=_article(label), kind=label), _breach_line(f)]
         measured = _external(f) is None  # another monitor's alert: its own words (the breach line) say why
         if measured and severity == "red":
-            body.append(f"Red alert: the value is {_over(f)}.")
+            body.append(_over(f))
         elif measured and severity == "orange":
-            body.append("Orange alert: the threshold was exceeded on consecutive readings.")
-    header = [f"Ticket {_ticket_ref(f)} ({label}, level {f.get('level', 'n/a')}) opened at {opened}."]
+            body.append(_("Orange alert: the threshold was exceeded on consecutive readings."))
+    level = f.word(_COLOURS, f.get("level")) if f.get("level") else _("n/a")
+    header = [_("Ticket {ref} ({kind}, level {level}) opened at {time}.").format(
+        ref=_ticket_ref(f), kind=label, level=level, time=opened)]
     return subject, [*body, "", *header]
 
 
+def _tag(f: _Facts, severity: Any) -> str:
+    """The subject's tag: RED, ORANGE (or the level's) in English, 红色告警 ... in Chinese."""
+    _ = f.locale.gettext
+    colour = str(severity or f.get("level") or "alert")
+    tags = {"red": _("RED"), "orange": _("ORANGE"), "yellow": _("YELLOW"), "blue": _("BLUE")}
+    return tags.get(colour, colour.upper())
+
+
+def _over(f: _Facts) -> str:
+    """How far over its threshold a red value is, e.g. `58 % over the threshold`."""
+    _ = f.locale.gettext
+    value, threshold = f.get("value"), f.get("threshold")
+    if isinstance(value, int | float) and isinstance(threshold, int | float) and threshold > 0:
+        return _("Red alert: the value is {percent} % over the threshold.").format(
+            percent=f"{(value - threshold) / threshold * 100:.0f}")
+    return _("Red alert: the value is over the threshold.")
+
+
 def _ticket_escalated(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = _device(f), str(f.need("metric"))
+    _ = f.locale.gettext
+    device = _device(f)
+    m = _metric(f)
     severity = str(f.need("severity"))
     previous = f.get("previous_severity", "orange")
-    subject = (f"[{_PRODUCT}] ESCALATED to {severity.upper()}: {device} {metric} "
-               f"{_reading(f, metric)}, ticket {_ticket_ref(f)}")
-    return subject, [f"Ticket {_ticket_ref(f)} for device {device} was escalated from {previous} to {severity}.",
-                     _breach_line(f)]
+    subject = _("[{product}] ESCALATED to {tag}: {device} {metric} {value}, ticket {ref}").format(
+        product=_PRODUCT, tag=_tag(f, severity), device=device, value=_reading(f, m["metric"]),
+        ref=_ticket_ref(f), **m)
+    return subject, [_("Ticket {ref} for device {device} was escalated from {previous} to {severity}.").format(
+        ref=_ticket_ref(f), device=device, previous=f.word(_COLOURS, previous),
+        severity=f.word(_COLOURS, severity)), _breach_line(f)]
 
 
 def _alert_cleared(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = _device(f), str(f.need("metric"))
-    severity = str(f.get("severity", "alert"))
-    subject = f"[{_PRODUCT}] RECOVERED: {device} {metric} is back to normal, ticket {_ticket_ref(f)}"
-    body = [f"The {severity} alert on {metric_label(metric)} ({metric}) of device {device} has cleared."]
+    _ = f.locale.gettext
+    device, m, ref = _device(f), _metric(f), _ticket_ref(f)
+    severity = f.word(_COLOURS, f.get("severity", "alert"))
+    subject = _("[{product}] RECOVERED: {device} {metric} is back to normal, ticket {ref}").format(
+        product=_PRODUCT, device=device, ref=ref, **m)
+    body = [_("The {severity} alert on {label} ({metric}) of device {device} has cleared.").format(
+        severity=severity, device=device, **m)]
     if f.get("value") is not None:
-        body.append(f"Latest value: {quantity(metric, f.get('value'))}"
-                    + (f"; threshold {quantity(metric, f.get('threshold'))}." if f.get("threshold") else "."))
+        latest = quantity(m["metric"], f.get("value"))
+        if f.get("threshold"):
+            body.append(_("Latest value: {value}; threshold {threshold}.").format(
+                value=latest, threshold=quantity(m["metric"], f.get("threshold"))))
+        else:
+            body.append(_("Latest value: {value}.").format(value=latest))
     if f.get("cleared_at"):
-        body.append(f"Cleared at: {human_time(f.get('cleared_at'), f'{f.event}: cleared_at')}.")
-    body.append(f"Ticket {_ticket_ref(f)} stays open until an engineer resolves it.")
+        body.append(_("Cleared at: {time}.").format(time=f.time("cleared_at")))
+    body.append(_("Ticket {ref} stays open until an engineer resolves it.").format(ref=ref))
     return subject, body
 
 
 def _alert_recurred(f: _Facts) -> tuple[str, list[str]]:
-    device, metric = _device(f), str(f.need("metric"))
-    severity = str(f.get("severity", "alert"))
-    again = "is firing again" if _external(f) else "is over its threshold again"
-    subject = f"[{_PRODUCT}] RECURRED: {device} {metric} {_reading(f, metric)} {again}, ticket {_ticket_ref(f)}"
-    body = [f"The {severity} alert on {metric_label(metric)} ({metric}) of device {device} is back.", _breach_line(f)]
+    _ = f.locale.gettext
+    device, m, ref = _device(f), _metric(f), _ticket_ref(f)
+    severity = f.word(_COLOURS, f.get("severity", "alert"))
+    words = {"product": _PRODUCT, "device": device, "value": _reading(f, m["metric"]), "ref": ref, **m}
+    if _external(f):
+        subject = _("[{product}] RECURRED: {device} {metric} {value} is firing again, ticket {ref}").format(**words)
+    else:
+        subject = _("[{product}] RECURRED: {device} {metric} {value} is over its threshold again, ticket {ref}").format(
+            **words)
+    body = [_("The {severity} alert on {label} ({metric}) of device {device} is back.").format(
+        severity=severity, device=device, **m), _breach_line(f)]
     if f.get("cleared_at"):
-        body.append(f"It had cleared at {human_time(f.get('cleared_at'), f'{f.event}: cleared_at')}.")
-    body.append(f"Ticket {_ticket_ref(f)} is still open and needs a response again.")
+        body.append(_("It had cleared at {time}.").format(time=f.time("cleared_at")))
+    body.append(_("Ticket {ref} is still open and needs a response again.").format(ref=ref))
     return subject, body
 
 
 def _sla(f: _Facts, breached: bool) -> tuple[str, list[str]]:
-    clock = str(f.need("clock")).replace("_", " ")
-    due = human_time(f.need("due_at"), f"{f.event}: due_at")
-    device = _device(f)
+    _ = f.locale.gettext
+    words = {"product": _PRODUCT, "clock": f.word(_CLOCKS, f.need("clock"), spaced=True), "due": f.time("due_at"),
+             "device": _device(f), "ref": _ticket_ref(f)}
     if breached:
-        subject = f"[{_PRODUCT}] SLA BREACHED: {clock} of ticket {_ticket_ref(f)} ({device})"
-        body = [f"The {clock} deadline of ticket {_ticket_ref(f)} passed at {due}.",
-                "An overdue analysis is required."]
+        subject = _("[{product}] SLA BREACHED: {clock} of ticket {ref} ({device})").format(**words)
+        body = [_("The {clock} deadline of ticket {ref} passed at {due}.").format(**words),
+                _("An overdue analysis is required.")]
     else:
-        subject = f"[{_PRODUCT}] SLA WARNING: {clock} of ticket {_ticket_ref(f)} ({device}) due {due}"
-        body = [f"The {clock} deadline of ticket {_ticket_ref(f)} for device {device} is at {due}."]
+        subject = _("[{product}] SLA WARNING: {clock} of ticket {ref} ({device}) due {due}").format(**words)
+        body = [_("The {clock} deadline of ticket {ref} for device {device} is at {due}.").format(**words)]
     if f.get("assignee"):
-        body.append(f"Owner: {f.get('assignee')}.")
+        body.append(_("Owner: {name}.").format(name=f.get("assignee")))
     return subject, body
 
 
 def _ticket_dispatched(f: _Facts) -> tuple[str, list[str]]:
-    group = str(f.need("group"))
+    _ = f.locale.gettext
+    group = f.word(STAFF_GROUPS, f.need("group"))
     level = f.need("level")
-    device = _device(f)
-    subject = f"[{_PRODUCT}] DISPATCHED ({str(level).upper()}): ticket {_ticket_ref(f)} for {device}"
-    body = [f"Ticket {_ticket_ref(f)} (level {level}) for device {device} was dispatched to "
-            f"the {STAFF_GROUPS.get(group, group)}."]
+    words = {"product": _PRODUCT, "ref": _ticket_ref(f), "device": _device(f), "group": group,
+             "tag": _tag(f, level), "level": f.word(_COLOURS, level)}
+    subject = _("[{product}] DISPATCHED ({tag}): ticket {ref} for {device}").format(**words)
+    body = [_("Ticket {ref} (level {level}) for device {device} was dispatched to the {group}.").format(**words)]
     if f.get("assignee"):
-        body.append(f"Assignee: {f.get('assignee')}.")
+        body.append(_("Assignee: {name}.").format(name=f.get("assignee")))
     if f.get("on_call"):
-        body.append(f"You are on call for the {f.get('group')}: please acknowledge.")
+        body.append(_("You are on call for the {group}: please acknowledge.").format(group=group))
     if f.get("metric") and (_external(f) or (f.get("value") is not None and f.get("threshold") is not None)):
         body.append(_breach_line(f))
     if f.get("note"):
-        body.append(f"Note: {f.get('note')}")
+        body.append(_("Note: {note}").format(note=f.get("note")))
     known = f.get("knowledge")
     if isinstance(known, Mapping) and known.get("title"):
-        body.append(f"Known solution: {known['title']}" + (f" {known['link']}" if known.get("link") else ""))
+        solution = _("Known solution: {title}").format(title=known["title"])
+        body.append(solution + (f" {known['link']}" if known.get("link") else ""))
     return subject, body
 
 
 def _satisfaction_request(f: _Facts) -> tuple[str, list[str]]:
+    _ = f.locale.gettext
     rating = f.link("rating")
     if rating is None:
         raise NotificationError(f"{f.event}: the fact 'links.rating' is missing")
-    device = _device(f)
-    subject = f"[{_PRODUCT}] How did we do? Ticket {_ticket_ref(f)} ({device}) is closed"
-    return subject, [f"Ticket {_ticket_ref(f)} for device {device} has been closed.",
-                     "Please rate our service from 1 (poor) to 5 (excellent):", rating]
+    if f.locale.language != "en":
+        # The survey page speaks the language of the message that links to it.
+        rating += ("&" if "?" in rating else "?") + urlencode({"lang": f.locale.language})
+    words = {"product": _PRODUCT, "ref": _ticket_ref(f), "device": _device(f)}
+    subject = _("[{product}] How did we do? Ticket {ref} ({device}) is closed").format(**words)
+    return subject, [_("Ticket {ref} for device {device} has been closed.").format(**words),
+                     _("Please rate our service from 1 (poor) to 5 (excellent):"), rating]
 
+
+def _rca_report(f: _Facts) -> tuple[str, list[str]]:
+    _ = f.locale.gettext
+    # A subject is one line: a title may hold line breaks.
+    about = " ".join(str(f.get("device_id") or f.get("title") or "").split())
+    subject = _("[{product}] Root-cause report for ticket {ref} ({about})").format(
+        product=_PRODUCT, ref=_ticket_ref(f), about=about)
+    lines = [_("Root-cause analysis of ticket {ref}: {title}").format(ref=_ticket_ref(f), title=f.get("title", "")),
+             ""]
+    report = f.get("rca") or {}
+    for key in _RCA_FIELDS:
+        value = report.get(key) if isinstance(report, Mapping) else None
+        if value:
+            body = "\n".join(f"- {v}" for v in value) if isinstance(value, list) else str(value)
+            lines += [_("{field}:").format(field=f.word(_RCA_FIELDS, key)), body, ""]
+    return subject, lines
+
+
+_RCA_FIELDS = {
+    "symptom": N_("Symptom"),
+    "investigation": N_("Investigation"),
+    "responsibility": N_("Responsibility"),
+    "actions": N_("Actions"),
+}
 
 _RENDERERS = {
     "ticket_opened": _ticket_opened,
@@ -395,16 +509,18 @@ _RENDERERS = {
     "sla_breached": lambda f: _sla(f, breached=True),
     "ticket_dispatched": _ticket_dispatched,
     "satisfaction_request": _satisfaction_request,
+    "rca_report": _rca_report,
 }
 EVENTS = (*_RENDERERS, "digest")
 
 
-def render(event: str, facts: Mapping[str, Any]) -> Rendered:
-    """Subject, plain text and JSON facts for one ticket event; NotificationError names what is missing."""
+def render(event: str, facts: Mapping[str, Any], locale: Locale = ENGLISH_UTC) -> Rendered:
+    """Subject, plain text and JSON facts for one ticket event, in the reader's language and time zone;
+    NotificationError names what is missing. `data` is the same in every language."""
     renderer = _RENDERERS.get(event)
     if renderer is None:
         raise NotificationError(f"event: must be one of {', '.join(_RENDERERS)}, got {event!r}")
-    f = _Facts(event, facts)
+    f = _Facts(event, facts, locale)
     subject, lines = renderer(f)
     data = {"event": event, **_json_safe(dict(facts))}
     return Rendered(subject, "\n".join([*lines, *_footer(f)]).strip() + "\n", data)
@@ -419,13 +535,14 @@ def notification(
     address: str,
     secret: str | None = None,
     created_at: datetime | None = None,
+    locale: Locale = ENGLISH_UTC,
 ) -> Notification:
-    """Render a ticket event for one recipient."""
-    rendered = render(event, facts)
+    """Render a ticket event for one recipient, in their language and time zone."""
+    rendered = render(event, facts, locale)
     return Notification(
         idempotency_key=idempotency_key, channel=channel, address=address, secret=secret,
         subject=rendered.subject, text=rendered.text, data=rendered.data,
-        created_at=created_at or datetime.now(UTC),
+        created_at=created_at or datetime.now(UTC), language=locale.language,
     )
 
 
@@ -499,15 +616,18 @@ def _trend_text(event: PredictiveEvent, subject: str, limit: str) -> str:
 
 
 def render_digest(items: Sequence[Notification], *, max_listed: int = 30) -> Rendered:
-    """One message listing many: each item's subject, then the first lines of its text.
+    """One message listing many: each item's subject, then the first lines of its text, in the
+    language of the newest item (one address is one recipient, who reads one language).
 
     Every item's idempotency key is in `data["items"]`, so the outbox can mark all of them delivered.
     """
     if not items:
         raise NotificationError("digest: needs at least one notification")
+    _ = Locale(items[-1].language).gettext
     listed = items[:max_listed]
-    subject = f"[{_PRODUCT}] {len(items)} notifications (digest)"
-    lines = [f"{len(items)} notifications arrived faster than this channel may deliver them one by one:", ""]
+    subject = _("[{product}] {count} notifications (digest)").format(product=_PRODUCT, count=len(items))
+    lines = [_("{count} notifications arrived faster than this channel may deliver them one by one:").format(
+        count=len(items)), ""]
     for number, item in enumerate(listed, 1):
         lines.append(f"{number}. {item.subject}")
         first = item.text.strip().splitlines()[:1]
@@ -516,7 +636,7 @@ def render_digest(items: Sequence[Notification], *, max_listed: int = 30) -> Ren
         if link:
             lines.append(f"   {link}")
     if len(items) > len(listed):
-        lines += ["", f"... and {len(items) - len(listed)} more."]
+        lines += ["", _("... and {count} more.").format(count=len(items) - len(listed))]
     data = {
         "event": "digest",
         "items": [{"idempotency_key": i.idempotency_key, "event": i.event, "subject": i.subject,

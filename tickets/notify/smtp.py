@@ -64,7 +64,7 @@ def message_id(idempotency_key: str, from_addr: str) -> str:
     return f"<{_digest(idempotency_key)}.notify@{from_addr.rpartition('@')[2]}>"
 
 
-def _html(subject: str, text: str) -> str:
+def _html(subject: str, text: str, language: str = "en") -> str:
     paragraphs = []
     for block in text.strip().split("\n\n"):
         lines = []
@@ -73,7 +73,7 @@ def _html(subject: str, text: str) -> str:
             lines.append(_URL_RE.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))
         paragraphs.append("<p>" + "<br>\n".join(lines) + "</p>")
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
+        f'<!DOCTYPE html>\n<html lang="{html.escape(language)}"><head><meta charset="utf-8"></head>'
         '<body style="font-family: sans-serif">\n'
         f"<h3>{html.escape(subject)}</h3>\n" + "\n".join(paragraphs) + "\n</body></html>\n"
     )
@@ -93,9 +93,12 @@ def build_email(n: Notification, from_addr: str) -> EmailMessage:
     msg["X-Edgewatch-Idempotency-Key"] = n.idempotency_key
     msg["X-Edgewatch-Event"] = n.event
     msg.set_content(n.text)
-    msg.add_alternative(_html(n.subject, n.text), subtype="html")
+    msg.add_alternative(_html(n.subject, n.text, n.language), subtype="html")
     # A fixed boundary (instead of a random one) makes a repeated delivery byte-for-byte the same.
     msg.set_boundary(f"=_edgewatch_{_digest(n.idempotency_key)}")
+    # RFC 3282: the language subject and text are written in (set last: building the parts moves
+    # Content-* headers into the first part).
+    msg["Content-Language"] = n.language
     return msg
 
 

@@ -1,5 +1,7 @@
 // The API client: same-origin fetch with the session cookie; unsafe methods echo the CSRF cookie.
 // Paths are relative to the page (served at "/"), so the dashboard also works under a proxy's path prefix.
+// The server's error texts (`detail`) are shown as they come; only our own fallback is translated.
+import { t } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, detail, key) {
@@ -34,7 +36,7 @@ export async function api(path, { method = "GET", body, query } = {}) {
   let data = null;
   try { data = await response.json(); } catch { data = null; }
   if (!response.ok) {
-    const detail = data && typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`;
+    const detail = data && typeof data.detail === "string" ? data.detail : t("api.http_error", { status: response.status });
     const error = new ApiError(response.status, detail, data && data.key);
     if (response.status === 401) window.dispatchEvent(new CustomEvent("ew-unauthorized"));
     throw error;

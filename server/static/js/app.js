@@ -52,7 +52,7 @@ async function route() {
   document.querySelectorAll("#nav a").forEach((a) => {
     a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
   });
-  if (!found) { clear(view).append(h("p", {}, "No such page.")); return; }
+  if (!found) { clear(view).append(h("p", {}, t("app.no_such_page"))); return; }
   const [re, module] = found;
   const params = location.hash.match(re).slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
   clear(view);
@@ -92,7 +92,7 @@ async function start() {
     const body = input.value.trim() ? { token: input.value.trim() }
       : { username: username.value.trim(), password: password.value };
     if (!body.token && (!body.username || !body.password)) {
-      error.textContent = "Give your user name and password, or an API token.";
+      error.textContent = t("login.missing");
       return;
     }
     try {

@@ -24,12 +24,14 @@ export function pick(stored, browserLanguages) {
   return "en";
 }
 
-export async function loadMessages() {
+// `prefer`: a language the page was opened in (the survey link of a Chinese message says zh-CN),
+// before the stored choice; `base`: the path to the site's root from the page ("../" from /survey/X).
+export async function loadMessages({ prefer = null, base = "" } = {}) {
   let stored = null;
   try { stored = localStorage.getItem(STORED); } catch { /* storage refused: browser language only */ }
-  current = pick(stored, navigator.languages || [navigator.language]);
+  current = pick(LANGUAGES.includes(prefer) ? prefer : stored, navigator.languages || [navigator.language]);
   document.documentElement.lang = current;
-  const response = await fetch("i18n/messages.json", { credentials: "same-origin" });
+  const response = await fetch(`${base}i18n/messages.json`, { credentials: "same-origin" });
   messages = response.ok ? await response.json() : {};
 }
 

@@ -1,8 +1,17 @@
 // The satisfaction survey behind the link sent after a ticket closes; the link's token is the credential.
 // The page is at <prefix>/survey/TOKEN: "../" is the prefix, whatever path a proxy serves it under.
+// It speaks the language of the message that linked to it (`?lang=zh-CN`), else the browser's.
+import { loadMessages, t, translatePage } from "./i18n.js";
+
 const form = document.getElementById("survey");
 const result = document.getElementById("result");
 const token = decodeURIComponent(location.pathname.split("/").pop());
+
+async function start() {
+  await loadMessages({ prefer: new URLSearchParams(location.search).get("lang"), base: "../" });
+  translatePage();
+  document.title = `edgewatch — ${t("survey.title")}`;
+}
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -14,8 +23,10 @@ form.addEventListener("submit", async (event) => {
   const answer = await response.json().catch(() => ({}));
   if (response.ok) {
     form.querySelectorAll("input, textarea, button").forEach((el) => { el.disabled = true; });
-    result.textContent = "Thank you! Your rating was recorded.";
+    result.textContent = t("survey.thanks");
   } else {
-    result.textContent = answer.detail || `Sorry, that did not work (HTTP ${response.status}).`;
+    result.textContent = answer.detail || t("survey.failed", { status: response.status });
   }
 });
+
+start();

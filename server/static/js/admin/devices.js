@@ -2,9 +2,15 @@
 // and the CSV import (checked whole first; every bad row listed with its line).
 import { api } from "../api.js";
 import { fill, h, toast } from "../dom.js";
+import { t } from "../i18n.js";
 import { changed, errorBox, field, tagsOf } from "./forms.js";
 
 const COLUMNS = "id,name,customer,device_class,site,address,tags,parent_id";
+
+// i18n-keys: admin.devices.class.gateway admin.devices.class.router
+function classLabel(name) {
+  return ["gateway", "router"].includes(name) ? t(`admin.devices.class.${name}`) : name;
+}
 
 async function loadAll() {
   const devices = [];
@@ -25,38 +31,44 @@ async function upload(text, dryRun) {
                "X-CSRF-Token": csrf ? decodeURIComponent(csrf.slice(8)) : "" },
     body: text,
   });
-  return { ok: response.ok, body: await response.json().catch(() => ({ detail: `HTTP ${response.status}` })) };
+  return { ok: response.ok,
+           body: await response.json().catch(() => ({ detail: t("api.http_error", { status: response.status }) })) };
 }
 
 export async function render(root) {
   const form = h("section", { class: "card", id: "device-form", hidden: true });
-  const search = h("input", { type: "search", placeholder: "Filter by id, name, site or tag", "aria-label": "Filter devices" });
+  const search = h("input", { type: "search", placeholder: t("admin.devices.filter"),
+                              "aria-label": t("admin.devices.filter_label") });
   const list = h("ul", { class: "records", id: "device-list" });
   const report = h("div", { id: "import-report" });
-  const file = h("input", { type: "file", accept: ".csv,text/csv", "aria-label": "CSV file" });
+  const file = h("input", { type: "file", accept: ".csv,text/csv", "aria-label": t("admin.devices.csv_file") });
   const text = h("textarea", { rows: 5, id: "import-text", placeholder: `${COLUMNS}\ngw-0001,Pump house,Acme Water,gateway,North,"1 River Rd",fiber;north,`,
-                               spellcheck: "false", "aria-label": "CSV text" });
+                               spellcheck: "false", "aria-label": t("admin.devices.csv_text") });
   file.addEventListener("change", async () => { if (file.files[0]) text.value = await file.files[0].text(); });
   async function run(dryRun) {
     const { ok, body } = await upload(text.value, dryRun);
     if (!ok) {
       fill(report, h("p", { class: "error" }, body.detail),
         body.errors ? h("ul", { class: "import-errors" }, body.errors.map((e) =>
-          h("li", { dataset: { line: e.line } }, `line ${e.line}${e.column ? `, ${e.column}` : ""}: ${e.reason}`))) : null);
+          h("li", { dataset: { line: e.line } }, e.column
+            ? t("admin.devices.row_error_column", { line: e.line, column: e.column, reason: e.reason })
+            : t("admin.devices.row_error", { line: e.line, reason: e.reason })))) : null);
       return;
     }
+    const counts = { created: body.created.length, updated: body.updated.length, unchanged: body.unchanged.length };
     fill(report, h("p", { class: dryRun ? "muted" : "" },
-      `${dryRun ? "Checked, nothing stored: would create" : "Created"} ${body.created.length}, ` +
-      `${dryRun ? "update" : "updated"} ${body.updated.length}, unchanged ${body.unchanged.length}.`));
+      t(dryRun ? "admin.devices.checked" : "admin.devices.imported", counts)));
     if (!dryRun) await load();
   }
   root.append(
-    h("details", { class: "card", id: "device-import" }, h("summary", {}, h("strong", {}, "Import a CSV file")),
-      h("p", { class: "muted" }, `Columns: ${COLUMNS} (customer by name, or customer_id). Tags are separated by ";". `,
-        "An empty cell leaves a field as it is. One bad row and nothing is imported."),
+    h("details", { class: "card", id: "device-import" }, h("summary", {}, h("strong", {}, t("admin.devices.import_title"))),
+      h("p", { class: "muted" }, t("admin.devices.import_help", { columns: COLUMNS })),
       file, text,
-      h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "import-check", onclick: () => run(true) }, "Check"),
-        h("button", { type: "button", id: "import-run", onclick: () => run(false) }, "Import")), report),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", id: "import-check", onclick: () => run(true) },
+          t("admin.devices.check")),
+        h("button", { type: "button", id: "import-run", onclick: () => run(false) }, t("admin.devices.import"))),
+      report),
     h("div", { class: "toolbar" }, search), form, list);
 
   let devices = [];
@@ -66,29 +78,35 @@ export async function render(root) {
     const shown = devices.filter((d) => !q || [d.id, d.name, d.site, ...(d.tags || [])].some((v) => v && v.toLowerCase().includes(q)));
     fill(list, shown.slice(0, 300).map((d) => h("li", { dataset: { device: d.id } },
       h("div", { class: "title" }, d.name || d.id, " ", d.name ? h("span", { class: "muted" }, d.id) : null, " ",
-        d.decommissioned_at ? h("span", { class: "pill offline" }, "decommissioned") : null),
-      h("div", { class: "meta" }, [d.customer_name, d.device_class, d.site, d.parent_id ? `behind ${d.parent_id}` : null,
+        d.decommissioned_at ? h("span", { class: "pill offline" }, t("admin.devices.decommissioned")) : null),
+      h("div", { class: "meta" }, [d.customer_name, d.device_class ? classLabel(d.device_class) : null,
+                                   d.site, d.parent_id ? t("admin.devices.behind", { parent: d.parent_id }) : null,
                                    d.tags ? d.tags.join(", ") : null].filter(Boolean).join(" · ") || "—"),
-      h("button", { class: "secondary", dataset: { edit: d.id }, onclick: () => edit(d) }, "Edit"))));
-    if (shown.length > 300) list.append(h("li", {}, h("span", { class: "muted" }, `${shown.length - 300} more: filter to find them.`)));
-    if (!shown.length) list.append(h("li", {}, h("span", { class: "muted" }, "No devices.")));
+      h("button", { class: "secondary", dataset: { edit: d.id }, onclick: () => edit(d) }, t("admin.edit")))));
+    if (shown.length > 300) {
+      list.append(h("li", {}, h("span", { class: "muted" }, t("admin.devices.more", { count: shown.length - 300 }))));
+    }
+    if (!shown.length) list.append(h("li", {}, h("span", { class: "muted" }, t("admin.devices.none"))));
   }
   search.addEventListener("input", draw);
 
   async function edit(listed) {
     const d = await api(`/devices/${encodeURIComponent(listed.id)}`); // with its address, which lists leave out
     const f = {
-      name: field("Name", { value: d.name }),
-      site: field("Site", { value: d.site }),
-      address: field("Address", { value: d.address }),
-      tags: field("Tags", { value: (d.tags || []).join(", ") }),
-      parent_id: field("Sits behind (device id)", { value: d.parent_id }),
-      customer_id: field("Customer", { options: [["", "—"], ...customers.map((c) => [c.id, c.name])], value: d.customer_id ?? "" }),
-      device_class: field("Class", { options: [["", "—"], ["gateway", "gateway"], ["router", "router"]], value: d.device_class || "" }),
-      decommissioned: field("Decommissioned (no longer expected; history kept)", { type: "checkbox", value: Boolean(d.decommissioned_at) }),
+      name: field(t("admin.field.name"), { value: d.name }),
+      site: field(t("admin.devices.site"), { value: d.site }),
+      address: field(t("admin.field.address"), { value: d.address }),
+      tags: field(t("admin.devices.tags"), { value: (d.tags || []).join(", ") }),
+      parent_id: field(t("admin.devices.parent"), { value: d.parent_id }),
+      customer_id: field(t("admin.devices.customer"), { options: [["", "—"], ...customers.map((c) => [c.id, c.name])],
+                                                         value: d.customer_id ?? "" }),
+      device_class: field(t("admin.devices.class"), {
+        options: [["", "—"], ["gateway", t("admin.devices.class.gateway")], ["router", t("admin.devices.class.router")]],
+        value: d.device_class || "" }),
+      decommissioned: field(t("admin.devices.decommission"), { type: "checkbox", value: Boolean(d.decommissioned_at) }),
     };
     const error = errorBox();
-    fill(form, h("h2", {}, `Edit ${d.name || d.id}`, " ", h("span", { class: "muted" }, d.id)),
+    fill(form, h("h2", {}, t("admin.edit_title", { name: d.name || d.id }), " ", h("span", { class: "muted" }, d.id)),
       h("form", { onsubmit: async (e) => {
         e.preventDefault();
         error.textContent = "";
@@ -100,13 +118,13 @@ export async function render(root) {
         if (f.decommissioned.get() !== Boolean(d.decommissioned_at)) patch.decommissioned = f.decommissioned.get();
         try {
           await api(`/devices/${encodeURIComponent(d.id)}`, { method: "PUT", body: patch });
-          toast("Saved");
+          toast(t("admin.saved"));
           form.hidden = true;
           await load();
         } catch (err) { error.textContent = err.message; }
       } }, h("div", { class: "row" }, Object.values(f).map((x) => x.el)), error,
-      h("div", { class: "actions" }, h("button", { type: "submit", id: "device-form-save" }, "Save"),
-        h("button", { type: "button", class: "secondary", onclick: () => { form.hidden = true; } }, "Cancel"))));
+      h("div", { class: "actions" }, h("button", { type: "submit", id: "device-form-save" }, t("admin.save")),
+        h("button", { type: "button", class: "secondary", onclick: () => { form.hidden = true; } }, t("admin.cancel")))));
     form.hidden = false;
     form.scrollIntoView({ block: "nearest" });
   }

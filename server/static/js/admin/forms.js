@@ -1,6 +1,7 @@
 // Form helpers of the administration screens: labelled fields that read back into an API body,
 // error messages shown beside the form (the API names the field), and local times in a time zone.
 import { h } from "../dom.js";
+import { t } from "../i18n.js";
 
 let counter = 0;
 
@@ -83,6 +84,13 @@ export function isoToZoned(iso, zone) {
   return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
 }
 
+// Language names are written in their own language, whatever the page's.
 export const LANGUAGES = [["", "—"], ["zh-CN", "中文 (zh-CN)"], ["en", "English (en)"]];
-export const CHANNELS = [["", "none"], ["email", "e-mail"], ["webhook", "webhook"], ["dingtalk", "DingTalk"],
-                         ["wecom", "WeCom"], ["feishu", "Feishu"], ["sms", "SMS"]];
+
+// The channels a person or group is told on, as [value, label] options (built when a form is drawn,
+// after the messages are loaded).
+export function channels() {
+  return [["", t("admin.channel.none")], ["email", t("admin.channel.email")], ["webhook", t("admin.channel.webhook")],
+          ["dingtalk", t("admin.channel.dingtalk")], ["wecom", t("admin.channel.wecom")],
+          ["feishu", t("admin.channel.feishu")], ["sms", t("admin.channel.sms")]];
+}
