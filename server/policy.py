@@ -19,6 +19,8 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "whoami": EVERYONE,
     # devices and alerts
     "list_devices": EVERYONE,
+    "list_device_groups": EVERYONE,
+    "live_events": EVERYONE,  # each event narrowed to the caller's devices and tickets
     "get_device": EVERYONE,
     "device_history": EVERYONE,
     "device_forecast": EVERYONE,

@@ -214,6 +214,29 @@ class DeviceOut(Out):
     decommissioned_at: datetime | None = Field(default=None, description="no longer expected to report")
 
 
+class DevicePage(Page[DeviceOut]):
+    """A page of the fleet. Asked by `page` (numbered pages), it also carries how many devices match
+    and how many of them are in each health state (the filters apart from `health`)."""
+
+    total: int | None = Field(default=None, description="devices matching the filters (numbered pages only)")
+    counts: dict[str, int] | None = Field(
+        default=None, description="devices per health state, all filters but `health` applied (numbered pages only)")
+    page: int | None = Field(default=None, description="this page's number, from 1 (numbered pages only)")
+    per_page: int | None = None
+
+
+class DeviceGroupOut(Out):
+    customer_id: int | None
+    customer_name: str | None
+    site: str | None
+    total: int
+    counts: dict[str, int] = Field(description="devices per health state")
+
+
+class DeviceGroupsOut(BaseModel):
+    items: list[DeviceGroupOut]
+
+
 class DeviceIn(In):
     customer_id: int | None = None
     device_class: Literal["gateway", "router"] | None = None

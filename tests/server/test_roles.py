@@ -28,7 +28,8 @@ PUBLIC = "public"
 
 EXPECTED: dict[str, set[str] | str] = {
     "whoami": ALL,
-    "list_devices": ALL, "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
+    "list_devices": ALL, "list_device_groups": ALL, "live_events": ALL,
+    "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
     "list_alerts": ALL, "metrics_catalog": ALL,
     "list_tickets": ALL, "get_ticket": ALL, "create_ticket": MANAGERS, "ticket_action": STAFF, "add_note": ALL,
     "attach_rca": STAFF,

@@ -12,7 +12,7 @@ import * as thresholds from "./views/thresholds.js";
 import * as ticket from "./views/ticket.js";
 
 const ROUTES = [
-  [/^#\/fleet$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
+  [/^#\/fleet(?:\?(.*))?$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
   [/^#\/admin(?:\/([a-z]+))?$/, admin],
 ];
