@@ -33,30 +33,34 @@ class AlertIndex:
 
     def worst(self, session: Session) -> dict[str, str]:
         """Every device with an active alert and its worst severity (a copy, safe to keep)."""
-        with self._lock:
-            self._refresh(session)
-            return dict(self._worst)
-
-    def _refresh(self, session: Session) -> None:
+        # The database is read without holding the lock: on SQLite every transaction takes the
+        # database's lock, and a thread holding it may be waiting for ours.
         count, newest = session.execute(select(func.count(), func.max(RuleState.updated_at))).one()
-        if self._stamp == (count, newest):
-            return
-        seen = dict(session.execute(select(RuleState.device_id, RuleState.updated_at)).all())
-        changed = [d for d, at in seen.items() if self._updated.get(d) != at]
-        for gone in set(self._updated) - set(seen):
-            self._updated.pop(gone, None)
-            self._worst.pop(gone, None)
+        stamp: tuple[int, datetime | None] = (count, newest)
+        with self._lock:
+            if self._stamp == stamp:
+                return dict(self._worst)
+            known = dict(self._updated)
+        seen = {d: at for d, at in session.execute(select(RuleState.device_id, RuleState.updated_at))}
+        changed = [d for d, at in seen.items() if known.get(d) != at]
+        read: list[tuple[str, datetime, str | None]] = []
         for chunk in _chunks(changed, 500):
-            rows = session.execute(select(RuleState.device_id, RuleState.state, RuleState.updated_at)
-                                   .where(RuleState.device_id.in_(chunk))).all()
-            for device_id, state, at in rows:
+            for device_id, state, at in session.execute(
+                    select(RuleState.device_id, RuleState.state, RuleState.updated_at)
+                    .where(RuleState.device_id.in_(chunk))):
+                read.append((device_id, at, worst_of(device_id, state)))
+        with self._lock:
+            for gone in set(self._updated) - set(seen):
+                self._updated.pop(gone, None)
+                self._worst.pop(gone, None)
+            for device_id, at, severity in read:
                 self._updated[device_id] = at
-                severity = worst_of(device_id, state)
                 if severity is None:
                     self._worst.pop(device_id, None)
                 else:
                     self._worst[device_id] = severity
-        self._stamp = (count, newest)
+            self._stamp = stamp
+            return dict(self._worst)
 
 
 def worst_of(device_id: str, state: dict[str, object]) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -19,14 +20,17 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from server import queries
 from server.auth import Principal, authorized, context, db_session
 from server.events import MAX_ITEMS, FleetChanges, event
 from server.routes.devices import device_out
+from tickets.errors import DatabaseUnavailable
 from tickets.models import Device, Ticket
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 
@@ -94,7 +98,11 @@ async def live_events(
     async def stream() -> AsyncIterator[str]:
         ends = time.monotonic() + settings.events_max_s
         yield f"retry: {int(min(settings.poll_interval_s, 5.0) * 1000)}\n\n"
-        version, first = await run_in_threadpool(look, resume)
+        try:
+            version, first = await run_in_threadpool(look, resume)
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:  # the browser comes back after `retry`
+            logger.warning("live events: the database cannot be read now: %s", exc)
+            return
         for chunk in first:
             yield chunk
         if resume is None:
@@ -103,7 +111,11 @@ async def live_events(
             await asyncio.sleep(min(settings.poll_interval_s, left))
             if await request.is_disconnected():
                 return
-            version, chunks = await run_in_threadpool(look, version)
+            try:
+                version, chunks = await run_in_threadpool(look, version)
+            except (DatabaseUnavailable, SQLAlchemyError) as exc:  # the next look tries again
+                logger.warning("live events: the database cannot be read now: %s", exc)
+                continue
             for chunk in chunks:
                 yield chunk
 

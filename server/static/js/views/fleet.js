@@ -102,6 +102,7 @@ export async function render(view, params, ctx) {
   }
 
   function drawRows() {
+    const started = performance.now();
     const top = list.scrollTop;
     const height = list.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
@@ -123,6 +124,7 @@ export async function render(view, params, ctx) {
                              to: formatNumber(Math.min(total, Math.ceil((top + height) / ROW)), 0),
                              total: formatNumber(total, 0) })
       : "";
+    performance.measure("ew-fleet-draw", { start: started });
   }
 
   async function fetchPage(number, gen = generation) {
