@@ -296,6 +296,12 @@ class PredictiveWarningOut(BaseModel):
     ticket_id: int | None = Field(description="the open predictive ticket")
 
 
+class BandPoint(BaseModel):
+    ts: float
+    low: float
+    high: float
+
+
 class MetricForecast(BaseModel):
     metric: str
     unit: str
@@ -312,7 +318,11 @@ class MetricForecast(BaseModel):
     confidence: float | None = Field(description="probability of passing the threshold within the horizon")
     reliable: bool = Field(description="false while the history is shorter than the minimum for warnings")
     anomaly_score: float | None = Field(description="0..1; 0.5 is about a one-in-100 000 event for the series")
-    points: list[HistoryPoint] = Field(description="the forecast line from as_of to as_of + horizon")
+    points: list[HistoryPoint] = Field(description="the forecast line from as_of to as_of + horizon, within "
+                                       "the metric's physical bounds (empty when the forecast is not reliable)")
+    band: list[BandPoint] = Field(default_factory=list, description="about 95 % of the trend's uncertainty "
+                                  "around each point, within the same bounds (empty when unknown)")
+    refused: str | None = Field(default=None, description="why no line is given although a forecast is stored")
     warning: PredictiveWarningOut | None
 
 
