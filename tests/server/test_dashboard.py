@@ -166,8 +166,9 @@ def test_thresholds_from_a_file_are_shown_read_only(pg_engine: Engine, tmp_path:
 
         page.goto(base + "/#/devices/gw-1")
         expect(page.locator("#device-thresholds-source")).to_contain_text(f"managed in file {file}")
-        assert page.is_disabled("input[aria-label='Threshold overrides (JSON)']")
-        assert page.input_value("input[aria-label='Threshold overrides (JSON)']") == '{"latency_ms":150}'
+        latency = "input[aria-label='Network latency orange threshold']"
+        assert page.is_disabled(latency) and page.input_value(latency) == "150"  # the file's, read-only
+        assert all(page.locator("#device-thresholds input").nth(i).is_disabled() for i in range(6))
         page.select_option("select[aria-label='Device class']", "router")  # the class is still the registry's
         page.click("#device-save")
         expect(page.locator("#toast")).to_contain_text("Saved", timeout=10_000)
