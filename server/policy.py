@@ -30,6 +30,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "metrics_catalog": EVERYONE,
     # tickets
     "list_tickets": EVERYONE,
+    "attention": EVERYONE,  # narrowed to the customer's own
     "get_ticket": EVERYONE,
     "create_ticket": MANAGERS,
     "ticket_action": STAFF,
@@ -40,6 +41,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # thresholds
     "get_thresholds": STAFF,
     "put_thresholds": MANAGERS,
+    "preview_thresholds": STAFF,
     # customers, contacts, tokens
     "list_customers": EVERYONE,
     "create_customer": MANAGERS,

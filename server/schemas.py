@@ -73,6 +73,7 @@ class TicketOut(Out):
     customer_id: int | None
     customer_name: str | None = None
     device_name: str | None = None
+    device_site: str | None = Field(default=None, description="the device's site (in the attention lists)")
     title: str
     assignee: str | None
     engineer_level: str | None
@@ -237,6 +238,24 @@ class DeviceGroupsOut(BaseModel):
     items: list[DeviceGroupOut]
 
 
+class ProblemDeviceOut(BaseModel):
+    device: DeviceOut
+    ticket_id: int | None = Field(description="its open ticket waiting for acknowledgement; null: none yet")
+
+
+class AttentionOut(BaseModel):
+    """What needs attention now; each list capped, with how many there are in all."""
+
+    tickets: list[TicketOut] = Field(description="open tickets, the running SLA clock due first")
+    tickets_total: int
+    unacknowledged: list[ProblemDeviceOut] = Field(description="red, then orange devices nobody acknowledged")
+    unacknowledged_total: int
+    offline: list[DeviceOut] = Field(description="offline devices, the latest to go first")
+    offline_total: int
+    predictive: list[TicketOut] = Field(description="open predictive warnings, newest first")
+    predictive_total: int
+
+
 class DeviceIn(In):
     customer_id: int | None = None
     device_class: Literal["gateway", "router"] | None = None
@@ -367,6 +386,21 @@ class ThresholdsOut(BaseModel):
     source: ThresholdSourceOut
     error: str | None = Field(None, description="the thresholds file as it is now does not validate (file, key, "
                               "reason): `document` is its last valid content, which stays in force")
+
+
+class AlertCountsOut(BaseModel):
+    orange: int = Field(description="devices whose worst latest value is above its threshold (not its red level)")
+    red: int = Field(description="devices with a latest value above its red level")
+    devices: int = Field(description="devices judged (those with latest values)")
+
+
+class ThresholdsPreviewOut(BaseModel):
+    proposed: AlertCountsOut = Field(description="with the document given")
+    current: AlertCountsOut = Field(description="with the thresholds in force")
+
+
+class ThresholdsPreviewIn(In):
+    document: dict[str, Any]
 
 
 class ThresholdsIn(In):

@@ -19,7 +19,7 @@ from tests.server.harness import Harness, harness
 from tests.server.live import CHROMIUM, CHROMIUM_ARGS, serve
 from tickets.clock import SystemClock
 from tickets.db import session_factory
-from tickets.models import Device, RuleState
+from tickets.models import DeadLetter, Device, RuleState
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -79,6 +79,14 @@ def test_the_fleet_of_10000_draws_what_is_on_screen(big, browser, shots: Path, n
     page = context.new_page()
     errors = watch_errors(page)
     login(page, base, h.tokens["supervisor"])
+    # Home first: what needs attention, grouped by customer and site.
+    page.wait_for_selector("#home-unacknowledged li", timeout=10_000)
+    expect(page.locator("#home-offline h2")).to_contain_text(f"{len(fleet.offline) + 1:,}")
+    assert page.locator("#home-unacknowledged h3").count() > 5  # groups
+    assert page.locator("#home-unacknowledged li").count() == 50  # capped, with a link to all of them
+    page.screenshot(path=str(shots / f"home-10000-{name}.png"))
+    fits(page, "home", name)
+    page.goto(base + "/#/fleet")
     page.wait_for_selector("#fleet-grid .tile.red", timeout=10_000)
     red = len(fleet.red) + 1  # gw-0101 of the small seed too
     expect(page.locator("#fleet-counts button[data-health='red']")).to_have_text(f"Red {red:,}")
@@ -127,6 +135,7 @@ def test_live_updates_patch_the_rows_and_the_counts(big, browser) -> None:
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
     errors = watch_errors(page)
     login(page, base, h.tokens["supervisor"])
+    page.goto(base + "/#/fleet")
     first = page.locator("#fleet-grid .tile").first
     expect(first).to_have_attribute("data-health", "red", timeout=10_000)
     device = first.get_attribute("data-device")
@@ -150,3 +159,78 @@ def test_live_updates_patch_the_rows_and_the_counts(big, browser) -> None:
     expect(page.locator(f"#fleet-grid .tile.red[data-device='{green}']")).to_have_count(1, timeout=10_000)
     page.close()
     assert errors == [], errors
+
+
+KEY_SHOWN = re.compile(r"\b(?:term|fleet|ticket|queue|home|device|dead|chart|metric)\.[a-z_.]+\b")
+
+
+@pytest.mark.parametrize("name", ["desktop", "phone"])
+def test_every_view_in_chinese_with_10000_devices(big, browser, shots: Path, name: str) -> None:
+    h, base, tickets, _ = big
+    with h.sessions() as session:
+        session.add(DeadLetter(received_at=datetime.now(UTC), topic="edgewatch/v1/gw-9999/telemetry",
+                               device_id="gw-9999", reason="invalid_json", detail="line 1 column 7",
+                               payload='{"v": 1, "metrics": {', payload_size=21))
+        session.commit()
+    context = browser.new_context(viewport=VIEWPORTS[name], device_scale_factor=1, locale="zh-CN")
+    page = context.new_page()
+    errors = watch_errors(page)
+    login(page, base, h.tokens["supervisor"])
+
+    def shown(view: str) -> None:
+        text = page.inner_text("#view")
+        assert not KEY_SHOWN.findall(text), f"{view}: untranslated keys {KEY_SHOWN.findall(text)}"
+        fits(page, view, name)
+        page.screenshot(path=str(shots / f"{view}-zh-{name}.png"), full_page=view != "fleet")
+
+    expect(page.locator("#home h2").first).to_contain_text("最接近 SLA 超时的工单", timeout=10_000)
+    shown("home")
+    page.goto(base + "/#/fleet")
+    expect(page.locator("#fleet-counts button[data-health='red']")).to_contain_text("红色告警", timeout=10_000)
+    expect(page.locator("#fleet-grid .tile").first).to_contain_text("CPU")
+    shown("fleet")
+    page.goto(base + "/#/queue")
+    red = page.locator(f"li[data-ticket='{tickets['red']}']")
+    expect(red.locator(".countdown")).to_contain_text("剩余", timeout=10_000)
+    expect(red).to_contain_text("红色级别（紧急）")
+    expect(red).to_contain_text("首次响应")
+    assert red.locator(".pill[data-level]").count() == 1  # one badge: the level, in words
+    shown("queue")
+    page.goto(base + f"/#/tickets/{tickets['red']}")
+    expect(page.locator("#ticket-problem")).to_contain_text("CPU 使用率", timeout=10_000)
+    expect(page.locator("#ticket-status")).to_have_text("已接收")
+    expect(page.locator(".timeline")).to_contain_text("创建了工单")
+    assert page.locator("[data-action='check_in']").count() == 1
+    shown("ticket")
+    page.goto(base + f"/#/tickets/{tickets['closed']}")
+    expect(page.locator(".timeline li").first).to_be_visible(timeout=10_000)
+    happened = page.eval_on_selector_all(
+        ".timeline li", "els => els.filter(e => e.dataset.event).map(e => e.dataset.event + ' ' + e.querySelector("
+        "'time').getAttribute('datetime'))")
+    assert len(happened) >= 6 and len(happened) == len(set(happened)), happened  # each thing that happened once
+    assert page.locator("[data-action='check_in']").count() == 0 and page.locator(".actions button").count() == 0
+    page.goto(base + "/#/devices/gw-0101")
+    expect(page.locator("#device-charts h3").first).to_contain_text("CPU 使用率 (%)", timeout=10_000)
+    expect(page.locator("#device-thresholds")).to_contain_text("内存使用率 (%)")
+    shown("device")
+    page.goto(base + "/#/dead-letters")
+    expect(page.locator("#dead-letters li").first).to_contain_text("不是有效的 JSON", timeout=10_000)
+    expect(page.locator("#dead-letters li").first).to_contain_text("gw-9999")
+    shown("dead-letters")
+    context.close()
+    assert errors == [], errors
+
+
+def test_the_threshold_form_previews_how_many_devices_would_alert(big, browser) -> None:
+    h, base, _, fleet = big
+    page = browser.new_page(viewport=VIEWPORTS["desktop"])
+    login(page, base, h.tokens["admin"])
+    page.goto(base + "/#/thresholds")
+    page.wait_for_selector("#thresholds-table", timeout=10_000)
+    page.fill("input[aria-label='cpu_percent default']", "30")
+    page.dispatch_event("input[aria-label='cpu_percent default']", "change")
+    preview = page.locator("#thresholds-preview")
+    expect(preview).to_contain_text("devices would be orange", timeout=10_000)
+    now_red = len(fleet.red) + 1
+    assert f"now: {len(fleet.orange) + 1:,} orange, {now_red:,} red" in (preview.text_content() or "")
+    page.close()

@@ -136,3 +136,40 @@ def test_the_event_stream_pushes_changed_devices_and_tickets(fleet) -> None:
     text = h.client.get("/api/v1/events", headers={**h.auth("supervisor"), "Last-Event-ID": "999999"}).text
     assert "reset" in dict(events(text))
     assert h.client.get("/api/v1/events").status_code == 401
+
+
+def test_attention_lists_what_needs_doing_first(fleet) -> None:
+    h, big = fleet
+    red = h.raise_alert(big.red[0], "cpu_percent", "red", 95.0)
+    orange = h.raise_alert(big.orange[0], "mem_percent", "orange", 70.0)
+    h.client.post(f"/api/v1/tickets/{orange}/acknowledge", headers=h.auth("engineer"), json={})
+    a = h.client.get("/api/v1/attention", params={"limit": 10}, headers=h.auth("supervisor")).json()
+    assert [t["id"] for t in a["tickets"]][:1] == [red]  # received: the first response is due first
+    assert a["tickets"][0]["device_site"] is not None
+    waiting = {p["device"]["id"]: p["ticket_id"] for p in a["unacknowledged"]}
+    assert a["unacknowledged_total"] == len(big.red) + len(big.orange) - 1  # the acknowledged one is off
+    assert len(a["unacknowledged"]) == 10 and all(p["device"]["health"] == "red" for p in a["unacknowledged"])
+    assert waiting.get(big.red[0], red) == red and big.orange[0] not in waiting
+    assert a["offline_total"] == len(big.offline) and len(a["offline"]) == 10
+    beta = h.add_token("beta", "customer", big.customers["Beta Water"])
+    own = h.client.get("/api/v1/attention", headers={"Authorization": f"Bearer {beta}"}).json()
+    assert {d["customer_name"] for d in own["offline"]} <= {"Beta Water"}
+    assert own["offline_total"] == sum(1 for d in big.offline if int(d.split("-")[1]) % 10 == 1)  # Beta's
+
+
+def test_the_threshold_preview_counts_devices_in_alert(fleet) -> None:
+    h, _ = fleet
+    now = h.client.post("/api/v1/thresholds/preview", json={"document": {}}, headers=h.auth("engineer")).json()
+    assert now["proposed"] == now["current"] and now["current"]["devices"] == 2_000
+    # The fill's red devices have CPU 91..99, its orange ones memory 61..80, the rest CPU 5..55.
+    assert now["current"]["red"] > 0 and now["current"]["orange"] > 0
+    lower = h.client.post("/api/v1/thresholds/preview", headers=h.auth("engineer"), json={
+        "document": {"metrics": {"cpu_percent": {"threshold": 30, "red": 50}}}}).json()
+    assert lower["proposed"]["red"] > now["current"]["red"] and lower["current"] == now["current"]
+    higher = h.client.post("/api/v1/thresholds/preview", headers=h.auth("engineer"), json={
+        "document": {"metrics": {"cpu_percent": {"threshold": 99.5, "red": 99.9},
+                                 "mem_percent": {"threshold": 99.5, "red": 99.9}}}}).json()
+    assert higher["proposed"]["red"] == 0 and higher["proposed"]["orange"] == 0
+    bad = h.client.post("/api/v1/thresholds/preview", headers=h.auth("engineer"),
+                        json={"document": {"metrics": {"cpu_percent": {"threshold": -5}}}})
+    assert bad.status_code == 422 and "cpu_percent" in bad.json()["detail"]

@@ -28,13 +28,13 @@ PUBLIC = "public"
 
 EXPECTED: dict[str, set[str] | str] = {
     "whoami": ALL,
-    "list_devices": ALL, "list_device_groups": ALL, "live_events": ALL,
+    "list_devices": ALL, "list_device_groups": ALL, "live_events": ALL, "attention": ALL,
     "get_device": ALL, "device_history": ALL, "device_forecast": ALL, "update_device": MANAGERS,
     "list_alerts": ALL, "metrics_catalog": ALL,
     "list_tickets": ALL, "get_ticket": ALL, "create_ticket": MANAGERS, "ticket_action": STAFF, "add_note": ALL,
     "attach_rca": STAFF,
     "rate_ticket": ALL, "list_notifications": ALL,
-    "get_thresholds": STAFF, "put_thresholds": MANAGERS,
+    "get_thresholds": STAFF, "put_thresholds": MANAGERS, "preview_thresholds": STAFF,
     "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,
     "list_tokens": {"admin"}, "create_token": {"admin"}, "revoke_token": {"admin"},
     "list_dead_letters": STAFF, "get_kpis": STAFF,

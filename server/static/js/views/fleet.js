@@ -27,7 +27,7 @@ export function deviceRow(d, cat, top) {
     title: `${d.name ? `${d.name} (${d.id})` : d.id}: ${healthName(d.health)}`,
   },
   h("span", { class: `pill ${d.health}` }, healthName(d.health)),
-  h("span", { class: "name" }, d.name || d.id, d.name ? h("small", {}, ` ${d.id}`) : null),
+  h("span", { class: "name" }, h("span", { class: "id" }, d.name || d.id), d.name ? h("small", {}, ` ${d.id}`) : null),
   h("span", { class: "where" }, where || t("fleet.no_customer")),
   h("span", { class: "vals" }, values),
   h("span", { class: "tickets" }, d.open_tickets ? t("fleet.open_tickets", { n: d.open_tickets }) : ""));

@@ -2,6 +2,7 @@
 // counts, and the raw document. Read-only when the thresholds come from a file (the API says where).
 import { api } from "../api.js";
 import { fill, h, toast, when } from "../dom.js";
+import { formatNumber, t } from "../i18n.js";
 import { catalogue } from "../metrics.js";
 
 const CLASSES = ["gateway", "router"];
@@ -45,6 +46,7 @@ export async function render(view, _params, ctx) {
   const error = h("p", { class: "error", id: "thresholds-error", role: "alert" });
   const form = h("div", { class: "card" });
   const raw = h("textarea", { rows: 12, "aria-label": "Thresholds document (JSON)", spellcheck: "false" });
+  const preview = h("p", { id: "thresholds-preview", class: "notice", "aria-live": "polite" });
   view.append(h("h1", {}, "Thresholds"), source, status, form,
     h("section", { class: "card" }, h("h2", {}, "Whole document (JSON)"),
       h("p", { class: "muted" }, "Rules, custom metrics, clear levels and per-device tables: the layout of a thresholds TOML file."),
@@ -54,7 +56,30 @@ export async function render(view, _params, ctx) {
   let version = 0;
   let canEdit = false;
 
-  const sync = () => { raw.value = JSON.stringify(doc, null, 2); };
+  // After each change: how many devices these values would put in alert, against those in force now.
+  let previewing = 0;
+  async function showPreview() {
+    const asked = ++previewing;
+    try {
+      const p = await api("/thresholds/preview", { method: "POST", body: { document: doc } });
+      if (asked !== previewing || ctx.stale()) return;
+      preview.className = "notice";
+      preview.textContent = t("thresholds.preview", {
+        orange: formatNumber(p.proposed.orange, 0), red: formatNumber(p.proposed.red, 0),
+        now_orange: formatNumber(p.current.orange, 0), now_red: formatNumber(p.current.red, 0),
+        devices: formatNumber(p.proposed.devices, 0) });
+    } catch (e) {
+      if (asked !== previewing) return;
+      preview.className = "error";
+      preview.textContent = e.message;
+    }
+  }
+  let waiting = 0;
+  const sync = () => {
+    raw.value = JSON.stringify(doc, null, 2);
+    clearTimeout(waiting);
+    waiting = setTimeout(showPreview, 300);
+  };
 
   function input(value, onchange, label, placeholder) {
     return h("input", { type: "number", step: "any", min: "0", value, placeholder, "aria-label": label,
@@ -118,6 +143,7 @@ export async function render(view, _params, ctx) {
         h("input", { type: "number", step: "any", min: "1", "aria-label": key, value: rules[key] ?? "",
                      placeholder: key === "red_factor" ? String(cat.redFactor) : "3",
                      disabled: !canEdit, onchange: (e) => setRule(key, e.target.value) })))),
+      preview,
       canEdit ? h("button", { id: "thresholds-save", onclick: save }, "Save and apply") : null);
     sync();
   }
