@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.cpu_slowdown != 1.0:
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Emulation.setCPUThrottlingRate", {"rate": args.cpu_slowdown})
-            page.goto(base + "/")
+            page.goto(base + "/#/fleet")
             page.fill("#token", token)
             page.click("#login-form button")
             _paint_ms(page)  # signed in; the first load also filled the browser's caches

@@ -101,6 +101,25 @@ export async function render(view, params, ctx) {
       filters.tag ? chip(t("fleet.filter.tag", { name: filters.tag }), () => { filters.tag = ""; }) : null);
   }
 
+  // The element of a device's row, built once per version of the device's data.
+  const built = new WeakMap();
+  function drawn(d, i) {
+    let el = built.get(d);
+    if (!el) { el = deviceRow(d, cat, i * ROW); built.set(d, el); }
+    el.style.top = `${i * ROW}px`;
+    return el;
+  }
+
+  // Fresh pages keep the objects of devices that did not change, so their rows are kept too.
+  function same(fresh) {
+    const old = new Map();
+    for (const items of pages.values()) if (items) for (const d of items) old.set(d.id, d);
+    return fresh.map((d) => {
+      const before = old.get(d.id);
+      return before && JSON.stringify(before) === JSON.stringify(d) ? before : d;
+    });
+  }
+
   function drawRows() {
     const started = performance.now();
     const top = list.scrollTop;
@@ -113,11 +132,13 @@ export async function render(view, params, ctx) {
       const items = pages.get(number);
       if (items === undefined) fetchPage(number);
       const d = items ? items[i - (number - 1) * PER_PAGE] : null;
-      out.push(d ? deviceRow(d, cat, i * ROW)
-        : h("div", { class: "tile placeholder", style: `top:${i * ROW}px` }, t("term.loading")));
+      out.push(d ? drawn(d, i) : h("div", { class: "tile placeholder", style: `top:${i * ROW}px` }, t("term.loading")));
     }
     rows.style.height = `${Math.max(total * ROW, 0)}px`;
-    fill(rows, out);
+    // Rows already in the page stay (an update or a scroll builds only the rows that are new).
+    const keep = new Set(out);
+    for (const child of [...rows.children]) if (!keep.has(child)) child.remove();
+    rows.append(...out);
     if (!total) rows.append(h("p", { class: "muted empty" }, t("fleet.none")));
     status.textContent = total
       ? t("fleet.showing", { from: formatNumber(Math.min(total, Math.floor(top / ROW) + 1), 0),
@@ -162,7 +183,7 @@ export async function render(view, params, ctx) {
       const answers = await Promise.all(wanted.map((n) =>
         api("/devices", { query: query({ page: n, per_page: PER_PAGE }) })));
       if (gen !== generation || ctx.stale()) return;
-      answers.forEach((page, i) => { fresh.set(wanted[i], page.items); total = page.total; counts = page.counts; });
+      answers.forEach((page, i) => { fresh.set(wanted[i], same(page.items)); total = page.total; counts = page.counts; });
     } catch (error) {
       status.textContent = error.message;
       return;
@@ -235,7 +256,11 @@ export async function render(view, params, ctx) {
       }
       if (byId.size || (data.removed || []).length) moved = true; // new to this list, or gone
       const filtered = filters.health.length || filters.q || filters.customer_id || filters.site || filters.tag;
-      if (!filtered && data.counts) { counts = data.counts; total = HEALTHS.reduce((n, x) => n + counts[x], 0); drawCounts(); }
+      if (!filtered && data.counts && JSON.stringify(data.counts) !== JSON.stringify(counts)) {
+        counts = data.counts;
+        total = HEALTHS.reduce((n, x) => n + counts[x], 0);
+        drawCounts();
+      }
       schedule();
       if (moved && !reordering) reordering = setTimeout(() => { reordering = 0; reload(); }, 1000);
     },
