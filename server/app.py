@@ -34,7 +34,7 @@ from server.health import AlertIndex
 from server.kpis import KpiCache
 from server.metrics import ServerMetrics
 from server.policy import PUBLIC, RULES
-from server.routes import admin, customers, devices, home, live, registry, staff, tickets, ui, users
+from server.routes import admin, customers, devices, home, live, registry, reports, staff, tickets, ui, users
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
 from server.thresholds import ThresholdFile
@@ -168,7 +168,7 @@ def create_app(
     app.state.actions = TicketActions(service)
 
     for router in (tickets.router, registry.router, devices.router, live.router, home.router, admin.router,
-                   customers.router, staff.router, users.router, ui.api, ui.pages):
+                   customers.router, staff.router, users.router, reports.router, ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     check_rules(app)

@@ -75,6 +75,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,
+    "monthly_report": EVERYONE,  # a customer gets its own
 }
 
 # Routes anyone may call: they check their own credentials (login, the survey link's token) or

@@ -526,6 +526,16 @@ class DayKpis(BaseModel):
     backlog: int = Field(description="tickets still open at the end of the day")
 
 
+class MonthlyReportOut(BaseModel):
+    month: str
+    customer_id: int | None
+    customer_name: str | None
+    totals: DayKpis = Field(description="the month's tickets (by opening day): efficiency and SLA attainment")
+    by_kind: dict[str, int]
+    by_metric: dict[str, int]
+    top_devices: list[list[Any]] = Field(description="[device id, tickets], the devices that failed most")
+
+
 class KpisOut(BaseModel):
     start: str
     end: str

@@ -234,3 +234,26 @@ def test_the_threshold_form_previews_how_many_devices_would_alert(big, browser) 
     now_red = len(fleet.red) + 1
     assert f"now: {len(fleet.orange) + 1:,} orange, {now_red:,} red" in (preview.text_content() or "")
     page.close()
+
+
+@pytest.mark.parametrize("name", ["desktop", "phone"])
+def test_the_monthly_report_in_the_dashboard_and_its_download(big, browser, shots: Path, name: str) -> None:
+    h, base, _, _ = big
+    context = browser.new_context(viewport=VIEWPORTS[name], device_scale_factor=1, accept_downloads=True)
+    page = context.new_page()
+    errors = watch_errors(page)
+    login(page, base, h.tokens["customer"])  # Acme Power: its own report only
+    page.goto(base + "/#/reports")
+    page.fill("#report-month", datetime.now(UTC).strftime("%Y-%m"))
+    page.dispatch_event("#report-month", "change")
+    expect(page.locator("#report")).to_contain_text("Acme Power", timeout=10_000)
+    expect(page.locator("#report-sla")).to_contain_text("First response")
+    page.screenshot(path=str(shots / f"report-{name}.png"), full_page=True)
+    fits(page, "report", name)
+    with page.expect_download() as download:
+        page.click("#report-csv")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert text.startswith("section,item,value") and "report,customer,Acme Power" in text
+    assert "rt-0001" not in text  # Beta Water's device
+    context.close()
+    assert errors == [], errors

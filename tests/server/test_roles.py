@@ -37,7 +37,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "get_thresholds": STAFF, "put_thresholds": MANAGERS, "preview_thresholds": STAFF,
     "list_customers": ALL, "create_customer": MANAGERS, "list_contacts": ALL, "create_contact": MANAGERS,
     "list_tokens": {"admin"}, "create_token": {"admin"}, "revoke_token": {"admin"},
-    "list_dead_letters": STAFF, "get_kpis": STAFF,
+    "list_dead_letters": STAFF, "get_kpis": STAFF, "monthly_report": ALL,
     "list_staff": STAFF, "get_staff": STAFF, "create_staff": MANAGERS, "update_staff": MANAGERS,
     "delete_staff": MANAGERS,
     "list_staff_groups": STAFF, "get_staff_group": STAFF, "create_staff_group": MANAGERS,

@@ -10,11 +10,12 @@ import * as fleet from "./views/fleet.js";
 import * as deadletters from "./views/deadletters.js";
 import * as home from "./views/home.js";
 import * as queue from "./views/queue.js";
+import * as reports from "./views/reports.js";
 import * as thresholds from "./views/thresholds.js";
 import * as ticket from "./views/ticket.js";
 
 const ROUTES = [
-  [/^#\/home$/, home], [/^#\/dead-letters$/, deadletters],
+  [/^#\/home$/, home], [/^#\/dead-letters$/, deadletters], [/^#\/reports$/, reports],
   [/^#\/fleet(?:\?(.*))?$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
   [/^#\/admin(?:\/([a-z]+))?$/, admin],
