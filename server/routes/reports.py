@@ -22,7 +22,7 @@ from server.schemas import MonthlyReportOut
 from tickets.models import Customer, Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["efficiency board"])
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^[12]\d{3}-(0[1-9]|1[0-2])$"  # years 1000-2999: dates Python can hold
 
 
 def _problems(session: Session, start: date, end: date, customer_id: int | None,
