@@ -69,7 +69,7 @@ export function num(x, digits = 1) {
 }
 
 // i18n-keys: term.clock.first_response term.clock.on_site term.clock.rca term.clock.dispatch
-// i18n-keys: term.clock.pre_maintenance_start term.clock.resolution
+// i18n-keys: term.clock.pre_maintenance_start term.clock.resolution term.clock.escalation
 export function clockName(name) {
   return word("term.clock." + name, name);
 }

@@ -51,7 +51,7 @@ function events(tk) {
     }
     if (a.field && !["acknowledged_at", "dispatched_at", "started_at", "on_site_at", "resolved_at", "closed_at",
       "cancelled_at"].includes(a.field)) {
-      const value = (v) => (a.field === "status" ? statusName(v) : shown(v));
+      const value = (v) => (a.field === "status" && v ? statusName(v) : shown(v));
       const change = `${a.field === "status" ? t("ticket.field.status") : a.field}: ${value(a.old_value)} → ${value(a.new_value)}`;
       if (!e.changes.includes(change)) e.changes.push(change);
     }
