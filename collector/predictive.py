@@ -201,6 +201,7 @@ class PredictiveStage:
                     entry["forecast"] = {
                         "level": f.level, "slope": f.slope, "log_scale": f.log_scale, "eta": f.eta,
                         "eta_sd": f.eta_sd, "confidence": f.confidence, "span_s": f.span,
+                        "level_sd": f.level_sd, "slope_sd": f.slope_sd,  # the server's uncertainty band
                         "reliable": f.span >= settings.min_history,
                     }
             warning = series.get("warning")

@@ -29,10 +29,26 @@ from server import errors, openapi
 from server.actions import TicketActions
 from server.bodylimit import RequestGate
 from server.context import AppContext
+from server.events import FleetChanges
+from server.health import AlertIndex
 from server.kpis import KpiCache
 from server.metrics import ServerMetrics
 from server.policy import PUBLIC, RULES
-from server.routes import admin, customers, devices, ingest, knowledge, registry, staff, tickets, ui, users
+from server.routes import (
+    admin,
+    customers,
+    devices,
+    home,
+    ingest,
+    knowledge,
+    live,
+    registry,
+    reports,
+    staff,
+    tickets,
+    ui,
+    users,
+)
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
 from server.thresholds import ThresholdFile
@@ -137,6 +153,7 @@ def create_app(
     if telemetry is None:
         telemetry = open_reader(settings)
     metrics = ServerMetrics()
+    alerts = AlertIndex()
     ctx = AppContext(
         settings=settings,
         sessions=session_factory,
@@ -148,6 +165,8 @@ def create_app(
         throttle=AuthThrottle(settings.auth_failure_limit),
         # A bad file stops the start here (ConfigError, ThresholdError), as it stops the collector.
         thresholds_file=ThresholdFile(settings.thresholds_file) if settings.thresholds_file is not None else None,
+        alerts=alerts,
+        changes=FleetChanges(alerts, settings.poll_interval_s),
     )
     if settings.admin_token:
         ensure_admin_token(session_factory, settings.admin_token, clock.now().astimezone(UTC))
@@ -163,8 +182,9 @@ def create_app(
                                        locale=settings.locale)
     app.state.actions = TicketActions(service)
 
-    for router in (tickets.router, registry.router, devices.router, admin.router, customers.router, staff.router,
-                   users.router, ingest.router, knowledge.router, ui.api, ui.pages):
+    for router in (tickets.router, registry.router, devices.router, live.router, home.router, admin.router,
+                   customers.router, staff.router, users.router, reports.router, ingest.router, knowledge.router,
+                   ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     check_rules(app)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.events import FleetChanges
+from server.health import AlertIndex
 from server.security import SessionSigner
 from server.settings import ServerSettings
 from tickets.clock import Clock
@@ -30,3 +32,5 @@ class AppContext:
     kpi_cache: KpiCache
     throttle: AuthThrottle
     thresholds_file: ThresholdFile | None = None  # when set, the only source of thresholds (read-only here)
+    alerts: AlertIndex = field(default_factory=AlertIndex)  # the fleet's active alerts, for health lists
+    changes: FleetChanges | None = None  # what the live-update streams send; made by create_app

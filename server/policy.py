@@ -21,6 +21,8 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "whoami": EVERYONE,
     # devices and alerts
     "list_devices": EVERYONE,
+    "list_device_groups": EVERYONE,
+    "live_events": EVERYONE,  # each event narrowed to the caller's devices and tickets
     "get_device": EVERYONE,
     "device_history": EVERYONE,
     "device_forecast": EVERYONE,
@@ -30,6 +32,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "metrics_catalog": EVERYONE,
     # tickets
     "list_tickets": EVERYONE,
+    "attention": EVERYONE,  # narrowed to the customer's own
     "get_ticket": EVERYONE,
     "create_ticket": MANAGERS,
     "ticket_action": STAFF,
@@ -40,6 +43,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # thresholds
     "get_thresholds": STAFF,
     "put_thresholds": MANAGERS,
+    "preview_thresholds": STAFF,
     # customers, contacts, tokens
     "list_customers": EVERYONE,
     "create_customer": MANAGERS,
@@ -88,6 +92,7 @@ RULES: dict[str, frozenset[TokenRole]] = {
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,
+    "monthly_report": EVERYONE,  # a customer gets its own
 }
 
 # Routes anyone may call: they check their own credentials (login, the survey link's token) or

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, case, cast, func, or_, select, tuple_
 from sqlalchemy.orm import Session, defer, load_only, selectinload
 
 from tickets.alerts import stored_alerts
@@ -291,34 +291,88 @@ def device_views(session: Session, devices: Sequence[Device]) -> list[DeviceView
     return [DeviceView(d, health_of(d, by_device.get(d.id, [])), counts.get(d.id, 0)) for d in devices]
 
 
+@dataclass(frozen=True)
+class DeviceFilter:
+    """Which devices a fleet list shows. `worst` is the fleet's worst active severity per device
+    (`server.health.AlertIndex`), needed only to filter, count or sort by health."""
+
+    customer_id: int | None = None
+    scope_customer_id: int | None = None
+    device_class: str | None = None
+    state: str | None = None
+    prefix: str | None = None
+    health: tuple[str, ...] = ()
+    site: str | None = None
+    tag: str | None = None
+    q: str | None = None
+    include_decommissioned: bool = True
+
+    def where(self, worst: dict[str, str] | None) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if not self.include_decommissioned:
+            conditions.append(Device.decommissioned_at.is_(None))
+        if self.customer_id is not None:
+            conditions.append(Device.customer_id == self.customer_id)
+        if self.scope_customer_id is not None:
+            conditions.append(Device.customer_id == self.scope_customer_id)
+        if self.device_class is not None:
+            conditions.append(Device.device_class == self.device_class)
+        if self.state is not None:
+            conditions.append(Device.state == self.state)
+        if self.prefix:
+            conditions.append(Device.id.like(_escaped(self.prefix) + "%", escape="\\"))
+        if self.site is not None:
+            conditions.append(Device.site == self.site)
+        if self.tag:
+            # Tags are a JSON list: the element as JSON text (quotes included) matches only whole tags.
+            conditions.append(cast(Device.tags, String).like("%" + _escaped(json.dumps(self.tag)) + "%",
+                                                             escape="\\"))
+        if self.q:
+            pattern = "%" + _escaped(self.q.lower()) + "%"
+            named = select(Customer.id).where(func.lower(Customer.name).like(pattern, escape="\\"))
+            conditions.append(or_(func.lower(Device.id).like(pattern, escape="\\"),
+                                  func.lower(Device.name).like(pattern, escape="\\"),
+                                  func.lower(Device.site).like(pattern, escape="\\"),
+                                  Device.customer_id.in_(named)))
+        if self.health:
+            conditions.append(health_column(worst or {}).in_(self.health))
+        return conditions
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Problems first: the order of a fleet list sorted by health.
+HEALTH_ORDER = (DeviceHealth.RED, DeviceHealth.ORANGE, DeviceHealth.OFFLINE, DeviceHealth.UNKNOWN, DeviceHealth.GREEN)
+
+
+def health_column(worst: dict[str, str]) -> ColumnElement[str]:
+    """A device's health as SQL, from its state and the fleet's active alerts (as `health_of`)."""
+    red = [d for d, s in worst.items() if s == Severity.RED]
+    orange = [d for d, s in worst.items() if s == Severity.ORANGE]
+    whens: list[tuple[ColumnElement[bool], str]] = [(Device.state == DeviceState.OFFLINE.value,
+                                                      DeviceHealth.OFFLINE.value)]
+    if red:
+        whens.append((Device.id.in_(red), DeviceHealth.RED.value))
+    if orange:
+        whens.append((Device.id.in_(orange), DeviceHealth.ORANGE.value))
+    whens.append((Device.state == DeviceState.ONLINE.value, DeviceHealth.GREEN.value))
+    return case(*whens, else_=DeviceHealth.UNKNOWN.value)
+
+
+def health_rank(worst: dict[str, str]) -> ColumnElement[int]:
+    column = health_column(worst)
+    return case(*((column == h.value, rank) for rank, h in enumerate(HEALTH_ORDER)), else_=len(HEALTH_ORDER))
+
+
 def list_devices(
-    session: Session,
-    *,
-    customer_id: int | None,
-    scope_customer_id: int | None,
-    device_class: str | None,
-    state: str | None,
-    prefix: str | None,
-    limit: int,
-    cursor: str | None,
-    include_decommissioned: bool = True,
+    session: Session, where: DeviceFilter, *, limit: int, cursor: str | None, worst: dict[str, str] | None = None,
 ) -> tuple[list[Device], str | None]:
+    """A page of devices by id, after `cursor` (keyset paging)."""
     # A device's address is sealed: decrypting it for every device of the fleet on every refresh
     # would cost more than the rest of the list; a device's own answer has it.
-    query = select(Device).options(defer(Device.address))
-    if not include_decommissioned:
-        query = query.where(Device.decommissioned_at.is_(None))
-    if customer_id is not None:
-        query = query.where(Device.customer_id == customer_id)
-    if scope_customer_id is not None:
-        query = query.where(Device.customer_id == scope_customer_id)
-    if device_class is not None:
-        query = query.where(Device.device_class == device_class)
-    if state is not None:
-        query = query.where(Device.state == state)
-    if prefix:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Device.id.like(escaped + "%", escape="\\"))
+    query = select(Device).options(defer(Device.address)).where(*where.where(worst))
     if cursor:
         (after,) = decode_cursor(cursor, (str,))
         query = query.where(Device.id > after)
@@ -327,6 +381,67 @@ def list_devices(
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor([rows[-1].id])
+
+
+# sort name -> the order of a numbered page (the device id last, so the order is total).
+DEVICE_SORTS = ("health", "id", "group")
+
+
+def page_of_devices(
+    session: Session, where: DeviceFilter, worst: dict[str, str], *, sort: str, page: int, per_page: int,
+) -> list[Device]:
+    """Page `page` (from 1) of `per_page` devices; `health` puts problems first, `group` sorts by
+    customer and site (problems first within each)."""
+    if sort == "id":
+        order: list[Any] = [Device.id]
+    elif sort == "group":
+        customer = select(Customer.name).where(Customer.id == Device.customer_id).scalar_subquery()
+        order = [customer.is_(None), customer, Device.site.is_(None), Device.site, health_rank(worst), Device.id]
+    else:
+        order = [health_rank(worst), Device.id]
+    ids = list(session.scalars(select(Device.id).where(*where.where(worst)).order_by(*order)
+                               .offset((page - 1) * per_page).limit(per_page)))
+    if not ids:
+        return []
+    loaded = {d.id: d for d in session.scalars(
+        select(Device).options(defer(Device.address), selectinload(Device.customer)).where(Device.id.in_(ids)))}
+    return [loaded[i] for i in ids if i in loaded]
+
+
+def health_counts(session: Session, where: DeviceFilter, worst: dict[str, str]) -> dict[str, int]:
+    """How many devices of the list (its filters, any health) are in each health state."""
+    unfiltered = DeviceFilter(**{**where.__dict__, "health": ()})
+    column = health_column(worst)
+    rows = session.execute(select(column, func.count()).where(*unfiltered.where(worst)).group_by(column)).all()
+    counts = {h.value: 0 for h in HEALTH_ORDER}
+    counts.update({health: n for health, n in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    customer_id: int | None
+    customer_name: str | None
+    site: str | None
+    counts: dict[str, int]
+
+
+def device_groups(session: Session, where: DeviceFilter, worst: dict[str, str]) -> list[DeviceGroup]:
+    """The list's devices counted per (customer, site) and health, groups with problems first."""
+    column = health_column(worst)
+    rows = session.execute(
+        select(Device.customer_id, Device.site, column, func.count()).where(*where.where(worst))
+        .group_by(Device.customer_id, Device.site, column)
+    ).all()
+    names = dict(session.execute(select(Customer.id, Customer.name)).all())
+    groups: dict[tuple[int | None, str | None], dict[str, int]] = {}
+    for customer_id, site, health, n in rows:
+        counts = groups.setdefault((customer_id, site), {h.value: 0 for h in HEALTH_ORDER})
+        counts[health] = n
+    out = [DeviceGroup(c, names.get(c) if c is not None else None, s, counts) for (c, s), counts in groups.items()]
+    problems = (DeviceHealth.RED, DeviceHealth.ORANGE, DeviceHealth.OFFLINE)
+    out.sort(key=lambda g: (-sum(g.counts[p] for p in problems), g.customer_name or "\uffff", g.site or "\uffff"))
+    return out
 
 
 def device_for(session: Session, device_id: str, scope_customer_id: int | None) -> Device | None:

@@ -73,6 +73,7 @@ class TicketOut(Out):
     customer_id: int | None
     customer_name: str | None = None
     device_name: str | None = None
+    device_site: str | None = Field(default=None, description="the device's site (in the attention lists)")
     title: str
     assignee: str | None
     engineer_level: str | None
@@ -214,6 +215,47 @@ class DeviceOut(Out):
     decommissioned_at: datetime | None = Field(default=None, description="no longer expected to report")
 
 
+class DevicePage(Page[DeviceOut]):
+    """A page of the fleet. Asked by `page` (numbered pages), it also carries how many devices match
+    and how many of them are in each health state (the filters apart from `health`)."""
+
+    total: int | None = Field(default=None, description="devices matching the filters (numbered pages only)")
+    counts: dict[str, int] | None = Field(
+        default=None, description="devices per health state, all filters but `health` applied (numbered pages only)")
+    page: int | None = Field(default=None, description="this page's number, from 1 (numbered pages only)")
+    per_page: int | None = None
+
+
+class DeviceGroupOut(Out):
+    customer_id: int | None
+    customer_name: str | None
+    site: str | None
+    total: int
+    counts: dict[str, int] = Field(description="devices per health state")
+
+
+class DeviceGroupsOut(BaseModel):
+    items: list[DeviceGroupOut]
+
+
+class ProblemDeviceOut(BaseModel):
+    device: DeviceOut
+    ticket_id: int | None = Field(description="its open ticket waiting for acknowledgement; null: none yet")
+
+
+class AttentionOut(BaseModel):
+    """What needs attention now; each list capped, with how many there are in all."""
+
+    tickets: list[TicketOut] = Field(description="open tickets, the running SLA clock due first")
+    tickets_total: int
+    unacknowledged: list[ProblemDeviceOut] = Field(description="red, then orange devices nobody acknowledged")
+    unacknowledged_total: int
+    offline: list[DeviceOut] = Field(description="offline devices, the latest to go first")
+    offline_total: int
+    predictive: list[TicketOut] = Field(description="open predictive warnings, newest first")
+    predictive_total: int
+
+
 class DeviceIn(In):
     customer_id: int | None = None
     device_class: Literal["gateway", "router"] | None = None
@@ -273,6 +315,12 @@ class PredictiveWarningOut(BaseModel):
     ticket_id: int | None = Field(description="the open predictive ticket")
 
 
+class BandPoint(BaseModel):
+    ts: float
+    low: float
+    high: float
+
+
 class MetricForecast(BaseModel):
     metric: str
     unit: str
@@ -289,7 +337,11 @@ class MetricForecast(BaseModel):
     confidence: float | None = Field(description="probability of passing the threshold within the horizon")
     reliable: bool = Field(description="false while the history is shorter than the minimum for warnings")
     anomaly_score: float | None = Field(description="0..1; 0.5 is about a one-in-100 000 event for the series")
-    points: list[HistoryPoint] = Field(description="the forecast line from as_of to as_of + horizon")
+    points: list[HistoryPoint] = Field(description="the forecast line from as_of to as_of + horizon, within "
+                                       "the metric's physical bounds (empty when the forecast is not reliable)")
+    band: list[BandPoint] = Field(default_factory=list, description="about 95 % of the trend's uncertainty "
+                                  "around each point, within the same bounds (empty when unknown)")
+    refused: str | None = Field(default=None, description="why no line is given although a forecast is stored")
     warning: PredictiveWarningOut | None
 
 
@@ -334,6 +386,21 @@ class ThresholdsOut(BaseModel):
     source: ThresholdSourceOut
     error: str | None = Field(None, description="the thresholds file as it is now does not validate (file, key, "
                               "reason): `document` is its last valid content, which stays in force")
+
+
+class AlertCountsOut(BaseModel):
+    orange: int = Field(description="devices whose worst latest value is above its threshold (not its red level)")
+    red: int = Field(description="devices with a latest value above its red level")
+    devices: int = Field(description="devices judged (those with latest values)")
+
+
+class ThresholdsPreviewOut(BaseModel):
+    proposed: AlertCountsOut = Field(description="with the document given")
+    current: AlertCountsOut = Field(description="with the thresholds in force")
+
+
+class ThresholdsPreviewIn(In):
+    document: dict[str, Any]
 
 
 class ThresholdsIn(In):
@@ -486,6 +553,14 @@ class KnowledgeKpis(BaseModel):
     repeat_window_days: int
     repeated_faults: list[RepeatedFaultOut] = Field(description="devices and metrics with repeat_count or more "
                                                     "tickets in the repeat_window_days before the window's end")
+class MonthlyReportOut(BaseModel):
+    month: str
+    customer_id: int | None
+    customer_name: str | None
+    totals: DayKpis = Field(description="the month's tickets (by opening day): efficiency and SLA attainment")
+    by_kind: dict[str, int]
+    by_metric: dict[str, int]
+    top_devices: list[list[Any]] = Field(description="[device id, tickets], the devices that failed most")
 
 
 class KpisOut(BaseModel):

@@ -66,6 +66,8 @@ class ServerSettings:
     # None (or store "sqlite"): the SQLite file at `telemetry_path`.
     telemetry: TelemetrySettings | None = None
     poll_interval_s: float = 5.0  # how often the dashboard refreshes
+    # How long one live-update stream lasts before the browser reconnects (and is authenticated again).
+    events_max_s: float = 300.0
     kpi_cache_s: float = 60.0  # how long a computed efficiency board is served again (0: never)
     # ... and how much longer it is still served while a fresh one is computed in the background
     kpi_stale_s: float = 600.0

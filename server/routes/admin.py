@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rules import ThresholdError
-from server import kpis, queries, thresholds
+from server import kpis, preview, queries, thresholds
 from server.auth import Principal, authorized, context, db_session, reading_locale
 from server.errors import check_date, check_time
 from server.schemas import (
+    AlertCountsOut,
     ContactIn,
     ContactOut,
     CustomerIn,
@@ -34,6 +35,8 @@ from server.schemas import (
     ThresholdsIn,
     ThresholdSourceOut,
     ThresholdsOut,
+    ThresholdsPreviewIn,
+    ThresholdsPreviewOut,
     TokenIn,
     TokenOut,
     WhoAmI,
@@ -102,6 +105,24 @@ def put_thresholds(body: ThresholdsIn, request: Request, who: Who, session: Db) 
                  field="document", old=before.value, new=doc.value, at=now, reason=f"version {doc.version}")
     session.commit()
     return _thresholds_out(doc)
+
+
+@router.post("/thresholds/preview", name="preview_thresholds", response_model=ThresholdsPreviewOut,
+             tags=["thresholds"],
+             responses={422: {"model": ErrorOut, "description": "a bad setting: `key` and the reason"}})
+def preview_thresholds(body: ThresholdsPreviewIn, request: Request, who: Who, session: Db) -> ThresholdsPreviewOut:
+    """How many devices would be orange or red on their latest values with this document, and how
+    many are with the thresholds in force. Saves nothing."""
+    ctx = context(request)
+    rows = preview.fleet_rows(session)
+    own_tables = ctx.thresholds_file is None  # with a file, the file's device tables are the ones in force
+    current = thresholds.current(ctx.thresholds_file, session).value
+    try:
+        proposed = preview.counts(body.document, rows, own_tables)
+    except ThresholdError as exc:
+        raise HTTPException(422, f"{exc.key}: {exc.reason}", headers={"X-Error-Key": exc.key}) from None
+    now = preview.counts(current, rows, own_tables)
+    return ThresholdsPreviewOut(proposed=AlertCountsOut(**proposed.__dict__), current=AlertCountsOut(**now.__dict__))
 
 
 # --- customers and contacts ------------------------------------------------------------------

@@ -20,9 +20,12 @@ from server.domain import refusals
 from server.errors import check_time
 from server.schemas import (
     AlertOut,
+    DeviceGroupOut,
+    DeviceGroupsOut,
     DeviceId,
     DeviceIn,
     DeviceOut,
+    DevicePage,
     ForecastOut,
     HistoryOut,
     HistoryPoint,
@@ -51,7 +54,8 @@ def _scope(who: Principal) -> int | None:
     return who.customer_id if who.is_customer else None
 
 
-def _out(view: queries.DeviceView, file_document: dict[str, Any] | None = None, *, listed: bool = False) -> DeviceOut:
+def device_out(view: queries.DeviceView, file_document: dict[str, Any] | None = None, *,
+               listed: bool = False) -> DeviceOut:
     """The device; with a thresholds file, `thresholds` is the device's table in the file (the ones in force).
     A list leaves the (sealed) address out."""
     d = view.device
@@ -87,7 +91,24 @@ def metrics_catalog(who: Who) -> MetricsCatalogOut:
     )
 
 
-@router.get("/devices", name="list_devices", response_model=Page[DeviceOut])
+Health = Literal["red", "orange", "offline", "unknown", "green"]
+
+
+def _filter(who: Principal, customer_id: int | None, device_class: str | None, state: str | None,
+            prefix: str | None, health: list[Health] | None, site: str | None, tag: str | None, q: str | None,
+            include_decommissioned: bool) -> queries.DeviceFilter:
+    return queries.DeviceFilter(
+        customer_id=customer_id, scope_customer_id=_scope(who), device_class=device_class, state=state,
+        prefix=prefix, health=tuple(health or ()), site=site, tag=tag, q=(q or "").strip() or None,
+        include_decommissioned=include_decommissioned,
+    )
+
+
+HealthQuery = Annotated[list[Health] | None, Query(description="repeat for several: red, orange, offline, ...")]
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("/devices", name="list_devices", response_model=DevicePage)
 def list_devices(
     request: Request,
     who: Who,
@@ -96,21 +117,60 @@ def list_devices(
     device_class: Literal["gateway", "router"] | None = None,
     state: DeviceState | None = None,
     prefix: Annotated[str | None, Query(max_length=64, description="device ids starting with this")] = None,
+    health: HealthQuery = None,
+    site: Text = None,
+    tag: Text = None,
+    q: Annotated[str | None, Query(max_length=200, description="in the id, name, site or customer's name")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    page: Annotated[int | None, Query(ge=1, le=100_000, description="a numbered page instead of `cursor`")] = None,
+    per_page: Annotated[int, Query(ge=0, le=1000, description="devices per numbered page")] = 100,
+    sort: Annotated[Literal["health", "id", "group"], Query(
+        description="numbered pages: problems first (health), by id, or by customer and site (group)")] = "health",
     include_decommissioned: Annotated[bool, Query(description="also devices no longer expected")] = False,
-) -> Page[DeviceOut]:
-    """Devices by id, with health: red/orange (worst active alert), offline, green, unknown (never seen).
-    Decommissioned devices only when asked."""
+) -> DevicePage:
+    """Devices with health: red/orange (worst active alert), offline, green, unknown (never seen).
+    Decommissioned devices only when asked.
+
+    Without `page`: by id, paged with `cursor`/`next`. With `page`: numbered pages in the `sort`
+    order, with the number of matching devices (`total`) and their `counts` per health state."""
+    where = _filter(who, customer_id, device_class, state, prefix, health, site, tag, q, include_decommissioned)
+    doc = _file_document(request)
+    alerts = context(request).alerts
+    if page is not None:
+        worst = alerts.worst(session)
+        counts = queries.health_counts(session, where, worst)
+        total = sum(counts[h] for h in where.health) if where.health else sum(counts.values())
+        rows = queries.page_of_devices(session, where, worst, sort=sort, page=page, per_page=per_page) \
+            if per_page else []
+        items = [device_out(v, doc, listed=True) for v in queries.device_views(session, rows)]
+        return DevicePage(items=items, next=None, total=total, counts=counts, page=page, per_page=per_page)
     try:
-        rows, nxt = queries.list_devices(
-            session, customer_id=customer_id, scope_customer_id=_scope(who), device_class=device_class,
-            state=state, prefix=prefix, limit=limit, cursor=cursor, include_decommissioned=include_decommissioned,
-        )
+        rows, nxt = queries.list_devices(session, where, limit=limit, cursor=cursor,
+                                         worst=alerts.worst(session) if where.health else None)
     except queries.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    doc = _file_document(request)
-    return Page[DeviceOut](items=[_out(v, doc, listed=True) for v in queries.device_views(session, rows)], next=nxt)
+    return DevicePage(items=[device_out(v, doc, listed=True) for v in queries.device_views(session, rows)], next=nxt)
+
+
+@router.get("/device-groups", name="list_device_groups", response_model=DeviceGroupsOut)
+def list_device_groups(
+    request: Request,
+    who: Who,
+    session: Db,
+    customer_id: int | None = None,
+    health: HealthQuery = None,
+    site: Text = None,
+    tag: Text = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> DeviceGroupsOut:
+    """The fleet by customer and site, each group with its devices per health state; groups with the
+    most red, orange and offline devices first. The same filters as the device list."""
+    where = _filter(who, customer_id, None, None, None, health, site, tag, q, False)
+    groups = queries.device_groups(session, where, context(request).alerts.worst(session))
+    return DeviceGroupsOut(items=[DeviceGroupOut(customer_id=g.customer_id, customer_name=g.customer_name,
+                                                 site=g.site, total=sum(g.counts.values()), counts=g.counts)
+                                  for g in groups])
 
 
 def _device(session: Session, device_id: str, who: Principal) -> Device:
@@ -123,7 +183,7 @@ def _device(session: Session, device_id: str, who: Principal) -> Device:
 @router.get("/devices/{device_id}", name="get_device", response_model=DeviceOut,
             responses={404: {"description": "no such device (or not yours)"}})
 def get_device(device_id: DeviceId, request: Request, who: Who, session: Db) -> DeviceOut:
-    return _out(queries.device_views(session, [_device(session, device_id, who)])[0], _file_document(request))
+    return device_out(queries.device_views(session, [_device(session, device_id, who)])[0], _file_document(request))
 
 
 @router.get("/devices/{device_id}/history", name="device_history", response_model=HistoryOut,
@@ -236,7 +296,7 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
         # Running collectors re-read device classes when the thresholds version moves.
         thresholds.save(session, thresholds.load(session).value, expected_version=None, actor=who.actor, now=now)
     session.commit()
-    return _out(queries.device_views(session, [device])[0], _file_document(request))
+    return device_out(queries.device_views(session, [device])[0], _file_document(request))
 
 
 @router.get("/alerts", name="list_alerts", response_model=Page[AlertOut], tags=["alerts"])

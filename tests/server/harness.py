@@ -99,7 +99,8 @@ class Harness:
 @contextmanager
 def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None = None,
             poll_interval_s: float = 5.0, thresholds_file: Path | None = None,
-            telemetry: TelemetrySettings | None = None, intake: IntakeSettings | None = None) -> Iterator[Harness]:
+            telemetry: TelemetrySettings | None = None, intake: IntakeSettings | None = None,
+            events_max_s: float = 1.0) -> Iterator[Harness]:
     clock = clock or ManualClock(START)
     service = TicketService(clock=clock)
     # Every test client shares one address: throttling of failed credentials has tests of its own.
@@ -107,7 +108,7 @@ def harness(sessions: sessionmaker[Session], data_dir: Path, clock: Clock | None
                               auth_failure_limit="100000 per minute",
                               allow_private_addresses=True,  # contacts of the tests point at 127.0.0.1
                               poll_interval_s=poll_interval_s, thresholds_file=thresholds_file, telemetry=telemetry,
-                              intake=intake or IntakeSettings())
+                              intake=intake or IntakeSettings(), events_max_s=events_max_s)
     app = create_app(settings, sessions, clock=clock, service=service)
     with TestClient(app, raise_server_exceptions=False) as client:
         h = Harness(app, client, sessions, clock, service)

@@ -73,7 +73,11 @@ def test_every_view_renders_with_local_assets_only(live, browser, shots: Path) -
         page.on("pageerror", lambda e, bad=errors: bad.append(str(e)))
         page.on("console", lambda m, bad=errors: bad.append(m.text) if m.type == "error" else None)
         login(page, base, h.tokens["supervisor"])
-
+        # The landing page is what needs attention now; the fleet is one click away.
+        page.wait_for_selector("#home-tickets", timeout=10_000)
+        page.screenshot(path=str(shots / f"home-{name}.png"), full_page=name == "desktop")
+        fits(page, "home", name)
+        page.goto(base + "/#/fleet")
         page.wait_for_selector(".tile.red[data-device='gw-0101']", timeout=10_000)
         assert page.locator(".tile.offline[data-device='rt-0009']").count() == 1
         assert page.locator(".tile.orange").count() == 1 and page.locator(".tile.green").count() >= 12
@@ -166,8 +170,9 @@ def test_thresholds_from_a_file_are_shown_read_only(pg_engine: Engine, tmp_path:
 
         page.goto(base + "/#/devices/gw-1")
         expect(page.locator("#device-thresholds-source")).to_contain_text(f"managed in file {file}")
-        assert page.is_disabled("input[aria-label='Threshold overrides (JSON)']")
-        assert page.input_value("input[aria-label='Threshold overrides (JSON)']") == '{"latency_ms":150}'
+        latency = "input[aria-label='Network latency orange threshold']"
+        assert page.is_disabled(latency) and page.input_value(latency) == "150"  # the file's, read-only
+        assert all(page.locator("#device-thresholds input").nth(i).is_disabled() for i in range(6))
         page.select_option("select[aria-label='Device class']", "router")  # the class is still the registry's
         page.click("#device-save")
         expect(page.locator("#toast")).to_contain_text("Saved", timeout=10_000)
@@ -179,6 +184,7 @@ def test_customer_sees_its_own_fleet_only(live, browser) -> None:
     h, base, _ = live
     page = browser.new_page()
     login(page, base, h.tokens["other_customer"])  # Beta Water: rt-0001, rt-0009
+    page.goto(base + "/#/fleet")
     page.wait_for_selector(".tile", timeout=10_000)
     assert sorted(page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.device)")) == ["rt-0001", "rt-0009"]
     assert page.is_hidden("a[data-view='board']")

@@ -7,13 +7,17 @@ import * as admin from "./views/admin.js";
 import * as board from "./views/board.js";
 import * as device from "./views/device.js";
 import * as fleet from "./views/fleet.js";
+import * as deadletters from "./views/deadletters.js";
+import * as home from "./views/home.js";
 import * as knowledge from "./views/knowledge.js";
 import * as queue from "./views/queue.js";
+import * as reports from "./views/reports.js";
 import * as thresholds from "./views/thresholds.js";
 import * as ticket from "./views/ticket.js";
 
 const ROUTES = [
-  [/^#\/fleet$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
+  [/^#\/home$/, home], [/^#\/dead-letters$/, deadletters], [/^#\/reports$/, reports],
+  [/^#\/fleet(?:\?(.*))?$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
   [/^#\/admin(?:\/([a-z]+))?$/, admin], [/^#\/knowledge(?:\/(\d+|new))?$/, knowledge],
 ];
@@ -46,7 +50,7 @@ async function route() {
   clearInterval(state.timer);
   const generation = ++state.generation;
   if (!state.me && !(await whoami())) return;
-  if (!location.hash || location.hash === "#/") { location.hash = "#/fleet"; return; }
+  if (!location.hash || location.hash === "#/") { location.hash = "#/home"; return; }
   const found = ROUTES.find(([re]) => re.test(location.hash));
   const view = document.getElementById("view");
   document.querySelectorAll("#nav a").forEach((a) => {

@@ -1,4 +1,6 @@
-// Small DOM helpers: build elements from data (never innerHTML, so nothing from the API is parsed as HTML).
+// Small DOM helpers: build elements from data (never innerHTML, so nothing from the API is parsed as HTML),
+// and the words of the domain (health, status, level, clock names) in the person's language.
+import { formatTime, t } from "./i18n.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -36,20 +38,18 @@ export function toast(message, bad = false) {
   toast.timer = setTimeout(() => { el.className = ""; }, 4000);
 }
 
+// A time a person reads: their time zone, with its offset.
 export function when(iso) {
-  if (!iso) return "—";
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
-                                       minute: "2-digit", second: "2-digit" });
+  return formatTime(iso);
 }
 
 export function ago(iso, now = Date.now()) {
-  if (!iso) return "never";
-  const s = Math.round((now - new Date(iso).getTime()) / 1000);
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
+  if (!iso) return t("term.ago.never");
+  const s = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000));
+  if (s < 60) return t("term.ago.s", { n: s });
+  if (s < 3600) return t("term.ago.min", { n: Math.floor(s / 60) });
+  if (s < 86400) return t("term.ago.h", { n: Math.floor(s / 3600) });
+  return t("term.ago.d", { n: Math.floor(s / 86400) });
 }
 
 export function duration(seconds) {
@@ -68,11 +68,28 @@ export function num(x, digits = 1) {
   return x === null || x === undefined ? "—" : Number(x).toFixed(digits);
 }
 
-export const CLOCK_NAMES = {
-  first_response: "First response", on_site: "On site", rca: "Root-cause report", dispatch: "Dispatch",
-  pre_maintenance_start: "Pre-maintenance start", resolution: "Resolution",
-};
-
+// i18n-keys: term.clock.first_response term.clock.on_site term.clock.rca term.clock.dispatch
+// i18n-keys: term.clock.pre_maintenance_start term.clock.resolution term.clock.escalation
 export function clockName(name) {
-  return CLOCK_NAMES[name] || name.replaceAll("_", " ");
+  return word("term.clock." + name, name);
+}
+
+// i18n-keys: term.health.red term.health.orange term.health.offline term.health.unknown term.health.green
+export function healthName(health) { return word("term.health." + health, health); }
+
+// i18n-keys: term.status.received term.status.dispatched term.status.in_progress term.status.resolved
+// i18n-keys: term.status.closed term.status.cancelled
+export function statusName(status) { return word("term.status." + status, status); }
+
+// i18n-keys: term.level.red term.level.yellow term.level.blue
+export function levelName(level) { return word("term.level." + level, level); }
+
+// i18n-keys: term.kind.pre_maintenance term.kind.on_site term.kind.offline term.kind.predictive
+// i18n-keys: term.kind.service_recovery term.kind.manual
+export function kindName(kind) { return word("term.kind." + kind, kind); }
+
+// A catalogue word, or the raw value made readable when the catalogue has none.
+function word(key, raw) {
+  const text = t(key);
+  return text === key ? String(raw || "").replaceAll("_", " ") : text;
 }

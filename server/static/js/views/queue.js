@@ -1,37 +1,42 @@
-// The ticket queue: open tickets, most urgent first, each with its most pressing SLA countdown.
+// The ticket queue: open tickets, most urgent first, each with its most pressing SLA countdown and
+// the time it is due. One badge per ticket: its level, in words.
 import { api } from "../api.js";
 import { mostPressing } from "../countdown.js";
-import { ago, clockName, fill, h } from "../dom.js";
+import { ago, clockName, fill, h, kindName, levelName, statusName, when } from "../dom.js";
+import { t } from "../i18n.js";
+import { subscribe } from "../live.js";
 
-export function ticketRow(t) {
-  const clock = mostPressing(t.clocks);
-  return h("li", { class: t.level, dataset: { ticket: t.id, severity: t.severity || "" } },
-    h("a", { class: "title", href: `#/tickets/${t.id}` }, `#${t.id} ${t.title}`),
-    clock ? h("span", { class: "countdown", dataset: { clock: JSON.stringify(clock) }, title: clockName(clock.name) })
-      : h("span", { class: "pill status" }, t.status.replace("_", " ")),
+export function ticketRow(tk) {
+  const clock = mostPressing(tk.clocks || []);
+  return h("li", { class: tk.level, dataset: { ticket: tk.id, severity: tk.severity || "" } },
+    h("a", { class: "title", href: `#/tickets/${tk.id}` }, `#${tk.id} ${tk.title}`),
+    clock ? h("span", { class: "due" },
+      h("span", { class: "countdown", dataset: { clock: JSON.stringify(clock) }, title: clockName(clock.name) }),
+      h("small", { class: "muted" }, ` ${clockName(clock.name)} · ${t("term.clock.due", { at: when(clock.due_at) })}`))
+      : h("span", { class: "pill status" }, statusName(tk.status)),
     h("div", { class: "meta" },
-      h("span", { class: `pill ${t.level}` }, t.level), " ",
-      t.severity ? h("span", { class: `pill ${t.severity}` }, t.severity) : null, " ",
-      h("span", { class: "pill status" }, t.status.replace("_", " ")), " ",
-      t.device_id ? h("a", { href: `#/devices/${encodeURIComponent(t.device_id)}` },
-        t.device_name ? `${t.device_name} (${t.device_id})` : t.device_id) : null,
-      t.customer_name ? ` · ${t.customer_name}` : "",
-      ` · opened ${ago(t.opened_at)}`,
-      clock ? ` · ${clockName(clock.name)}` : "",
-      t.assignee ? ` · ${t.assignee}` : ""),
+      h("span", { class: `pill ${tk.level}`, dataset: { level: tk.level } }, levelName(tk.level)), " ",
+      h("span", { class: "pill status" }, statusName(tk.status)), " ",
+      kindName(tk.kind), " · ",
+      tk.device_id ? h("a", { href: `#/devices/${encodeURIComponent(tk.device_id)}` },
+        tk.device_name ? `${tk.device_name} (${tk.device_id})` : tk.device_id) : null,
+      tk.customer_name ? ` · ${tk.customer_name}` : "",
+      ` · ${t("queue.opened", { ago: ago(tk.opened_at) })}`,
+      tk.assignee ? ` · ${t("queue.assignee", { name: tk.assignee })}` : ""),
   );
 }
 
-export async function render(view) {
-  const status = h("select", { "aria-label": "Status" },
-    h("option", { value: "open" }, "Open"), h("option", { value: "resolved" }, "Resolved"),
-    h("option", { value: "closed" }, "Closed"), h("option", { value: "cancelled" }, "Cancelled"),
-    h("option", { value: "all" }, "All"));
-  const severity = h("select", { "aria-label": "Severity" },
-    h("option", { value: "" }, "Any severity"), h("option", { value: "red" }, "Red"), h("option", { value: "orange" }, "Orange"));
+export async function render(view, params, ctx) {
+  const status = h("select", { "aria-label": t("queue.status") },
+    h("option", { value: "open" }, t("queue.filter.open")), h("option", { value: "resolved" }, statusName("resolved")),
+    h("option", { value: "closed" }, statusName("closed")), h("option", { value: "cancelled" }, statusName("cancelled")),
+    h("option", { value: "all" }, t("queue.filter.all")));
+  const severity = h("select", { "aria-label": t("queue.severity") },
+    h("option", { value: "" }, t("queue.filter.any_severity")), h("option", { value: "red" }, t("term.severity.red")),
+    h("option", { value: "orange" }, t("term.severity.orange")));
   const list = h("ul", { class: "queue", id: "queue" });
-  const more = h("button", { class: "secondary", hidden: true }, "More");
-  view.append(h("h1", {}, "Ticket queue"), h("div", { class: "toolbar" }, status, severity), list, more);
+  const more = h("button", { class: "secondary", hidden: true }, t("queue.more"));
+  view.append(h("h1", {}, t("queue.title")), h("div", { class: "toolbar" }, status, severity), list, more);
   let next = null;
 
   function query(cursor) {
@@ -41,8 +46,9 @@ export async function render(view) {
   }
   async function load() {
     const page = await api("/tickets", { query: query() });
+    if (ctx.stale()) return;
     fill(list, ...page.items.map(ticketRow));
-    if (!page.items.length) list.append(h("li", {}, h("span", { class: "muted" }, "Nothing here.")));
+    if (!page.items.length) list.append(h("li", {}, h("span", { class: "muted" }, t("queue.empty"))));
     next = page.next;
     more.hidden = !next;
   }
@@ -54,6 +60,8 @@ export async function render(view) {
   });
   status.addEventListener("change", load);
   severity.addEventListener("change", load);
+  let pending = 0;
+  subscribe(ctx, { tickets() { clearTimeout(pending); pending = setTimeout(load, 300); }, reset: load });
   await load();
-  return load;
+  return null;
 }

@@ -2,10 +2,12 @@
 // counts, and the raw document. Read-only when the thresholds come from a file (the API says where).
 import { api } from "../api.js";
 import { fill, h, toast, when } from "../dom.js";
-import { catalogue } from "../metrics.js";
+import { formatNumber, t } from "../i18n.js";
+import { catalogue, metricName } from "../metrics.js";
 
 const CLASSES = ["gateway", "router"];
 const RULE_KEYS = ["orange_count", "clear_count", "red_factor"];
+// i18n-keys: thresholds.rule.orange_count thresholds.rule.clear_count thresholds.rule.red_factor
 
 function fieldOf(entry, field) {
   if (entry === undefined || entry === null) return "";
@@ -44,17 +46,41 @@ export async function render(view, _params, ctx) {
   const source = h("p", { id: "thresholds-source" });
   const error = h("p", { class: "error", id: "thresholds-error", role: "alert" });
   const form = h("div", { class: "card" });
-  const raw = h("textarea", { rows: 12, "aria-label": "Thresholds document (JSON)", spellcheck: "false" });
-  view.append(h("h1", {}, "Thresholds"), source, status, form,
-    h("section", { class: "card" }, h("h2", {}, "Whole document (JSON)"),
-      h("p", { class: "muted" }, "Rules, custom metrics, clear levels and per-device tables: the layout of a thresholds TOML file."),
+  const raw = h("textarea", { rows: 12, "aria-label": t("thresholds.document"), spellcheck: "false" });
+  const preview = h("p", { id: "thresholds-preview", class: "notice", "aria-live": "polite" });
+  view.append(h("h1", {}, t("thresholds.title")), source, status, form,
+    h("section", { class: "card" }, h("h2", {}, t("thresholds.whole")),
+      h("p", { class: "muted" }, t("thresholds.whole_hint")),
       raw), error);
   const cat = await catalogue();
   let doc = {};
   let version = 0;
   let canEdit = false;
 
-  const sync = () => { raw.value = JSON.stringify(doc, null, 2); };
+  // After each change: how many devices these values would put in alert, against those in force now.
+  let previewing = 0;
+  async function showPreview() {
+    const asked = ++previewing;
+    try {
+      const p = await api("/thresholds/preview", { method: "POST", body: { document: doc } });
+      if (asked !== previewing || ctx.stale()) return;
+      preview.className = "notice";
+      preview.textContent = t("thresholds.preview", {
+        orange: formatNumber(p.proposed.orange, 0), red: formatNumber(p.proposed.red, 0),
+        now_orange: formatNumber(p.current.orange, 0), now_red: formatNumber(p.current.red, 0),
+        devices: formatNumber(p.proposed.devices, 0) });
+    } catch (e) {
+      if (asked !== previewing) return;
+      preview.className = "error";
+      preview.textContent = e.message;
+    }
+  }
+  let waiting = 0;
+  const sync = () => {
+    raw.value = JSON.stringify(doc, null, 2);
+    clearTimeout(waiting);
+    waiting = setTimeout(showPreview, 300);
+  };
 
   function input(value, onchange, label, placeholder) {
     return h("input", { type: "number", step: "any", min: "0", value, placeholder, "aria-label": label,
@@ -65,7 +91,7 @@ export async function render(view, _params, ctx) {
   function cell(table, m, label, inForce, origin, redFactor, onchange) {
     const threshold = fieldOf(table[m], "threshold");
     const applies = threshold === "" ? inForce : threshold;
-    const redHint = applies === "" || applies === undefined ? "red level"
+    const redHint = applies === "" || applies === undefined ? t("thresholds.red_level")
       : `${+(applies * redFactor).toPrecision(6)} (${redFactor} ×)`;
     return h("td", { class: "pair" },
       input(threshold, (v) => onchange("threshold", v), label, inForce === "" ? "" : `${inForce} (${origin})`),
@@ -100,56 +126,54 @@ export async function render(view, _params, ctx) {
       const builtIn = info && info.default_threshold !== null ? info.default_threshold : "";
       const inForce = fieldOf(metrics[m], "threshold") === "" ? builtIn : fieldOf(metrics[m], "threshold");
       return h("tr", { dataset: { metric: m } },
-        h("td", {}, info ? h("span", {}, info.label, " ", h("code", {}, m), info.unit ? ` (${info.unit})` : "") : h("code", {}, m)),
-        cell(metrics, m, `${m} default`, builtIn, "built-in", redFactor, (field, v) => edit(["metrics"], m, field, v)),
-        CLASSES.map((c) => cell(classes[c] || {}, m, `${m} ${c}`, inForce, "default", redFactor,
+        h("td", {}, info ? h("span", {}, metricName(cat, m), " ", h("code", {}, m), info.unit ? ` (${info.unit})` : "") : h("code", {}, m)),
+        cell(metrics, m, `${m} default`, builtIn, t("thresholds.built_in"), redFactor, (field, v) => edit(["metrics"], m, field, v)),
+        CLASSES.map((c) => cell(classes[c] || {}, m, `${m} ${c}`, inForce, t("thresholds.default"), redFactor,
                                 (field, v) => edit(["classes", c], m, field, v))));
     });
-    fill(form, h("h2", {}, "Per metric"), h("div", { class: "scroll" }, h("table", { id: "thresholds-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Default: threshold, red"),
-        CLASSES.map((c) => h("th", {}, `${c}: threshold, red`)))),
+    fill(form, h("h2", {}, t("thresholds.per_metric")), h("div", { class: "scroll" }, h("table", { id: "thresholds-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("thresholds.metric")), h("th", {}, t("thresholds.default_column")),
+        CLASSES.map((c) => h("th", {}, t("thresholds.class_column", { cls: t(`device.class.${c}`) }))))),
       h("tbody", {}, rows))),
-      h("p", { class: "muted" }, "An empty threshold is inherited (device class over default over built-in). " +
-        `Orange: above the threshold ${rules.orange_count ?? 3} times in a row; red: above the red level, ` +
-        `which is ${redFactor} × the threshold unless set (a percentage's must be below 100).`),
-      h("h2", {}, "Rules"),
+      h("p", { class: "muted" }, t("thresholds.hint", { count: rules.orange_count ?? 3, factor: redFactor })),
+      h("h2", {}, t("thresholds.rules")),
       h("div", { class: "row" }, RULE_KEYS.map((key) => h("div", {},
-        h("label", {}, key.replace("_", " ")),
+        h("label", {}, t(`thresholds.rule.${key}`)),
         h("input", { type: "number", step: "any", min: "1", "aria-label": key, value: rules[key] ?? "",
                      placeholder: key === "red_factor" ? String(cat.redFactor) : "3",
                      disabled: !canEdit, onchange: (e) => setRule(key, e.target.value) })))),
-      canEdit ? h("button", { id: "thresholds-save", onclick: save }, "Save and apply") : null);
+      preview,
+      canEdit ? h("button", { id: "thresholds-save", onclick: save }, t("thresholds.save")) : null);
     sync();
   }
 
   async function load() {
-    const t = await api("/thresholds");
-    doc = canonicalise(t.document, cat.aliases);
-    version = t.version;
-    const fromFile = t.source.kind === "file";
+    const answer = await api("/thresholds");
+    doc = canonicalise(answer.document, cat.aliases);
+    version = answer.version;
+    const fromFile = answer.source.kind === "file";
     canEdit = mayEdit && !fromFile;
     raw.readOnly = !canEdit;
     if (fromFile) {
-      fill(source, h("strong", {}, "Managed in file ", h("code", {}, t.source.path)),
-        " — read-only here: edit the file; the collector applies it within seconds.");
+      fill(source, h("strong", {}, t("thresholds.file", { path: answer.source.path })), " ", t("thresholds.file_hint"));
       source.className = "notice";
-      status.textContent = `File last changed ${when(t.updated_at)}`;
-      error.textContent = t.error ? `The file as it is now is not applied (the thresholds shown stay in force): ${t.error}` : "";
+      status.textContent = t("thresholds.file_changed", { at: when(answer.updated_at) });
+      error.textContent = answer.error ? t("thresholds.file_error", { error: answer.error }) : "";
     } else {
       fill(source);
       source.className = "";
-      status.textContent = version ? `Version ${version}, saved ${when(t.updated_at)} by ${t.updated_by}`
-                                   : "Built-in defaults (never saved)";
+      status.textContent = version ? t("thresholds.version", { version, at: when(answer.updated_at), who: answer.updated_by })
+                                   : t("thresholds.built_in_defaults");
     }
     draw();
   }
 
   async function save() {
     error.textContent = "";
-    try { doc = JSON.parse(raw.value || "{}"); } catch (e) { error.textContent = `The document is not valid JSON: ${e.message}`; return; }
+    try { doc = JSON.parse(raw.value || "{}"); } catch (e) { error.textContent = t("thresholds.bad_json", { error: e.message }); return; }
     try {
       await api("/thresholds", { method: "PUT", body: { document: doc, version } });
-      toast("Saved; running collectors apply it within seconds");
+      toast(t("thresholds.saved"));
       await load();
     } catch (e) {
       error.textContent = e.message;
