@@ -100,6 +100,14 @@ class SlaPolicy:
         return clocks
 
 
+@dataclass(frozen=True)
+class NoiseSettings:
+    """The mass-event rule (`[tickets] incident_min_devices`, `incident_window_seconds`): see docs/noise.md."""
+
+    incident_min_devices: int = 10
+    incident_window: timedelta = timedelta(seconds=60)
+
+
 # Which response level a ticket kind gets (docs/tickets.md explains the mapping).
 KIND_LEVELS: Mapping[str, str] = MappingProxyType(
     {
@@ -109,6 +117,7 @@ KIND_LEVELS: Mapping[str, str] = MappingProxyType(
         TicketKind.PREDICTIVE.value: Level.BLUE.value,
         TicketKind.SERVICE_RECOVERY.value: Level.YELLOW.value,
         TicketKind.MANUAL.value: Level.BLUE.value,
+        TicketKind.INCIDENT.value: Level.RED.value,
     }
 )
 

@@ -182,6 +182,9 @@ class ClockScheduler:
             earliest: datetime | None = self._now() + RETRY_AFTER
             try:
                 earliest = self._fire_until_none_due()
+                window_end = self._release_held()
+                if window_end is not None and (earliest is None or window_end < earliest):
+                    earliest = window_end
                 self._recovered()
             except DatabaseUnavailable as exc:
                 self._unavailable(exc)
@@ -248,6 +251,18 @@ class ClockScheduler:
             logger.warning("clock %s still due at %s after firing; trying again in %g s", clock_id,
                            following.isoformat(), RETRY_AFTER.total_seconds())
         return True
+
+    def _release_held(self) -> datetime | None:
+        """Held alerts whose reason ended open their tickets (maintenance windows, parents, incidents:
+        tickets.suppression); the next window end holding alerts."""
+        try:
+            with self._sessions.begin() as session:
+                following = self._service.release_held(session)
+        except BaseException:
+            self._service.after_rollback()
+            raise
+        self._service.after_commit()
+        return following
 
     def _earliest(self) -> datetime | None:
         """The earliest instant in the table, leaving out clocks waiting after a failed firing."""

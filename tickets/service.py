@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 import rules
 from rules.predict import PredictiveEvent
-from tickets import actions, firing, opening, outbox, predictive
+from tickets import actions, firing, opening, outbox, predictive, suppression
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
 from tickets.models import NoteVisibility, RatingSource, Ticket, TicketNote
-from tickets.policy import SlaPolicy
+from tickets.policy import NoiseSettings, SlaPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ class TicketService:
         public_url: str = "http://localhost:8080",
         scheduler: ClockSink | None = None,
         on_outbox: Callable[[], None] | None = None,
+        noise: NoiseSettings | None = None,
     ) -> None:
-        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url)
+        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url, noise or NoiseSettings())
         self._scheduler = scheduler
         self._on_outbox = on_outbox
 
@@ -101,6 +102,11 @@ class TicketService:
     def fire_clock(self, session: Session, clock_id: int) -> datetime | None:
         """Warn / breach / escalate what is due on the clock; returns its next instant."""
         return firing.fire(self.ctx, session, clock_id)
+
+    def release_held(self, session: Session) -> datetime | None:
+        """Held alerts whose window ended, parent recovered or incident closed open their tickets now
+        (tickets.suppression.sweep); returns when a window holding alerts ends next. Does not commit."""
+        return suppression.sweep(self.ctx, session)
 
     # ------------------------------------------------------------ lifecycle, for the server
 

@@ -199,6 +199,8 @@ class _Facts:
 
 def _device(f: _Facts) -> str:
     """The device as people know it: `Pump house 3 (gw-0001)`, or its id when it has no name."""
+    if f.get("device_id") is None and f.get("scope"):
+        return f"devices of {f.get('scope')}"  # an incident: many devices
     device = str(f.need("device_id"))
     name = f.get("device_name")
     return f"{name} ({device})" if name and name != device else device
@@ -222,6 +224,8 @@ def _footer(f: _Facts) -> list[str]:
         if isinstance(clock, Mapping) and clock.get("due_at") and not clock.get("stopped_at"):
             name = str(clock.get("name", "deadline")).replace("_", " ")
             lines.append(f"Due: {name} by {human_time(clock['due_at'], f'{f.event}: clocks.due_at')}")
+    if f.get("affected_devices"):
+        lines.append(f"Devices affected: {f.get('affected_devices')}")
     ticket_link = f.link("ticket")
     if ticket_link:
         lines.append(f"Ticket: {ticket_link}")
@@ -258,7 +262,15 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     label = _TICKET_KINDS.get(kind, kind.replace("_", " "))
     opened = human_time(f.need("opened_at"), f"{f.event}: opened_at")
     severity = f.get("severity")
-    if kind == "offline":
+    if kind == "incident":
+        count = f.get("affected_devices") or len(f.get("devices") or [])
+        subject = f"[{_PRODUCT}] INCIDENT: {count} {device} affected, ticket {_ticket_ref(f)}"
+        what = f"{f.get('metric')} alerts" if f.get("metric") else "offline"
+        body = [f"{count} {device} raised {what} together: one incident ticket follows them all."]
+        listed = [str(d) for d in f.get("devices") or []]
+        if listed:
+            body.append("Devices: " + ", ".join(listed) + (" …" if len(listed) < count else ""))
+    elif kind == "offline":
         subject = f"[{_PRODUCT}] OFFLINE: device {device} stopped reporting, ticket {_ticket_ref(f)}"
         body = [f"Device {device} stopped reporting and is considered offline."]
         if f.get("last_seen"):
