@@ -67,6 +67,7 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "sqlite_path", "store", "timeout_s", "victoriametrics_url",
     }),
     "tickets": frozenset({
-        "outbox_batch", "outbox_lease_seconds", "public_url", "reconcile_seconds", "scheduler_threads",
+        "incident_min_devices", "incident_window_seconds", "outbox_batch", "outbox_lease_seconds", "public_url",
+        "reconcile_seconds", "scheduler_threads",
     }),
 }

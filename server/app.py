@@ -32,7 +32,7 @@ from server.context import AppContext
 from server.kpis import KpiCache
 from server.metrics import ServerMetrics
 from server.policy import PUBLIC, RULES
-from server.routes import admin, customers, devices, registry, staff, tickets, ui, users
+from server.routes import admin, customers, devices, maintenance, registry, staff, tickets, ui, users
 from server.security import SessionSigner, hash_token
 from server.settings import ServerSettings
 from server.thresholds import ThresholdFile
@@ -163,7 +163,7 @@ def create_app(
     app.state.actions = TicketActions(service)
 
     for router in (tickets.router, registry.router, devices.router, admin.router, customers.router, staff.router,
-                   users.router, ui.api, ui.pages):
+                   users.router, maintenance.router, ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     check_rules(app)

@@ -68,6 +68,11 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "update_user": ADMIN,
     "delete_user": ADMIN,
     "change_own_password": EVERYONE,
+    # maintenance windows (noise control)
+    "list_maintenance_windows": STAFF,
+    "create_maintenance_window": MANAGERS,
+    "update_maintenance_window": MANAGERS,
+    "delete_maintenance_window": MANAGERS,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,

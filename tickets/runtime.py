@@ -37,7 +37,8 @@ class TicketRuntime:
     ) -> None:
         self.settings = settings or TicketSettings()
         self.sessions = session_factory(engine)
-        self.service = TicketService(self.settings.policy, clock, public_url=self.settings.public_url)
+        self.service = TicketService(self.settings.policy, clock, public_url=self.settings.public_url,
+                                     noise=self.settings.noise)
         self._registry: ChannelRegistry | None = None
         if send is None:
             self._registry = ChannelRegistry(self.settings.notify)

@@ -45,6 +45,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "delete_user": {"admin"}, "change_own_password": ALL,
     "update_customer": MANAGERS, "delete_customer": MANAGERS, "update_contact": MANAGERS, "delete_contact": MANAGERS,
     "import_devices": MANAGERS,
+    "list_maintenance_windows": STAFF, "create_maintenance_window": MANAGERS,
+    "update_maintenance_window": MANAGERS, "delete_maintenance_window": MANAGERS,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
     "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC, "messages": PUBLIC,
 }
@@ -77,6 +79,10 @@ def body_for(route: APIRoute) -> dict | None:
         "update_contact": {"language": "zh-CN"},
         "login": {"token": "not-a-token"},
         "submit_survey": {"rating": 5},
+        "create_maintenance_window": {"name": "firmware", "starts_at": "2026-12-05T02:00:00",
+                                      "ends_at": "2026-12-05T04:00:00", "timezone": "Asia/Shanghai",
+                                      "scope": {"device_ids": ["gw-a"]}},
+        "update_maintenance_window": {"name": "firmware upgrade"},
     }.get(name)
 
 
@@ -113,7 +119,9 @@ def world(postgres_server: services.Postgres, server_pg_template: str,
                                                     "role": "engineer"}, headers=h.auth("admin")).json()
         contact = h.client.post(f"/api/v1/customers/{values['customer_id']}/contacts", headers=h.auth("admin"),
                                 json={"name": "Ops", "channel": "email", "address": "ops@acme.test"}).json()
-        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"])}
+        window = h.client.post("/api/v1/maintenance-windows", headers=h.auth("admin"),
+                               json=body_for(next(r for _, r in ROUTES if r.name == "create_maintenance_window")))
+        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"]), "window_id": str(window.json()["id"])}
         yield h, values
     engine.dispose()
 
