@@ -163,7 +163,8 @@ def hold(session: Session, device_id: str, kind: str, reason: HoldReason, at: da
     key = f"{device_id}/{kind}"
     row = active_hold(session, key)
     if row is None:
-        row = AlertHold(device_id=device_id, kind=kind, active_key=key, held_at=at, details=details)
+        row = AlertHold(device_id=device_id, kind=kind, active_key=key, held_at=at, details=details,
+                        reason=reason.value)
         try:
             with session.begin_nested():
                 session.add(row)
