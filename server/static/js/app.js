@@ -7,6 +7,7 @@ import * as admin from "./views/admin.js";
 import * as board from "./views/board.js";
 import * as device from "./views/device.js";
 import * as fleet from "./views/fleet.js";
+import * as maintenance from "./views/maintenance.js";
 import * as queue from "./views/queue.js";
 import * as thresholds from "./views/thresholds.js";
 import * as ticket from "./views/ticket.js";
@@ -14,6 +15,7 @@ import * as ticket from "./views/ticket.js";
 const ROUTES = [
   [/^#\/fleet$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
+  [/^#\/maintenance$/, maintenance],
   [/^#\/admin(?:\/([a-z]+))?$/, admin],
 ];
 const state = { me: null, timer: null, generation: 0 };
