@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from tickets import audit, outbox
@@ -48,15 +48,24 @@ def _kind_filter(kind: str) -> Any:
     return (Ticket.metric == kind) & Ticket.kind.in_((TicketKind.ON_SITE.value, TicketKind.PRE_MAINTENANCE.value))
 
 
-def recent_tickets(session: Session, group: str, kind: str, since: datetime, *, exclude: str) -> list[Ticket]:
-    """The open own tickets of `kind` of the group's devices (but `exclude`) opened since `since`."""
+def _recent(group: str, kind: str, since: datetime, exclude: str) -> Any:
     what, _, name = group.partition(":")
     in_group = Device.site == name if what == "site" else Device.customer_id == int(name)
-    query = (select(Ticket).join(Device, Device.id == Ticket.device_id)
-             .where(in_group, _kind_filter(kind), Ticket.open_key.is_not(None), Ticket.opened_at >= since,
-                    Ticket.device_id != exclude)
-             .order_by(Ticket.id))
-    return list(session.scalars(query))
+    return (Device.id == Ticket.device_id, in_group, _kind_filter(kind), Ticket.open_key.is_not(None),
+            Ticket.opened_at >= since, Ticket.device_id != exclude)
+
+
+def recent_tickets(session: Session, group: str, kind: str, since: datetime, *, exclude: str) -> list[Ticket]:
+    """The open own tickets of `kind` of the group's devices (but `exclude`) opened since `since`."""
+    join, *where = _recent(group, kind, since, exclude)
+    return list(session.scalars(select(Ticket).join(Device, join).where(*where).order_by(Ticket.id)))
+
+
+def recent_devices(session: Session, group: str, kind: str, since: datetime, *, exclude: str) -> int:
+    """How many devices `recent_tickets` would name (counted in the database)."""
+    join, *where = _recent(group, kind, since, exclude)
+    return int(session.scalar(select(func.count(distinct(Ticket.device_id))).select_from(Ticket)
+                              .join(Device, join).where(*where)) or 0)
 
 
 def open_or_join(ctx: Context, session: Session, group: str, kind: str, device: Device | None, device_id: str,
@@ -102,6 +111,15 @@ def announce(ctx: Context, session: Session, incident: Ticket, at: datetime) -> 
         row.last_error = "replaced by the incident message listing the devices"
     outbox.enqueue(session, incident, "ticket_opened", told, outbox.customer_contacts(session, incident.customer_id),
                    key="incident.opened", at=at)
+
+
+def postpone_customer_messages(session: Session, ticket: Ticket, until: datetime) -> None:
+    """The customer's pending messages about `ticket` are due at `until` at the earliest."""
+    session.flush()
+    for row in session.scalars(select(OutboxMessage).where(
+            OutboxMessage.ticket_id == ticket.id, OutboxMessage.status == OutboxStatus.PENDING.value,
+            OutboxMessage.recipient_kind == "contact")):
+        row.next_attempt_at = max(row.next_attempt_at, until)
 
 
 def merge_into(ctx: Context, session: Session, own: Ticket, into: Ticket, at: datetime, why: str) -> None:

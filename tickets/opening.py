@@ -55,7 +55,7 @@ def on_transition(
         severity=t.severity.value, title=_title(t), description=_description(t, recent), details=details, at=at,
     )
     if created:
-        suppression.adopt_children(ctx, session, ticket)
+        suppression.opened(ctx, session, ticket)
     else:
         cleared_at = (ticket.details or {}).get("cleared_at")
         escalating = red and ticket.level != "red"
@@ -125,7 +125,7 @@ def on_device_offline(ctx: Context, session: Session, device_id: str, since: dat
         details={"last_seen": iso(since)}, at=at, extra_facts={"last_seen": iso(since)},
     )
     if created:
-        suppression.adopt_children(ctx, session, ticket)
+        suppression.opened(ctx, session, ticket)
     return ticket
 
 

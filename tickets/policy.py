@@ -106,6 +106,9 @@ class NoiseSettings:
 
     incident_min_devices: int = 10
     incident_window: timedelta = timedelta(seconds=60)
+    # How long the customer's message about a device's own ticket waits, so that a mass event forming
+    # meanwhile replaces it with its one message (staff are told at once either way).
+    customer_wait: timedelta = timedelta(0)
 
 
 # Which response level a ticket kind gets (docs/tickets.md explains the mapping).

@@ -63,6 +63,8 @@ def load_ticket_settings(
             incident_min_devices=s.int("incident_min_devices", 10, env="TICKETS_INCIDENT_MIN_DEVICES", minimum=0),
             incident_window=timedelta(seconds=s.float("incident_window_seconds", 60.0,
                                                       env="TICKETS_INCIDENT_WINDOW_SECONDS", positive=True)),
+            customer_wait=timedelta(seconds=s.float("incident_customer_wait_seconds", 0.0,
+                                                    env="TICKETS_INCIDENT_CUSTOMER_WAIT_SECONDS", minimum=0.0)),
         ),
     )
 

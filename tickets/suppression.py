@@ -6,8 +6,9 @@ the facts from the database, records held alerts (`alert_holds`) and releases th
 
 - `intercept` is called by `tickets.opening` for every alert transition and offline/online event
   before a ticket is opened; it says whether the alert is held (then no ticket, nobody told).
-- `adopt_children` is called when a ticket opens that can explain children (offline, red latency or
-  packet loss): the children's tickets of the same story opened just before are folded into it.
+- `opened` is called when a device's own ticket opens: its customer's message may wait
+  (`customer_wait`), and a ticket that can explain children (offline, red latency or packet loss)
+  adopts the children's tickets of the same story opened just before.
 - `sweep` re-decides every held alert (the ticket runtime's scheduler calls it at least every
   `reconcile_seconds`, and at the end of a window that holds one): a window ended, a parent
   recovered, an incident closed → the alert, if still active, opens its ticket at once.
@@ -143,8 +144,8 @@ def gather(
         incident = find_open(session, incidents.open_key(group, kind))
         open_incident = incident.id if incident is not None else 0
         if not open_incident:
-            recent = len(incidents.recent_tickets(session, group, kind, at - ctx.noise.incident_window,
-                                                  exclude=device_id))
+            recent = incidents.recent_devices(session, group, kind, at - ctx.noise.incident_window,
+                                              exclude=device_id)
     return Facts(kind, running[0].id if running else None, ancestor, group, open_incident or None, recent,
                  ctx.noise.incident_min_devices), device
 
@@ -264,6 +265,14 @@ def listing_ticket(session: Session, device_id: str) -> Ticket | None:
         if row is not None and row.ticket_id is not None:
             return session.get(Ticket, row.ticket_id)
     return None
+
+
+def opened(ctx: Context, session: Session, ticket: Ticket) -> None:
+    """A device's own ticket just opened: with `customer_wait`, its customer's message waits that long
+    (a mass event forming meanwhile withdraws it); and children it explains are adopted."""
+    if ctx.noise.customer_wait and incidents.group_of(session.get(Device, ticket.device_id or "")) is not None:
+        incidents.postpone_customer_messages(session, ticket, ctx.now() + ctx.noise.customer_wait)
+    adopt_children(ctx, session, ticket)
 
 
 def adopt_children(ctx: Context, session: Session, ticket: Ticket) -> None:

@@ -254,6 +254,21 @@ def test_fifty_devices_of_one_site_are_one_incident_and_one_customer_message(wor
     assert world.unexplained() == []
 
 
+def test_with_a_customer_wait_the_incident_is_the_customers_only_message(
+        sessions: sessionmaker[Session], clock: ManualClock) -> None:
+    world = World(sessions, clock, TicketService(clock=clock, noise=NoiseSettings(customer_wait=timedelta(seconds=5))))
+    for i in range(12):
+        world.add(f"rt-{i:02}", site="north")
+    for i in range(12):
+        world.red(f"rt-{i:02}")
+    messages = world.customer_messages()
+    pending = [m for m in messages if m.status == OutboxStatus.PENDING.value]
+    assert [(m.event, m.ticket_id) for m in pending] == [("ticket_opened", world.open_tickets()[0].id)]
+    withdrawn = [m for m in messages if m.status == OutboxStatus.DIGESTED.value and m.last_error
+                 and m.last_error.startswith("withdrawn")]
+    assert len(withdrawn) == 9  # the own tickets of the first nine, folded into the incident
+
+
 def test_devices_spread_over_time_open_their_own_tickets(world: World) -> None:
     for i in range(12):
         world.add(f"rt-{i:02}", site="north")
