@@ -10,7 +10,8 @@ import { formatTime, t } from "../i18n.js";
 // i18n-keys: maintenance.field.recurrence maintenance.field.device_ids maintenance.field.tags maintenance.field.sites
 // i18n-keys: maintenance.field.device_classes maintenance.field.customer_id maintenance.scope.device_ids
 // i18n-keys: maintenance.scope.tags maintenance.scope.sites maintenance.scope.device_classes
-// i18n-keys: maintenance.scope.customer_id
+// i18n-keys: maintenance.scope.customer_id maintenance.related.parent maintenance.related.incident
+// i18n-keys: maintenance.related.window
 
 function list(text) {
   return text.split(",").map((s) => s.trim()).filter(Boolean);
@@ -27,14 +28,28 @@ function scopeText(scope) {
   return parts.join("; ");
 }
 
+// On a ticket: the devices whose alerts it carries (behind its failed device, or in its mass event).
+export function relatedDevices(ticket) {
+  const rows = ticket.related_devices || [];
+  if (!rows.length) return null;
+  return h("section", { class: "card", id: "related-devices" },
+    h("h2", {}, t("maintenance.related.title", { count: rows.length })),
+    h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, t("maintenance.related.device")), h("th", {}, t("maintenance.related.alert")),
+        h("th", {}, t("maintenance.related.reason")), h("th", {}, t("maintenance.related.since")))),
+      h("tbody", {}, ...rows.map((r) => h("tr", {},
+        h("td", {}, h("a", { href: `#/devices/${encodeURIComponent(r.device_id)}` }, r.device_id)),
+        h("td", {}, r.alert), h("td", {}, t(`maintenance.related.${r.reason}`)), h("td", {}, formatTime(r.since))))))));
+}
+
 export async function render(view, _params, ctx) {
   const mayEdit = ["admin", "supervisor"].includes(ctx.me.role);
   const table = h("tbody");
   view.append(h("h1", {}, t("maintenance.title")), h("p", { class: "muted" }, t("maintenance.intro")),
-    h("table", { class: "grid", id: "maintenance-table" },
+    h("div", { class: "scroll" }, h("table", { id: "maintenance-table" },
       h("thead", {}, h("tr", {}, ...["name", "starts", "ends", "timezone", "recurrence", "scope", "state", "held", ""]
         .map((k) => h("th", {}, k ? t(`maintenance.col.${k}`) : "")))),
-      table));
+      table)));
 
   async function refresh() {
     const page = await api("/maintenance-windows");
@@ -43,7 +58,7 @@ export async function render(view, _params, ctx) {
       h("td", {}, w.timezone), h("td", {}, w.recurrence || t("maintenance.once")), h("td", {}, scopeText(w.scope)),
       h("td", {}, w.active_now ? t("maintenance.running", { end: formatTime(w.current_end) }) : t("maintenance.idle")),
       h("td", {}, String(w.held_alerts)),
-      h("td", {}, mayEdit ? h("button", { type: "button", class: "link", onclick: async () => {
+      h("td", {}, mayEdit ? h("button", { type: "button", class: "danger", onclick: async () => {
         if (!confirm(t("maintenance.delete.confirm", { name: w.name }))) return;
         try { await api(`/maintenance-windows/${w.id}`, { method: "DELETE" }); await refresh(); }
         catch (error) { toast(error.message, true); }

@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { clockState } from "../countdown.js";
 import { clockName, fill, h, toast, when } from "../dom.js";
+import { relatedDevices } from "./maintenance.js";
 
 const ACTIONS = {
   received: ["acknowledge", "dispatch", "start", "check_in", "cancel"],
@@ -171,6 +172,7 @@ export async function render(view, [id], ctx) {
           h("dt", {}, "Contact"), h("dd", {}, t.contact_name || "—"),
           h("dt", {}, "Problem"), h("dd", {}, t.description || "—"))),
       h("section", { class: "card" }, h("h2", {}, "SLA clocks"), clocks(t)),
+      relatedDevices(t),
       actionBar(t),
       forceForm(),
       rcaReport(t),
