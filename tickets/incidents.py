@@ -23,14 +23,24 @@ MAX_LISTED = 200  # devices named in the incident's details and its message
 
 
 def group_of(device: Device | None) -> str | None:
-    """Where a device's alerts are counted: its site, else its customer, else nowhere."""
+    """Where a device's alerts are counted: its site (of its customer: an incident belongs to one
+    customer), else its customer, else nowhere. `site:<customer id or ->:<site>`, `customer:<id>`."""
     if device is None:
         return None
     if device.site:
-        return f"site:{device.site}"
+        return f"site:{device.customer_id if device.customer_id is not None else '-'}:{device.site}"
     if device.customer_id is not None:
         return f"customer:{device.customer_id}"
     return None
+
+
+def _parts(group: str) -> tuple[str, int | None, str]:
+    """(kind, customer id, site) of a group key."""
+    what, _, rest = group.partition(":")
+    if what == "site":
+        customer, _, site = rest.partition(":")
+        return what, None if customer == "-" else int(customer), site
+    return what, int(rest), ""
 
 
 def open_key(group: str, kind: str) -> str:
@@ -38,8 +48,8 @@ def open_key(group: str, kind: str) -> str:
 
 
 def label(group: str) -> str:
-    what, _, name = group.partition(":")
-    return f"site {name}" if what == "site" else f"customer #{name}"
+    what, customer, site = _parts(group)
+    return f"site {site}" if what == "site" else f"customer #{customer}"
 
 
 def _kind_filter(kind: str) -> Any:
@@ -49,8 +59,9 @@ def _kind_filter(kind: str) -> Any:
 
 
 def _recent(group: str, kind: str, since: datetime, exclude: str) -> Any:
-    what, _, name = group.partition(":")
-    in_group = Device.site == name if what == "site" else Device.customer_id == int(name)
+    what, customer, site = _parts(group)
+    same_customer = Device.customer_id.is_(None) if customer is None else Device.customer_id == customer
+    in_group = (Device.site == site) & same_customer if what == "site" else same_customer
     return (Device.id == Ticket.device_id, in_group, _kind_filter(kind), Ticket.open_key.is_not(None),
             Ticket.opened_at >= since, Ticket.device_id != exclude)
 
@@ -68,14 +79,12 @@ def recent_devices(session: Session, group: str, kind: str, since: datetime, *, 
                               .join(Device, join).where(*where)) or 0)
 
 
-def open_or_join(ctx: Context, session: Session, group: str, kind: str, device: Device | None, device_id: str,
+def open_or_join(ctx: Context, session: Session, group: str, kind: str, device_id: str,
                  severity: str | None, at: datetime) -> Ticket:
     """The open incident of (group, kind), opened now when there is none."""
     from tickets.opening import open_ticket  # opening uses suppression, which uses this module
 
-    customer_id = device.customer_id if device is not None else None
-    if group.startswith("customer:"):
-        customer_id = int(group.partition(":")[2])
+    customer_id = _parts(group)[1]
     level = Level.YELLOW.value if severity == "orange" else Level.RED.value
     what = "offline" if kind == OFFLINE else f"{kind} alerts"
     ticket, created = open_ticket(

@@ -254,7 +254,11 @@ class ClockScheduler:
 
     def _release_held(self) -> datetime | None:
         """Held alerts whose reason ended open their tickets (maintenance windows, parents, incidents:
-        tickets.suppression); the next window end holding alerts."""
+        tickets.suppression); the next window end holding alerts. A read first: with nothing held
+        (the usual case) the sweep takes no write transaction for it."""
+        with self._sessions() as session:
+            if not self._service.holds_alerts(session):
+                return None
         try:
             with self._sessions.begin() as session:
                 following = self._service.release_held(session)

@@ -103,6 +103,10 @@ class TicketService:
         """Warn / breach / escalate what is due on the clock; returns its next instant."""
         return firing.fire(self.ctx, session, clock_id)
 
+    def holds_alerts(self, session: Session) -> bool:
+        """Whether any alert is held (in a window, behind a failed parent, in an incident)."""
+        return suppression.any_held(session)
+
     def release_held(self, session: Session) -> datetime | None:
         """Held alerts whose window ended, parent recovered or incident closed open their tickets now
         (tickets.suppression.sweep); returns when a window holding alerts ends next. Does not commit."""

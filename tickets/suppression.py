@@ -113,8 +113,10 @@ def is_failed(session: Session, device: Device) -> bool:
     return any(alerts.get((device.id, metric)) == rules.Severity.RED.value for metric in PARENT_RED_METRICS)
 
 
-def failed_ancestor(session: Session, device: Device | None) -> str | None:
-    """The topmost failed device among those `device` sits behind, or None."""
+def failed_ancestor(session: Session, device: Device | None, known: dict[str, bool] | None = None) -> str | None:
+    """The topmost failed device among those `device` sits behind, or None. `known` remembers
+    devices already looked at (one sweep looks at one gateway for all its children)."""
+    known = {} if known is None else known
     found: str | None = None
     seen = {device.id} if device is not None else set()
     current = device.parent_id if device is not None else None
@@ -123,7 +125,9 @@ def failed_ancestor(session: Session, device: Device | None) -> str | None:
         parent = session.get(Device, current)
         if parent is None:
             break
-        if is_failed(session, parent):
+        if parent.id not in known:
+            known[parent.id] = is_failed(session, parent)
+        if known[parent.id]:
             found = parent.id
         current = parent.parent_id
     return found
@@ -132,12 +136,13 @@ def failed_ancestor(session: Session, device: Device | None) -> str | None:
 def gather(
     ctx: Context, session: Session, device_id: str, kind: str, at: datetime, *,
     mass_events: bool = True, window_list: Sequence[windows.Window] | None = None,
-) -> tuple[Facts, Device | None]:
+    known: dict[str, bool] | None = None,
+) -> Facts:
     device = session.get(Device, device_id)
     if window_list is None:
         window_list = windows.all_windows(session)
     running = windows.running(window_list, windows.DeviceFacts.of(device, device_id), at)
-    ancestor = failed_ancestor(session, device) if kind in PARENT_KINDS and running is None else None
+    ancestor = failed_ancestor(session, device, known) if kind in PARENT_KINDS and running is None else None
     group = incidents.group_of(device) if mass_events else None
     open_incident = recent = 0
     if group is not None and running is None and ancestor is None:
@@ -147,7 +152,7 @@ def gather(
             recent = incidents.recent_devices(session, group, kind, at - ctx.noise.incident_window,
                                               exclude=device_id)
     return Facts(kind, running[0].id if running else None, ancestor, group, open_incident or None, recent,
-                 ctx.noise.incident_min_devices), device
+                 ctx.noise.incident_min_devices)
 
 
 # ---------------------------------------------------------------- holds
@@ -183,6 +188,10 @@ def hold(session: Session, device_id: str, kind: str, reason: HoldReason, at: da
     return row
 
 
+def any_held(session: Session) -> bool:
+    return session.scalar(select(AlertHold.id).where(AlertHold.active_key.is_not(None)).limit(1)) is not None
+
+
 def release(row: AlertHold, at: datetime, outcome: str) -> None:
     row.active_key = None
     row.released_at = at
@@ -205,7 +214,7 @@ def intercept(ctx: Context, session: Session, device_id: str, kind: str, details
     if _releasing.get() or find_open(session, f"{device_id}/{kind}") is not None:
         return False
     at = ctx.now()
-    facts, device = gather(ctx, session, device_id, kind, at)
+    facts = gather(ctx, session, device_id, kind, at)
     verdict = decide(facts)
     if verdict == Verdict.OWN_TICKET:
         return False
@@ -220,7 +229,7 @@ def intercept(ctx: Context, session: Session, device_id: str, kind: str, details
             _list_on(session, listing, device_id, kind, at, f"behind {facts.failed_ancestor}")
     else:
         assert facts.group is not None
-        incident = incidents.open_or_join(ctx, session, facts.group, kind, device, device_id, severity, at)
+        incident = incidents.open_or_join(ctx, session, facts.group, kind, device_id, severity, at)
         hold(session, device_id, kind, HoldReason.INCIDENT, at, details, severity=severity, ticket=incident)
         if verdict == Verdict.NEW_INCIDENT:
             for folded in incidents.recent_tickets(session, facts.group, kind, at - ctx.noise.incident_window,
@@ -328,12 +337,13 @@ def _still_active(session: Session, row: AlertHold) -> str | None:
 
 
 def _valid(ctx: Context, session: Session, row: AlertHold, at: datetime,
-           window_list: Sequence[windows.Window]) -> bool:
+           window_list: Sequence[windows.Window], known: dict[str, bool] | None = None) -> bool:
     """Whether the hold's reason still holds, as it was decided."""
     if row.reason == HoldReason.INCIDENT.value:
         ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
         return ticket is not None and ticket.status in {s.value for s in OPEN_STATUSES}
-    facts, _ = gather(ctx, session, row.device_id, row.kind, at, mass_events=False, window_list=window_list)
+    facts = gather(ctx, session, row.device_id, row.kind, at, mass_events=False, window_list=window_list,
+                   known=known)
     if row.reason == HoldReason.WINDOW.value:
         return facts.window is not None
     return facts.window is None and facts.failed_ancestor == row.parent_id
@@ -351,7 +361,7 @@ def _redecide(ctx: Context, session: Session, row: AlertHold) -> str:
     release(row, at, "re-decided")
     details = dict(row.details or {})
     if after_incident:
-        facts, _ = gather(ctx, session, row.device_id, row.kind, at, mass_events=False)
+        facts = gather(ctx, session, row.device_id, row.kind, at, mass_events=False)
         if decide(facts) == Verdict.OWN_TICKET:
             with _letting_through():
                 ticket = _open_own(ctx, session, row, severity, details)
@@ -385,10 +395,11 @@ def sweep(ctx: Context, session: Session) -> datetime | None:
     rows = list(session.scalars(select(AlertHold).where(AlertHold.active_key.is_not(None)).order_by(AlertHold.id)))
     released = 0
     window_list = windows.all_windows(session) if rows else []
+    known: dict[str, bool] = {}  # failed or not, per device, as this sweep found it
     for row in rows:
         if row.active_key is None:  # released by an earlier one of this sweep (a parent's recovery)
             continue
-        if not _valid(ctx, session, row, at, window_list):
+        if not _valid(ctx, session, row, at, window_list, known):
             outcome = _redecide(ctx, session, row)
             released += 1
             logger.info("held alert %s/%s (%s) released: %s", row.device_id, row.kind, row.reason, outcome)

@@ -34,10 +34,17 @@ class World:
             self.customer = customer.id
 
     def add(self, device_id: str, *, parent: str | None = None, site: str | None = None,
-            tags: list[str] | None = None) -> None:
+            tags: list[str] | None = None, customer: int | None = None) -> None:
         with self.sessions.begin() as s:
-            s.add(Device(id=device_id, customer_id=self.customer, state="online", parent_id=parent, site=site,
-                         tags=tags, device_class="router"))
+            s.add(Device(id=device_id, customer_id=customer or self.customer, state="online", parent_id=parent,
+                         site=site, tags=tags, device_class="router"))
+
+    def add_customer(self, name: str) -> int:
+        with self.sessions.begin() as s:
+            customer = Customer(name=name)
+            s.add(customer)
+            s.flush()
+            return customer.id
 
     def sample(self, device_id: str, latency: float) -> None:
         ts = self.clock.now().timestamp()

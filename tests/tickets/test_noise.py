@@ -269,6 +269,15 @@ def test_with_a_customer_wait_the_incident_is_the_customers_only_message(
     assert len(withdrawn) == 9  # the own tickets of the first nine, folded into the incident
 
 
+def test_one_site_shared_by_two_customers_makes_no_incident_of_both(world: World) -> None:
+    other = world.add_customer("Beta Water")
+    for i in range(12):
+        world.add(f"rt-{i:02}", site="north", customer=other if i % 2 else None)
+    for i in range(12):
+        world.red(f"rt-{i:02}")
+    assert all(t.kind == "on_site" for t in world.open_tickets())  # 6 of each: under 10 per customer
+
+
 def test_devices_spread_over_time_open_their_own_tickets(world: World) -> None:
     for i in range(12):
         world.add(f"rt-{i:02}", site="north")
