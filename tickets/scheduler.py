@@ -78,6 +78,7 @@ class ClockScheduler:
         self._started = False
         self._stopping = False
         self._outage = False
+        self._release_at: datetime | None = None  # when held alerts are looked at next (None: at once)
         # (instant, fired) of recent firings: the benchmark reads lateness from them.
         self.firings: deque[tuple[datetime, datetime]] = deque(maxlen=100_000)
         self.errors = 0  # firings that failed (each clock tried again after RETRY_AFTER)
@@ -254,19 +255,25 @@ class ClockScheduler:
 
     def _release_held(self) -> datetime | None:
         """Held alerts whose reason ended open their tickets (maintenance windows, parents, incidents:
-        tickets.suppression); the next window end holding alerts. A read first: with nothing held
-        (the usual case) the sweep takes no write transaction for it."""
+        tickets.suppression), every `reconcile_every` and at the end of a window holding alerts (the
+        instant returned). Sweeps for clock instants in between skip it; with nothing held (the usual
+        case) one read, no write transaction."""
+        now = self._now()
+        if self._release_at is not None and now < self._release_at:
+            return self._release_at
+        following: datetime | None = None
         with self._sessions() as session:
-            if not self._service.holds_alerts(session):
-                return None
-        try:
-            with self._sessions.begin() as session:
-                following = self._service.release_held(session)
-        except BaseException:
-            self._service.after_rollback()
-            raise
-        self._service.after_commit()
-        return following
+            held = self._service.holds_alerts(session)
+        if held:
+            try:
+                with self._sessions.begin() as session:
+                    following = self._service.release_held(session)
+            except BaseException:
+                self._service.after_rollback()
+                raise
+            self._service.after_commit()
+        self._release_at = min(now + self._every, following) if following is not None else now + self._every
+        return self._release_at if held else None
 
     def _earliest(self) -> datetime | None:
         """The earliest instant in the table, leaving out clocks waiting after a failed firing."""
