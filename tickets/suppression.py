@@ -218,6 +218,8 @@ def intercept(ctx: Context, session: Session, device_id: str, kind: str, details
     verdict = decide(facts)
     if verdict == Verdict.OWN_TICKET:
         return False
+    before = active_hold(session, f"{device_id}/{kind}")
+    listed_on = before.ticket_id if before is not None else None  # an escalation of a held alert: listed already
     if verdict == Verdict.WINDOW:
         hold(session, device_id, kind, HoldReason.WINDOW, at, details, severity=severity, window_id=facts.window)
     elif verdict == Verdict.PARENT:
@@ -225,7 +227,7 @@ def intercept(ctx: Context, session: Session, device_id: str, kind: str, details
         listing = listing_ticket(session, facts.failed_ancestor)
         hold(session, device_id, kind, HoldReason.PARENT, at, details, severity=severity,
              parent_id=facts.failed_ancestor, ticket=listing)
-        if listing is not None:
+        if listing is not None and listing.id != listed_on:
             _list_on(session, listing, device_id, kind, at, f"behind {facts.failed_ancestor}")
     else:
         assert facts.group is not None
@@ -236,7 +238,7 @@ def intercept(ctx: Context, session: Session, device_id: str, kind: str, details
                                                    exclude=device_id):
                 _fold(ctx, session, folded, incident, HoldReason.INCIDENT, at)
             incidents.announce(ctx, session, incident, at)
-        else:
+        elif incident.id != listed_on:
             _list_on(session, incident, device_id, kind, at, "part of the mass event")
     logger.debug("alert %s/%s held: %s", device_id, kind, verdict.value)
     return True

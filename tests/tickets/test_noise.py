@@ -19,6 +19,7 @@ from tickets.clock import ManualClock
 from tickets.core import facts
 from tickets.errors import InvalidInput
 from tickets.models import AlertHold, OutboxStatus, Ticket
+from tickets.notify.message import render
 from tickets.policy import NoiseSettings
 from tickets.service import TicketService
 from tickets.suppression import Facts, Verdict, decide
@@ -336,3 +337,14 @@ def test_the_invariant_holds_on_a_random_walk(world: World) -> None:
                 for row in s.scalars(select(AlertHold).where(AlertHold.active_key.is_not(None))):
                     assert suppression._valid(world.service.ctx, s, row, now, all_windows), (step, row.active_key)
         assert world.unexplained() == [], (step, action, device)
+
+
+def test_a_parents_messages_say_how_many_devices_are_affected() -> None:
+    told = render("sla_warning", {"ticket_id": 7, "device_id": "gw", "clock": "first_response",
+                                  "due_at": "2026-01-05T10:00:00+00:00", "affected_devices": 20})
+    assert "Devices affected: 20" in told.text
+    incident = render("ticket_opened", {"ticket_id": 8, "kind": "incident", "scope": "site north", "level": "red",
+                                        "opened_at": "2026-01-05T09:00:00+00:00", "affected_devices": 12,
+                                        "devices": ["rt-01", "rt-02"]})
+    assert incident.subject.endswith("INCIDENT: 12 devices of site north affected, ticket #8")
+    assert "Devices: rt-01, rt-02 …" in incident.text
