@@ -127,8 +127,8 @@ def world(sessions: sessionmaker[Session], clock: ManualClock) -> World:
 
 def _add_window(world: World, starts: datetime, ends: datetime, scope: dict[str, object], **more: object) -> int:
     with world.sessions.begin() as s:
-        row = windows.create(s, {"name": "maintenance", "starts_at": starts, "ends_at": ends, "timezone": "UTC",
-                                 "scope": scope, **more}, actor="test", at=world.clock.now())
+        fields = {"name": "maintenance", "starts_at": starts, "ends_at": ends, "timezone": "UTC", "scope": scope}
+        row = windows.create(s, {**fields, **more}, actor="test", at=world.clock.now())
         return row.id
 
 
@@ -163,6 +163,21 @@ def test_an_alert_that_cleared_inside_the_window_opens_nothing(world: World) -> 
     world.advance(31 * 60)
     world.sweep()
     assert world.open_tickets() == []
+
+
+def test_a_device_offline_through_a_weekly_window_gets_its_ticket_when_it_ends(world: World) -> None:
+    world.add("gw", tags=["firmware-ring-1"])
+    now = world.clock.now()  # Monday 09:00 UTC: the window runs Mondays 08:00-10:00 UTC, 16:00-18:00 Shanghai
+    _add_window(world, now - timedelta(days=7, hours=1), now - timedelta(days=7) + timedelta(hours=1),
+                {"tags": ["firmware-ring-1"]}, recurrence="FREQ=WEEKLY;BYDAY=MO", timezone="Asia/Shanghai")
+    world.offline("gw")
+    assert world.held() == {"gw/offline": "window"} and world.open_tickets() == []
+    world.advance(3600 - 1)
+    world.sweep()
+    assert world.open_tickets() == []
+    world.advance(1)
+    world.sweep()
+    assert world.open_keys() == {"gw/offline"}
 
 
 def test_a_gateway_offline_with_twenty_routers_behind_it_is_one_ticket(world: World) -> None:
