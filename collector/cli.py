@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Without the runtime, tickets opened here still follow the configured SLA and links; their
         # clocks and messages are taken up by the process that hosts the runtime.
         service = runtime.service if runtime is not None else TicketService(
-            ticket_settings.policy, public_url=ticket_settings.public_url, locale=ticket_settings.locale)
+            ticket_settings.policy, public_url=ticket_settings.public_url, locale=ticket_settings.locale,
+            noise=ticket_settings.noise)
         logger.info("links in notifications start with %s", ticket_settings.public_url)
         collector = Collector(settings, db_engine=engine, ticket_service=service)
     except (ConfigError, ThresholdError, DatabaseError) as exc:

@@ -74,7 +74,8 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "sqlite_path", "store", "timeout_s", "victoriametrics_url",
     }),
     "tickets": frozenset({
-        "default_language", "default_timezone", "outbox_batch", "outbox_lease_seconds", "public_url",
+        "default_language", "default_timezone", "incident_customer_wait_seconds", "incident_min_devices",
+        "incident_window_seconds", "outbox_batch", "outbox_lease_seconds", "public_url",
         "reconcile_seconds", "scheduler_threads",
     }),
 }

@@ -103,6 +103,11 @@ Unset, it is the server's own address, `http://<host>:<port>` from `[server] hos
 (`EDGEWATCH_HTTP_HOST`, `EDGEWATCH_HTTP_PORT`), with a host of `0.0.0.0` or `::` replaced by this
 machine's fully qualified name; the default below is that address with the default host and port.
 Set it whenever people reach the server by another address (a proxy, TLS, a DNS name).
+
+`incident_min_devices` devices of one site (or customer) raising the same kind of alert within
+`incident_window_seconds` make one `incident` ticket instead of a ticket each (0 turns this off);
+`incident_customer_wait_seconds` holds customers' messages about a device's own ticket that long,
+so that an incident forming meanwhile is their only message. The exact rules: [noise](noise.md).
 """,
 }
 

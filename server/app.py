@@ -42,6 +42,7 @@ from server.routes import (
     ingest,
     knowledge,
     live,
+    maintenance,
     registry,
     reports,
     staff,
@@ -184,7 +185,7 @@ def create_app(
 
     for router in (tickets.router, registry.router, devices.router, live.router, home.router, admin.router,
                    customers.router, staff.router, users.router, reports.router, ingest.router, knowledge.router,
-                   ui.api, ui.pages):
+                   maintenance.router, ui.api, ui.pages):
         app.include_router(router)  # each router carries its own prefix
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     check_rules(app)

@@ -89,6 +89,11 @@ RULES: dict[str, frozenset[TokenRole]] = {
     "retire_knowledge": MANAGERS,
     "use_knowledge": STAFF,
     "ticket_knowledge": STAFF,
+    # maintenance windows (noise control)
+    "list_maintenance_windows": STAFF,
+    "create_maintenance_window": MANAGERS,
+    "update_maintenance_window": MANAGERS,
+    "delete_maintenance_window": MANAGERS,
     # operations and the efficiency board
     "list_dead_letters": STAFF,
     "get_kpis": STAFF,

@@ -135,6 +135,15 @@ class NotificationOut(Out):
     attempt_log: list[AttemptOut] = []
 
 
+class RelatedDeviceOut(BaseModel):
+    device_id: str
+    alert: str = Field(description="the metric, or `offline`")
+    reason: Literal["parent", "incident", "window"] = Field(
+        description="parent: it sits behind this ticket's failed device; incident: part of this mass event")
+    severity: str | None
+    since: datetime
+
+
 class TicketDetail(TicketOut):
     description: str
     details: dict[str, Any] | None
@@ -148,6 +157,9 @@ class TicketDetail(TicketOut):
     audit: list[AuditOut]
     notes: list[NoteOut]
     notifications: list[NotificationOut]
+    related_devices: list[RelatedDeviceOut] = Field(
+        default_factory=list, description="alerts of other devices this ticket carries instead of tickets of "
+        "their own (devices behind a failed gateway or uplink, the devices of a mass event); docs/noise.md")
 
 
 class ActionIn(In):
@@ -365,6 +377,52 @@ class AlertOut(BaseModel):
     severity: Severity
     customer_id: int | None
     ticket_id: int | None
+    held: Literal["maintenance", "parent", "incident"] | None = Field(
+        None, description="why it has no ticket of its own: in a maintenance window, behind a failed parent, "
+        "part of a mass-event incident (docs/noise.md)")
+    held_on_ticket_id: int | None = Field(None, description="the parent's or incident's ticket that lists it")
+    window_id: int | None = Field(None, description="the maintenance window it is held in")
+
+
+class MaintenanceScope(In):
+    device_ids: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    sites: list[str] = Field(default_factory=list)
+    device_classes: list[str] = Field(default_factory=list)
+    customer_id: int | None = None
+
+
+class MaintenanceWindowIn(In):
+    name: str = Field(max_length=200)
+    starts_at: datetime = Field(description="the first occurrence's start; without an offset, on `timezone`'s clock")
+    ends_at: datetime
+    timezone: str = Field("UTC", description="IANA name, e.g. Asia/Shanghai: recurrences follow its wall clock")
+    recurrence: str | None = Field(None, description="an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SA")
+    scope: MaintenanceScope = Field(description="a device is covered when it matches every criterion given")
+
+
+class MaintenanceWindowPatch(In):
+    name: str | None = Field(None, max_length=200)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    timezone: str | None = None
+    recurrence: str | None = None
+    scope: MaintenanceScope | None = None
+
+
+class MaintenanceWindowOut(Out):
+    id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    recurrence: str | None
+    scope: MaintenanceScope
+    created_at: datetime
+    created_by: str | None
+    active_now: bool = Field(False, description="an occurrence is running now")
+    current_end: datetime | None = Field(None, description="when the running occurrence ends")
+    held_alerts: int = Field(0, description="alerts held by it now")
 
 
 # --- thresholds ------------------------------------------------------------------------------

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tickets import audit, prefetch, sla
 from tickets.clock import Clock
 from tickets.errors import TicketNotFound
+from tickets.models import AlertHold, Customer, Device, Ticket
 from tickets.models import Clock as ClockRow
-from tickets.models import Customer, Device, Ticket
 from tickets.notify.locale import ENGLISH_UTC, Locale
 from tickets.notify.message import iso
-from tickets.policy import ESCALATION, SlaPolicy
+from tickets.policy import ESCALATION, NoiseSettings, SlaPolicy
 
 SURVEY_PATH = "/survey/{token}"
 
@@ -34,6 +34,7 @@ class Context:
     public_url: str = "http://localhost:8080"
     # The language and time zone of a recipient who has none set, nor their customer.
     locale: Locale = ENGLISH_UTC
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
     # Per thread: each thread runs its own transaction and then its own after_commit, so one
     # thread never hands over clocks of another thread's transaction that is not committed yet.
     _local: threading.local = field(default_factory=threading.local)
@@ -181,5 +182,10 @@ def facts(ctx: Context, session: Session, ticket: Ticket, **extra: Any) -> dict[
         ],
         "links": {"ticket": ctx.ticket_link(ticket.id)},
     }
+    if details.get("related"):
+        # Devices behind it (or in its mass event) whose alerts it carries: tickets.suppression.
+        out["affected_devices"] = session.scalar(
+            select(func.count()).select_from(AlertHold)
+            .where(AlertHold.ticket_id == ticket.id, AlertHold.active_key.is_not(None))) or None
     out.update(extra)
     return {k: v for k, v in out.items() if v is not None}

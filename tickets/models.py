@@ -147,6 +147,7 @@ class TicketKind(StrEnum):
     PREDICTIVE = "predictive"
     SERVICE_RECOVERY = "service_recovery"
     MANUAL = "manual"
+    INCIDENT = "incident"  # a mass event: one ticket for many devices' alerts (tickets.incidents)
 
 
 class Level(StrEnum):
@@ -172,6 +173,14 @@ class KnowledgeState(StrEnum):
 class KnowledgeLinkKind(StrEnum):
     RELATED = "related"  # a ticket the entry was written from or about
     USED = "used"  # an engineer applied the entry to this ticket
+
+
+class HoldReason(StrEnum):
+    """Why an active alert has no ticket of its own (tickets.suppression)."""
+
+    WINDOW = "window"  # its device is in a maintenance window
+    PARENT = "parent"  # the gateway or uplink it sits behind has failed
+    INCIDENT = "incident"  # it is part of a mass event
 
 
 class TokenRole(StrEnum):
@@ -345,6 +354,57 @@ class Device(Base):
     decommissioned_at: Mapped[datetime | None]
 
     customer: Mapped[Customer | None] = relationship()
+
+
+class MaintenanceWindow(Base):
+    """Planned maintenance: alerts of the devices in scope open no ticket and notify nobody while it runs.
+
+    `starts_at`/`ends_at` are the first occurrence (UTC); `timezone` is the IANA zone whose wall clock
+    a `recurrence` (an RFC 5545 RRULE) repeats it on. `scope` is {"device_ids", "tags", "sites",
+    "device_classes", "customer_id"} (tickets.windows explains the matching).
+    """
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    recurrence: Mapped[str | None] = mapped_column(String(500))
+    scope: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertHold(Base):
+    """An active alert that has no ticket of its own, and why (a window, a failed parent, an incident).
+
+    `active_key` is `"<device>/<metric or offline>"` while held and NULL once released (UNIQUE: one
+    hold per alert). `ticket_id` is the ticket that lists it (the parent's or the incident's), if
+    any; `details` keeps the alert's facts so that its own ticket can open when the reason ends.
+    """
+
+    __tablename__ = "alert_holds"
+    __table_args__ = (
+        CheckConstraint("reason IN ('window', 'parent', 'incident')", name="reason_allowed"),
+        Index("ix_alert_holds_ticket_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64))  # the metric, or "offline"
+    reason: Mapped[str] = mapped_column(String(16))
+    active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    window_id: Mapped[int | None] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(String(64))  # the failed ancestor that explains it
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]]
+    held_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(200))  # how it ended: own ticket #N, cleared
 
 
 class RuleState(Base):

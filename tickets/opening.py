@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import rules
-from tickets import audit, outbox, paging, prefetch, sla
+from tickets import audit, outbox, paging, prefetch, sla, suppression
 from tickets.core import Context, add_clock, clock_named, facts, find_open, running, select_open
 from tickets.models import Contact, ContactRole, Device, NoteVisibility, Ticket, TicketKind, TicketNote, TicketStatus
 from tickets.notify.message import iso
@@ -92,8 +92,11 @@ def on_transition(
         ticket = find_open(session, key)
         if ticket is not None:
             _cleared(ctx, session, ticket, t, at, wording)
+        suppression.cleared(ctx, session, t.device_id, t.metric)
         return ticket
     details = wording.details(t, recent)
+    if suppression.intercept(ctx, session, t.device_id, t.metric, details, severity=t.severity.value):
+        return None  # in a window, behind a failed parent, or part of an incident: docs/noise.md
     red = t.severity == rules.Severity.RED
     kind = TicketKind.ON_SITE if red else TicketKind.PRE_MAINTENANCE
     ticket, created = open_ticket(
@@ -101,7 +104,9 @@ def on_transition(
         severity=t.severity.value, title=wording.title(t), description=wording.description(t, recent),
         details=details, at=at, actor=wording.actor,
     )
-    if not created:
+    if created:
+        suppression.opened(ctx, session, ticket)
+    else:
         cleared_at = (ticket.details or {}).get("cleared_at")
         escalating = red and ticket.level != "red"
         if escalating:
@@ -159,17 +164,22 @@ def on_device_offline(ctx: Context, session: Session, device_id: str, since: dat
     if device is not None and device.decommissioned_at is not None:
         logger.info("device %s is decommissioned: no offline ticket", device_id)
         return None
+    if suppression.intercept(ctx, session, device_id, "offline", {"last_seen": iso(since)}):
+        return None  # in a window, behind a failed parent, or part of an incident: docs/noise.md
     at = ctx.now()
-    ticket, _ = open_ticket(
+    ticket, created = open_ticket(
         ctx, session, device_id=device_id, kind=TicketKind.OFFLINE.value, key=open_key(device_id, "offline"),
         metric=None, severity=None, title=f"{device_id} is offline",
         description=f"Device {device_id} stopped reporting; last heard from at {iso(since)}.",
         details={"last_seen": iso(since)}, at=at, extra_facts={"last_seen": iso(since)},
     )
+    if created:
+        suppression.opened(ctx, session, ticket)
     return ticket
 
 
 def on_device_online(ctx: Context, session: Session, device_id: str, at: datetime) -> Ticket | None:
+    suppression.cleared(ctx, session, device_id, "offline")
     ticket = find_open(session, open_key(device_id, "offline"))
     if ticket is None:
         return None

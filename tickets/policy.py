@@ -100,6 +100,17 @@ class SlaPolicy:
         return clocks
 
 
+@dataclass(frozen=True)
+class NoiseSettings:
+    """The mass-event rule (`[tickets] incident_min_devices`, `incident_window_seconds`): see docs/noise.md."""
+
+    incident_min_devices: int = 10
+    incident_window: timedelta = timedelta(seconds=60)
+    # How long the customer's message about a device's own ticket waits, so that a mass event forming
+    # meanwhile replaces it with its one message (staff are told at once either way).
+    customer_wait: timedelta = timedelta(0)
+
+
 # Which response level a ticket kind gets (docs/tickets.md explains the mapping).
 KIND_LEVELS: Mapping[str, str] = MappingProxyType(
     {
@@ -109,6 +120,7 @@ KIND_LEVELS: Mapping[str, str] = MappingProxyType(
         TicketKind.PREDICTIVE.value: Level.BLUE.value,
         TicketKind.SERVICE_RECOVERY.value: Level.YELLOW.value,
         TicketKind.MANUAL.value: Level.BLUE.value,
+        TicketKind.INCIDENT.value: Level.RED.value,
     }
 )
 

@@ -38,7 +38,7 @@ class TicketRuntime:
         self.settings = settings or TicketSettings()
         self.sessions = session_factory(engine)
         self.service = TicketService(self.settings.policy, clock, public_url=self.settings.public_url,
-                                     locale=self.settings.locale)
+                                     locale=self.settings.locale, noise=self.settings.noise)
         self._registry: ChannelRegistry | None = None
         if send is None:
             self._registry = ChannelRegistry(self.settings.notify)

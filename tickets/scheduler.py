@@ -78,6 +78,7 @@ class ClockScheduler:
         self._started = False
         self._stopping = False
         self._outage = False
+        self._release_at: datetime | None = None  # when held alerts are looked at next (None: at once)
         # (instant, fired) of recent firings: the benchmark reads lateness from them.
         self.firings: deque[tuple[datetime, datetime]] = deque(maxlen=100_000)
         self.errors = 0  # firings that failed (each clock tried again after RETRY_AFTER)
@@ -182,6 +183,9 @@ class ClockScheduler:
             earliest: datetime | None = self._now() + RETRY_AFTER
             try:
                 earliest = self._fire_until_none_due()
+                window_end = self._release_held()
+                if window_end is not None and (earliest is None or window_end < earliest):
+                    earliest = window_end
                 self._recovered()
             except DatabaseUnavailable as exc:
                 self._unavailable(exc)
@@ -248,6 +252,28 @@ class ClockScheduler:
             logger.warning("clock %s still due at %s after firing; trying again in %g s", clock_id,
                            following.isoformat(), RETRY_AFTER.total_seconds())
         return True
+
+    def _release_held(self) -> datetime | None:
+        """Held alerts whose reason ended open their tickets (maintenance windows, parents, incidents:
+        tickets.suppression), every `reconcile_every` and at the end of a window holding alerts (the
+        instant returned). Sweeps for clock instants in between skip it; with nothing held (the usual
+        case) one read, no write transaction."""
+        now = self._now()
+        if self._release_at is not None and now < self._release_at:
+            return self._release_at
+        following: datetime | None = None
+        with self._sessions() as session:
+            held = self._service.holds_alerts(session)
+        if held:
+            try:
+                with self._sessions.begin() as session:
+                    following = self._service.release_held(session)
+            except BaseException:
+                self._service.after_rollback()
+                raise
+            self._service.after_commit()
+        self._release_at = min(now + self._every, following) if following is not None else now + self._every
+        return self._release_at if held else None
 
     def _earliest(self) -> datetime | None:
         """The earliest instant in the table, leaving out clocks waiting after a failed firing."""

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 import rules
 from rules.predict import PredictiveEvent
-from tickets import actions, batch, firing, intake, opening, outbox, predictive
+from tickets import actions, batch, firing, intake, opening, outbox, predictive, suppression
 from tickets.clock import Clock, SystemClock
 from tickets.core import Context
 from tickets.errors import TicketNotFound
 from tickets.models import NoteVisibility, RatingSource, Ticket, TicketNote
 from tickets.notify.locale import ENGLISH_UTC, Locale
-from tickets.policy import SlaPolicy
+from tickets.policy import NoiseSettings, SlaPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class TicketService:
         scheduler: ClockSink | None = None,
         on_outbox: Callable[[], None] | None = None,
         locale: Locale = ENGLISH_UTC,
+        noise: NoiseSettings | None = None,
     ) -> None:
-        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url, locale)
+        self.ctx = Context(policy or SlaPolicy(), clock or SystemClock(), public_url, locale, noise or NoiseSettings())
         self._scheduler = scheduler
         self._on_outbox = on_outbox
 
@@ -115,6 +116,15 @@ class TicketService:
     def fire_clock(self, session: Session, clock_id: int) -> datetime | None:
         """Warn / breach / escalate what is due on the clock; returns its next instant."""
         return firing.fire(self.ctx, session, clock_id)
+
+    def holds_alerts(self, session: Session) -> bool:
+        """Whether any alert is held (in a window, behind a failed parent, in an incident)."""
+        return suppression.any_held(session)
+
+    def release_held(self, session: Session) -> datetime | None:
+        """Held alerts whose window ended, parent recovered or incident closed open their tickets now
+        (tickets.suppression.sweep); returns when a window holding alerts ends next. Does not commit."""
+        return suppression.sweep(self.ctx, session)
 
     # ------------------------------------------------------------ lifecycle, for the server
 

@@ -18,7 +18,7 @@ from common.config import HTTP_DEFAULT_HOST, HTTP_DEFAULT_PORT, ConfigError, Set
 from tickets.delivery import DeliverySettings
 from tickets.notify.locale import ENGLISH_UTC, LANGUAGES, Locale, known_zone
 from tickets.notify.registry import NotifySettings
-from tickets.policy import SlaPolicy, load_policy
+from tickets.policy import NoiseSettings, SlaPolicy, load_policy
 
 SECTION = "tickets"
 # Listening on every interface says nothing about the name people reach the server by.
@@ -37,6 +37,7 @@ class TicketSettings:
     scheduler_threads: int = 4
     outbox_batch: int = 200
     outbox_lease: float = 120.0
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
 
     def delivery(self) -> DeliverySettings:
         return DeliverySettings(
@@ -62,6 +63,13 @@ def load_ticket_settings(
         scheduler_threads=s.int("scheduler_threads", 4, env="TICKETS_SCHEDULER_THREADS", minimum=1),
         outbox_batch=s.int("outbox_batch", 200, env="TICKETS_OUTBOX_BATCH", minimum=1),
         outbox_lease=s.float("outbox_lease_seconds", 120.0, env="TICKETS_OUTBOX_LEASE_SECONDS", positive=True),
+        noise=NoiseSettings(
+            incident_min_devices=s.int("incident_min_devices", 10, env="TICKETS_INCIDENT_MIN_DEVICES", minimum=0),
+            incident_window=timedelta(seconds=s.float("incident_window_seconds", 60.0,
+                                                      env="TICKETS_INCIDENT_WINDOW_SECONDS", positive=True)),
+            customer_wait=timedelta(seconds=s.float("incident_customer_wait_seconds", 0.0,
+                                                    env="TICKETS_INCIDENT_CUSTOMER_WAIT_SECONDS", minimum=0.0)),
+        ),
     )
 
 

@@ -36,7 +36,7 @@ from server.schemas import (
     ThresholdLine,
 )
 from telemetry.errors import StoreUnavailable
-from tickets import registry
+from tickets import registry, suppression
 from tickets.audit import record_entity
 from tickets.models import OPEN_STATUSES, Customer, Device, DeviceState, Severity, Ticket
 
@@ -299,6 +299,10 @@ def update_device(device_id: DeviceId, body: DeviceIn, request: Request, who: Wh
     return device_out(queries.device_views(session, [device])[0], _file_document(request))
 
 
+# How a held alert is shown (tickets.suppression's reasons).
+HELD_AS = {"window": "maintenance", "parent": "parent", "incident": "incident"}
+
+
 @router.get("/alerts", name="list_alerts", response_model=Page[AlertOut], tags=["alerts"])
 def list_alerts(
     who: Who,
@@ -315,12 +319,17 @@ def list_alerts(
         select(Ticket.open_key, Ticket.id).where(Ticket.open_key.in_(open_keys),
                                                  Ticket.status.in_([s.value for s in OPEN_STATUSES]))
     ).all())
+    held = suppression.held_view(session, sorted(open_keys))
     scope = _scope(who)
     items = []
     for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != Severity.RED, kv[0])):
         customer = devices[dev].customer_id if dev in devices else None
         if (severity and sev != severity) or (scope is not None and customer != scope):
             continue
+        hold = held.get(f"{dev}/{metric}")
         items.append(AlertOut(device_id=dev, metric=metric, severity=sev,  # type: ignore[arg-type]
-                              customer_id=customer, ticket_id=tickets.get(f"{dev}/{metric}")))
+                              customer_id=customer, ticket_id=tickets.get(f"{dev}/{metric}"),
+                              held=HELD_AS.get(hold.reason) if hold else None,  # type: ignore[arg-type]
+                              held_on_ticket_id=hold.ticket_id if hold else None,
+                              window_id=hold.window_id if hold else None))
     return Page[AlertOut](items=items, next=None)

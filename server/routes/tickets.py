@@ -25,10 +25,11 @@ from server.schemas import (
     Page,
     RatingIn,
     RcaIn,
+    RelatedDeviceOut,
     TicketDetail,
     TicketOut,
 )
-from tickets import staff
+from tickets import staff, suppression
 from tickets.errors import AlertStillActive, IllegalTransition, InvalidInput, TicketError, TicketNotFound
 from tickets.models import Level, NoteVisibility, OutboxStatus, RatingSource, Severity, Ticket, TicketStatus
 
@@ -109,6 +110,9 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
         audit=[AuditOut.model_validate(a) for a in audit],
         notes=[NoteOut.model_validate(n) for n in notes],
         notifications=notifications,
+        related_devices=[RelatedDeviceOut(device_id=h.device_id, alert=h.kind, reason=h.reason,  # type: ignore[arg-type]
+                                          severity=h.severity,
+                                          since=h.held_at) for h in suppression.related(session, ticket_id)],
     )
 
 

@@ -234,7 +234,8 @@ def test_device_health_and_alerts_from_rule_state(api: Harness) -> None:
     assert health == {"gw-red": "red", "gw-ok": "green", "gw-off": "offline"}
     alerts = c.get("/api/v1/alerts", headers=h).json()["items"]
     assert alerts == [{"device_id": "gw-red", "metric": "cpu_percent", "severity": "red",
-                       "customer_id": api.customers["Acme Power"], "ticket_id": ticket_id}]
+                       "customer_id": api.customers["Acme Power"], "ticket_id": ticket_id,
+                       "held": None, "held_on_ticket_id": None, "window_id": None}]  # ticketed: not held
     assert c.get("/api/v1/alerts", headers=api.auth("other_customer")).json()["items"] == []
 
 

@@ -51,6 +51,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "list_knowledge": ALL, "get_knowledge": ALL, "create_knowledge": STAFF, "update_knowledge": STAFF,
     "publish_knowledge": MANAGERS, "review_knowledge": MANAGERS, "retire_knowledge": MANAGERS,
     "use_knowledge": STAFF, "ticket_knowledge": STAFF,
+    "list_maintenance_windows": STAFF, "create_maintenance_window": MANAGERS,
+    "update_maintenance_window": MANAGERS, "delete_maintenance_window": MANAGERS,
     "login": PUBLIC, "logout": PUBLIC, "submit_survey": PUBLIC, "healthz": PUBLIC, "metrics": PUBLIC,
     "dashboard": PUBLIC, "survey_page": PUBLIC, "ticket_page": PUBLIC, "knowledge_page": PUBLIC, "messages": PUBLIC,
 }
@@ -88,6 +90,10 @@ def body_for(route: APIRoute) -> dict | None:
         "create_knowledge": {"title": "Fan seized", "symptom": "CPU hot", "steps": "Replace the fan"},
         "update_knowledge": {"risks": "Power down first"},
         "use_knowledge": {"ticket_id": 1},
+        "create_maintenance_window": {"name": "firmware", "starts_at": "2026-12-05T02:00:00",
+                                      "ends_at": "2026-12-05T04:00:00", "timezone": "Asia/Shanghai",
+                                      "scope": {"device_ids": ["gw-a"]}},
+        "update_maintenance_window": {"name": "firmware upgrade"},
     }.get(name)
 
 
@@ -126,7 +132,10 @@ def world(postgres_server: services.Postgres, server_pg_template: str,
                                 json={"name": "Ops", "channel": "email", "address": "ops@acme.test"}).json()
         entry = h.client.post("/api/v1/knowledge", headers=h.auth("admin"),
                               json={"title": "Fan seized", "symptom": "CPU hot", "steps": "Replace the fan"}).json()
-        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"]), "entry_id": str(entry["id"])}
+        window = h.client.post("/api/v1/maintenance-windows", headers=h.auth("admin"),
+                               json=body_for(next(r for _, r in ROUTES if r.name == "create_maintenance_window")))
+        values |= {"user_id": str(user["id"]), "contact_id": str(contact["id"]), "entry_id": str(entry["id"]),
+                   "window_id": str(window.json()["id"])}
         yield h, values
     engine.dispose()
 

@@ -126,6 +126,7 @@ _TICKET_KINDS = {
     "predictive": N_("predictive maintenance"),
     "service_recovery": N_("service recovery"),
     "manual": N_("manual"),
+    "incident": N_("incident"),
 }
 
 STAFF_GROUPS = {
@@ -235,6 +236,9 @@ class _Facts:
 
 def _device(f: _Facts) -> str:
     """The device as people know it: `Pump house 3 (gw-0001)`, or its id when it has no name."""
+    _ = f.locale.gettext
+    if f.get("device_id") is None and f.get("scope"):  # an incident: many devices
+        return _("the devices of {scope}").format(scope=f.get("scope"))
     device = str(f.need("device_id"))
     name = f.get("device_name")
     return f"{name} ({device})" if name and name != device else device
@@ -261,6 +265,8 @@ def _footer(f: _Facts) -> list[str]:
             due = human_time(clock["due_at"], f"{f.event}: clocks.due_at", f.locale)
             name = f.word(_CLOCKS, clock.get("name", "deadline"), spaced=True)
             lines.append(_("Due: {clock} by {time}").format(clock=name, time=due))
+    if f.get("affected_devices"):
+        lines.append(_("Devices affected: {count}").format(count=f.get("affected_devices")))
     ticket_link = f.link("ticket")
     if ticket_link:
         lines.append(_("Ticket: {link}").format(link=ticket_link))
@@ -322,7 +328,21 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     label = f.word(_TICKET_KINDS, kind, spaced=True)
     opened = f.time("opened_at")
     severity = f.get("severity")
-    if kind == "offline":
+    if kind == "incident":
+        count = f.get("affected_devices") or len(f.get("devices") or [])
+        subject = _("[{product}] INCIDENT: {count} affected among {device}, ticket {ref}").format(
+            **common, count=count)
+        if f.get("metric"):
+            body = [_("{count} of {device} raised {label} ({metric}) alerts together: one incident ticket follows "
+                      "them all.").format(**common, **_metric(f), count=count)]
+        else:
+            body = [_("{count} of {device} went offline together: one incident ticket follows them all.").format(
+                **common, count=count)]
+        listed = [str(d) for d in f.get("devices") or []]
+        if listed:
+            more = " …" if len(listed) < count else ""
+            body.append(_("Devices: {devices}").format(devices=", ".join(listed) + more))
+    elif kind == "offline":
         subject = _("[{product}] OFFLINE: device {device} stopped reporting, ticket {ref}").format(**common)
         body = [_("Device {device} stopped reporting and is considered offline.").format(**common)]
         if f.get("last_seen"):

@@ -10,6 +10,7 @@ import * as fleet from "./views/fleet.js";
 import * as deadletters from "./views/deadletters.js";
 import * as home from "./views/home.js";
 import * as knowledge from "./views/knowledge.js";
+import * as maintenance from "./views/maintenance.js";
 import * as queue from "./views/queue.js";
 import * as reports from "./views/reports.js";
 import * as thresholds from "./views/thresholds.js";
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^#\/fleet(?:\?(.*))?$/, fleet], [/^#\/queue$/, queue], [/^#\/tickets\/(\d+)$/, ticket],
   [/^#\/devices\/([A-Za-z0-9._-]{1,64})$/, device], [/^#\/board$/, board], [/^#\/thresholds$/, thresholds],
   [/^#\/admin(?:\/([a-z]+))?$/, admin], [/^#\/knowledge(?:\/(\d+|new))?$/, knowledge],
+  [/^#\/maintenance$/, maintenance],
 ];
 const state = { me: null, timer: null, generation: 0 };
 

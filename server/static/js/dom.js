@@ -85,7 +85,7 @@ export function statusName(status) { return word("term.status." + status, status
 export function levelName(level) { return word("term.level." + level, level); }
 
 // i18n-keys: term.kind.pre_maintenance term.kind.on_site term.kind.offline term.kind.predictive
-// i18n-keys: term.kind.service_recovery term.kind.manual
+// i18n-keys: term.kind.service_recovery term.kind.manual term.kind.incident
 export function kindName(kind) { return word("term.kind." + kind, kind); }
 
 // A catalogue word, or the raw value made readable when the catalogue has none.

@@ -8,6 +8,7 @@ import { clockName, fill, h, kindName, levelName, statusName, toast, when } from
 import { t } from "../i18n.js";
 import { subscribe } from "../live.js";
 import { catalogue, metricName, withUnit } from "../metrics.js";
+import { relatedDevices } from "./maintenance.js";
 import { knowledgeSection } from "./ticket_knowledge.js";
 
 const ACTIONS = {
@@ -265,6 +266,7 @@ export async function render(view, [id], ctx) {
           h("dt", {}, t("ticket.assignee")), h("dd", {}, tk.assignee || "—"),
           h("dt", {}, t("ticket.contact")), h("dd", {}, tk.contact_name || "—"))),
       h("section", { class: "card" }, h("h2", {}, t("ticket.clocks")), clocks(tk)),
+      relatedDevices(tk),
       actionBar(tk),
       forceForm(),
       knowledgeSection(tk.id, staff),
