@@ -161,7 +161,9 @@ def test_live_updates_patch_the_rows_and_the_counts(big, browser) -> None:
     assert errors == [], errors
 
 
-KEY_SHOWN = re.compile(r"\b(?:term|fleet|ticket|queue|home|device|dead|chart|metric)\.[a-z_.]+\b")
+KEY_SHOWN = re.compile(
+    r"\b(?:term|fleet|ticket|queue|home|device|dead|chart|metric|board|thresholds|maintenance|knowledge|reports)"
+    r"\.[a-z_.]+\b")
 
 
 @pytest.mark.parametrize("name", ["desktop", "phone"])
@@ -217,6 +219,19 @@ def test_every_view_in_chinese_with_10000_devices(big, browser, shots: Path, nam
     expect(page.locator("#dead-letters li").first).to_contain_text("不是有效的 JSON", timeout=10_000)
     expect(page.locator("#dead-letters li").first).to_contain_text("gw-9999")
     shown("dead-letters")
+    page.goto(base + "/#/board")
+    expect(page.locator("#view h1")).to_have_text("服务效率看板", timeout=10_000)
+    expect(page.locator("#kpi-totals")).to_contain_text("SLA 达成情况", timeout=10_000)
+    shown("board")
+    page.goto(base + "/#/thresholds")
+    expect(page.locator("#view h1")).to_have_text("告警阈值", timeout=10_000)
+    shown("thresholds")
+    page.goto(base + "/#/maintenance")
+    expect(page.locator("#view h1")).to_have_text("维护窗口", timeout=10_000)
+    shown("maintenance")
+    page.goto(base + "/#/knowledge")
+    expect(page.locator("#view h1")).to_have_text("知识库", timeout=10_000)
+    shown("knowledge")
     context.close()
     assert errors == [], errors
 
