@@ -1,5 +1,5 @@
 """`GET /api/v1/reports/monthly`: the month's SLA and efficiency report of one customer (or all), as
-JSON for the dashboard or CSV to download. A customer gets its own, whatever it asks for."""
+JSON for the dashboard, or CSV and PDF to download. A customer gets its own, whatever it asks for."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import kpis, queries
-from server.auth import Principal, authorized, db_session
+from server.auth import Principal, authorized, context, db_session, reading_locale
+from server.report_pdf import render_pdf
 from server.routes.admin import _day
 from server.schemas import MonthlyReportOut
 from tickets.models import Customer, Ticket
+from tickets.notify.locale import LANGUAGES
 
 router = APIRouter(prefix="/api/v1", tags=["efficiency board"])
 MONTH = r"^[12]\d{3}-(0[1-9]|1[0-2])$"  # years 1000-2999: dates Python can hold
@@ -45,13 +47,17 @@ def _problems(session: Session, start: date, end: date, customer_id: int | None,
 
 
 @router.get("/reports/monthly", name="monthly_report", response_model=MonthlyReportOut,
-            responses={200: {"content": {"text/csv": {}}, "description": "the report (CSV with format=csv)"}})
+            responses={200: {"content": {"text/csv": {}, "application/pdf": {}},
+                             "description": "the report (CSV with format=csv, PDF with format=pdf)"}})
 def monthly_report(
     who: Annotated[Principal, Depends(authorized)],
     session: Annotated[Session, Depends(db_session)],
+    request: Request,
     month: Annotated[str, Query(pattern=MONTH, description="YYYY-MM (UTC)")],
     customer_id: int | None = None,
-    format: Literal["json", "csv"] = "json",
+    format: Literal["json", "csv", "pdf"] = "json",
+    lang: Annotated[str | None, Query(pattern="^(" + "|".join(LANGUAGES) + ")$",
+                                      description="the PDF's language (default: the reader's)")] = None,
 ) -> MonthlyReportOut | Response:
     """Tickets opened in the month: first response, MTTA, MTTR, resolution rate, satisfaction, SLA
     attainment per clock, and the problems by kind and metric with the devices that failed most."""
@@ -67,9 +73,15 @@ def monthly_report(
                               top_devices=[[d, n] for d, n in top])
     if format == "json":
         return report
-    return Response(_csv(report), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="edgewatch-report-{month}'
-                               f'{f"-customer-{customer_id}" if customer_id else ""}.csv"'})
+    name = f'edgewatch-report-{month}{f"-customer-{customer_id}" if customer_id else ""}'
+    if format == "pdf":
+        locale = reading_locale(session, who, context(request).settings.locale)
+        if lang is not None:
+            locale = locale.choose(lang, None)
+        return Response(render_pdf(report, locale), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})
+    return Response(_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 def _csv(r: MonthlyReportOut) -> str:

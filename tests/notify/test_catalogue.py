@@ -19,10 +19,11 @@ from tickets.notify import render
 from tickets.notify.locale import Locale, catalogue_path
 
 ROOT = Path(__file__).resolve().parents[2]
-# As scripts/messages extracts them: `_()` and `N_()` in the message texts and channels, the labels of
-# `Metric(...)`.
+# As scripts/messages extracts them: `_()` and `N_()` in the message texts, channels and the PDF
+# report, the labels of `Metric(...)`.
 SOURCES = {ROOT / "tickets" / "notify" / "message.py": {"_": None, "N_": None},
            ROOT / "tickets" / "notify" / "channels.py": {"_": None},
+           ROOT / "server" / "report_pdf.py": {"_": None},
            ROOT / "rules" / "metrics.py": {"Metric": (2,)}}
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

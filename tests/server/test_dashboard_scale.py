@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy.engine import Engine
 
 from edgewatch.bench._big_fleet import BigFleet, fill_fleet, rule_state
@@ -270,5 +271,10 @@ def test_the_monthly_report_in_the_dashboard_and_its_download(big, browser, shot
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert text.startswith("section,item,value") and "report,customer,Acme Power" in text
     assert "rt-0001" not in text  # Beta Water's device
+    with page.expect_download() as download:
+        page.click("#report-pdf")
+    assert download.value.suggested_filename.endswith(".pdf")
+    pdf = "\n".join(p.extract_text() for p in PdfReader(download.value.path()).pages)
+    assert "Monthly SLA and efficiency report" in pdf and "Acme Power" in pdf and "rt-0001" not in pdf
     context.close()
     assert errors == [], errors

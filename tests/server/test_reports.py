@@ -1,4 +1,4 @@
-"""The monthly SLA and efficiency report: per customer or for all, as JSON and as CSV; a customer
+"""The monthly SLA and efficiency report: per customer or for all, as JSON, CSV and PDF; a customer
 gets its own report whatever it asks for."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import csv
 import io
 
 import pytest
+from pypdf import PdfReader
 
 from tests.server.harness import Harness
+from tickets.models import Customer
 
 pytestmark = pytest.mark.postgres
 
@@ -42,3 +44,36 @@ def test_monthly_report_per_customer_as_json_and_csv(api: Harness) -> None:
     assert ["efficiency", "opened", "2"] in rows and ["devices failing most", "gw-a", "2"] in rows
     bad = api.client.get("/api/v1/reports/monthly", params={"month": "2026-13"}, headers=api.auth("admin"))
     assert bad.status_code == 422
+
+
+def test_monthly_report_as_pdf_in_the_readers_language(api: Harness) -> None:
+    api.add_device("gw-a", "Acme Power")
+    api.raise_alert("gw-a", "cpu_percent", "red", 97.0)
+    month = api.clock.now().strftime("%Y-%m")
+    acme = api.customers["Acme Power"]
+    english = api.client.get("/api/v1/reports/monthly", params={"month": month, "format": "pdf"},
+                             headers=api.auth("customer"))
+    assert english.status_code == 200 and english.headers["content-type"] == "application/pdf"
+    assert f"edgewatch-report-{month}-customer-{acme}.pdf" in english.headers["content-disposition"]
+    text = _pdf_text(english.content)
+    assert "Monthly SLA and efficiency report" in text and "Acme Power" in text
+    assert "CPU usage" in text and "on-site service" in text and "first response" in text
+    chinese = api.client.get("/api/v1/reports/monthly", params={"month": month, "format": "pdf", "lang": "zh-CN"},
+                             headers=api.auth("customer"))
+    text = _pdf_text(chinese.content)
+    assert "月度 SLA 与服务效率报告" in text and "CPU 使用率" in text and "现场服务" in text and "首次响应" in text
+    # A customer whose language is Chinese gets it without asking.
+    with api.sessions() as session:
+        session.get(Customer, acme).language = "zh-CN"
+        session.commit()
+    own = api.client.get("/api/v1/reports/monthly", params={"month": month, "format": "pdf"},
+                         headers=api.auth("customer"))
+    assert "新建工单" in _pdf_text(own.content)
+    bad = api.client.get("/api/v1/reports/monthly", params={"month": month, "format": "pdf", "lang": "fr"},
+                         headers=api.auth("customer"))
+    assert bad.status_code == 422 and "lang" in bad.text
+
+
+def _pdf_text(content: bytes) -> str:
+    assert content.startswith(b"%PDF-")
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)

@@ -150,6 +150,16 @@ _CLOCKS = {
 }
 
 
+def clock_name(name: str, locale: Locale = ENGLISH_UTC) -> str:
+    """An SLA clock's name in the reader's language (an unknown one with its underscores as spaces)."""
+    return locale.gettext(_CLOCKS[name]) if name in _CLOCKS else name.replace("_", " ")
+
+
+def kind_name(kind: str, locale: Locale = ENGLISH_UTC) -> str:
+    """A ticket kind in the reader's language (an unknown one with its underscores as spaces)."""
+    return locale.gettext(_TICKET_KINDS[kind]) if kind in _TICKET_KINDS else kind.replace("_", " ")
+
+
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, the format of the public API."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

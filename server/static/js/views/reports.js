@@ -1,7 +1,7 @@
-// The monthly SLA and efficiency report, per customer (a customer sees its own), with a CSV download.
+// The monthly SLA and efficiency report, per customer (a customer sees its own), with CSV and PDF downloads.
 import { api } from "../api.js";
 import { clockName, duration, fill, h, kindName, pct } from "../dom.js";
-import { formatNumber, t } from "../i18n.js";
+import { formatNumber, lang, t } from "../i18n.js";
 import { catalogue, metricName } from "../metrics.js";
 
 function lastMonth() {
@@ -21,15 +21,17 @@ export async function render(view, params, ctx) {
     customer.append(...customers.items.map((c) => h("option", { value: c.id }, c.name)));
   }
   const download = h("a", { class: "button secondary", id: "report-csv", download: "" }, t("reports.csv"));
+  const pdf = h("a", { class: "button secondary", id: "report-pdf", download: "" }, t("reports.pdf"));
   const body = h("div", { id: "report" });
   view.append(h("h1", {}, t("reports.title")),
     h("div", { class: "toolbar" }, h("label", { for: "report-month" }, t("reports.month")), month,
-      staff ? customer : null, download), body);
+      staff ? customer : null, download, pdf), body);
 
   async function load() {
     const query = { month: month.value, customer_id: customer.value || undefined };
-    download.href = "api/v1/reports/monthly?" + new URLSearchParams({ ...Object.fromEntries(
-      Object.entries(query).filter(([, v]) => v !== undefined)), format: "csv" }).toString();
+    const given = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined));
+    download.href = "api/v1/reports/monthly?" + new URLSearchParams({ ...given, format: "csv" }).toString();
+    pdf.href = "api/v1/reports/monthly?" + new URLSearchParams({ ...given, format: "pdf", lang: lang() }).toString();
     const r = await api("/reports/monthly", { query });
     if (ctx.stale()) return;
     const k = r.totals;
