@@ -85,8 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ticket_settings.policy, public_url=ticket_settings.public_url)
         logger.info("links in notifications start with %s", ticket_settings.public_url)
         if bus is not None:
+            try:
+                from collector.bus.source import BusSource
+            except ImportError as exc:
+                raise ConfigError("--bus / [bus] url", "url", f"needs the nats-py package ({exc}): install "
+                                  "edgewatch with the bus extra") from None
             from collector.bus.leader import RuntimeHost
-            from collector.bus.source import BusSource
 
             host = None if args.no_ticket_runtime else RuntimeHost(lambda: TicketRuntime(engine, ticket_settings))
             source = BusSource(bus, settings.mqtt.topic_prefix, settings.queue_size,

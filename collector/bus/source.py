@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import nats
@@ -58,6 +59,7 @@ BUCKET = "edgewatch_leases"
 FETCH = 500
 ACK_WAIT_S = 30.0
 CLAIMS_PER_ROUND = 4
+STALL_S = 5.0  # a partition idle this long has its consumer checked
 
 # Lease states: claimed (consumer ready, not yet reported), gained (reported, the collector is
 # loading), active (read), releasing (no longer read, the collector is writing), released.
@@ -69,6 +71,7 @@ class _Lease:
     revision: int
     until: float  # time.monotonic() after which it no longer counts as ours
     state: str = CLAIMED
+    start: int = 0  # the stream sequence its consumer starts at
     generation: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -91,6 +94,7 @@ class BusSource:
         self._tokens = itertools.count(1)
         self._pending: dict[int, tuple[int, Any]] = {}  # token -> (generation, nats message); loop thread only
         self._leases_task: asyncio.Task[None] | None = None
+        self._leader_task: asyncio.Task[None] | None = None
         self._acking: set[asyncio.Task[None]] = set()
         self._lost = False
         self._leader: _Lease | None = None
@@ -215,7 +219,8 @@ class BusSource:
         self._stopping = asyncio.Event()
         self._nc = await nats.connect(servers=list(s.servers), name=f"edgewatch-collector {s.name}",
                                       max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5,
-                                      allow_reconnect=True)
+                                      allow_reconnect=True, error_cb=self._on_error,
+                                      disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected)
         self._js = self._nc.jetstream(timeout=5)
         await self._ensure_stream()
         await self._check_mapping()
@@ -225,6 +230,17 @@ class BusSource:
             self._kv = await self._js.create_key_value(bucket=BUCKET, ttl=s.lease_ttl_s, history=1,
                                                        replicas=s.replicas)
         self._leases_task = asyncio.create_task(self._lease_loop())
+        self._leader_task = asyncio.create_task(self._leader_loop())
+
+    async def _on_error(self, exc: Exception) -> None:
+        # One line: a node going away is expected in a cluster, and the client reconnects by itself.
+        logger.warning("bus: NATS: %s", exc or type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        logger.warning("bus: disconnected from NATS; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        logger.info("bus: reconnected to NATS at %s", self._nc.connected_url.netloc if self._nc else "?")
 
     async def _ensure_stream(self, patience_s: float = 30.0) -> None:
         s = self.settings
@@ -271,11 +287,11 @@ class BusSource:
     async def _close(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
-        task = self._leases_task
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        for task in (self._leases_task, self._leader_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         with self._lock:
             leases = dict(self._leases)
             self._leases.clear()
@@ -299,20 +315,34 @@ class BusSource:
         s = self.settings
         while True:
             began = time.monotonic()
+            for step in (self._renew, self._rebalance):
+                try:
+                    await step(began)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the NATS cluster unreachable or electing: the next round tries again
+                    logger.warning("bus: lease round failed (%s)", exc or type(exc).__name__)
+            self._expire()
+            await asyncio.sleep(max(0.05, s.renew_s - (time.monotonic() - began)))
+
+    async def _leader_loop(self) -> None:
+        """The leader lease, in a loop of its own: starting or stopping the ticket runtime takes a
+        while, and must hold up neither the partitions' renewals nor its own."""
+        s = self.settings
+        while True:
+            began = time.monotonic()
             try:
-                await self._renew(began)
                 await self._lead(began)
-                await self._rebalance(began)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the NATS cluster unreachable or electing: the next round tries again
-                logger.warning("bus: lease round failed (%s)", exc or type(exc).__name__)
-            await self._expire()
+            except Exception as exc:
+                logger.warning("bus: leader lease round failed (%s)", exc or type(exc).__name__)
+            if self._leader is not None and self._leader.until <= time.monotonic():
+                await self._lose_leader("not renewed in time", self._take_leader())
             await asyncio.sleep(max(0.05, s.renew_s - (time.monotonic() - began)))
 
     async def _renew(self, began: float) -> None:
         s = self.settings
-        await self._kv.put(member_key(s.name), s.name.encode())
         with self._lock:
             leases = list(self._leases.items())  # those being handed over too, until deleted
         results = await asyncio.gather(
@@ -325,15 +355,14 @@ class BusSource:
             if isinstance(result, int):
                 lease.revision, lease.until = result, began + s.hold_s
             # anything else (a timeout while the cluster elects a leader): the next round tries again
+        await self._kv.put(member_key(s.name), s.name.encode())
 
-    async def _expire(self) -> None:
+    def _expire(self) -> None:
         now = time.monotonic()
         with self._lock:
             late = [p for p, lease in self._leases.items() if lease.until <= now]
         if late:
             self._lose(f"the leases of partitions {late} could not be renewed in time")
-        if self._leader is not None and self._leader.until <= now:
-            await self._lose_leader("not renewed in time", self._take_leader())
 
     def _lose(self, why: str) -> None:
         """Every partition is given up at once: nothing of them may be processed or acknowledged."""
@@ -362,9 +391,8 @@ class BusSource:
                 return
             self._leader.revision, self._leader.until = revision, began + s.hold_s
             return
-        try:
-            revision = await self._kv.create(LEADER_KEY, s.name.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
+        revision = await self._create(LEADER_KEY)
+        if revision is None:
             return
         self._leader = _Lease(revision, began + s.hold_s, ACTIVE)
         logger.info("bus: %s leads: hosting the ticket runtime", s.name)
@@ -395,18 +423,25 @@ class BusSource:
             self._give_up(p)
         # A few claims a round: the renewals of those held must not wait behind many consumer resets.
         for p in decided.claim[:CLAIMS_PER_ROUND]:
-            try:
-                revision = await self._kv.create(partition_key(p), s.name.encode())
-            except nats.js.errors.KeyWrongLastSequenceError:
+            revision = await self._create(partition_key(p))
+            if revision is None:
                 continue  # another collector was quicker
             since = time.time()
-            await self._reset_consumer(p)
+            start = await self._reset_consumer(p)
             renewed = time.monotonic()
             revision = await self._kv.update(partition_key(p), s.name.encode(), last=revision)
             with self._lock:
-                self._leases[p] = _Lease(revision, renewed + s.hold_s)
+                self._leases[p] = _Lease(revision, renewed + s.hold_s, start=start)
             self.takeovers += 1
             logger.info("bus: %s holds partition %d from %.3f", s.name, p, since)
+
+    async def _create(self, key: str) -> int | None:
+        """Create `key` if absent: its revision, or None when it exists (or expired just then)."""
+        try:
+            revision: int = await self._kv.create(key, self.settings.name.encode())
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            return None
+        return revision
 
     def _log_end(self, partition: int, lease: _Lease) -> None:
         """The end of a term, in wall-clock time: now, or when the lease stopped counting as ours."""
@@ -435,17 +470,19 @@ class BusSource:
                 with contextlib.suppress(Exception):
                     await self._kv.delete(partition_key(p), last=lease.revision)
 
-    async def _reset_consumer(self, partition: int) -> None:
-        """The partition's consumer, restarted at its acknowledgement floor: in order, nothing skipped."""
+    async def _reset_consumer(self, partition: int, start: int | None = None) -> int:
+        """The partition's consumer, (re)created to start at stream sequence `start`, by default at its
+        acknowledgement floor: in order, nothing skipped. Returns where it starts (0: the beginning)."""
         s = self.settings
         name = f"partition-{partition}"
-        start = 0
         try:
             info = await self._js.consumer_info(s.stream, name)
-            start = info.ack_floor.stream_seq + 1 if info.ack_floor is not None else 0
+            if start is None:
+                start = info.ack_floor.stream_seq + 1 if info.ack_floor is not None else 0
             await self._js.delete_consumer(s.stream, name)
         except nats.js.errors.NotFoundError:
             pass
+        start = start or 0
         config = api.ConsumerConfig(
             durable_name=name, filter_subject=partition_subject(partition), ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start else api.DeliverPolicy.ALL,
@@ -453,6 +490,7 @@ class BusSource:
             max_deliver=-1,
         )
         await self._js.add_consumer(s.stream, config)
+        return start
 
     def _start_reading(self, partitions: frozenset[int]) -> None:
         with self._lock:
@@ -463,27 +501,53 @@ class BusSource:
                 lease.state = ACTIVE
                 lease.generation = next(self._generations)
                 self._live.add(lease.generation)
-                lease.task = asyncio.create_task(self._read(p, lease.generation))
+                lease.task = asyncio.create_task(self._read(p, lease.generation, lease.start))
+                lease.task.add_done_callback(partial(self._read_ended, p))
 
-    async def _read(self, partition: int, generation: int) -> None:
+    def _read_ended(self, partition: int, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("bus: reading partition %d stopped: %s", partition, task.exception())
+
+    async def _read(self, partition: int, generation: int, start: int) -> None:
+        """Fetch the partition into the queue while this generation is live. A consumer that has
+        vanished or stalled (a cluster node lost at the wrong moment) is recreated where we stand."""
         s = self.settings
-        sub = await self._js.pull_subscribe_bind(durable=f"partition-{partition}", stream=s.stream)
         prefix = self._topic_prefix
+        position = start  # the stream sequence after the last message read (0: none read yet)
+        idle_since = time.monotonic()
+        sub: Any = None
         try:
             while generation in self._live:
+                if sub is None:
+                    try:
+                        sub = await self._js.pull_subscribe_bind(durable=f"partition-{partition}", stream=s.stream)
+                    except nats.errors.Error as exc:
+                        logger.warning("bus: partition %d: cannot bind its consumer (%s)", partition,
+                                       exc or type(exc).__name__)
+                        await asyncio.sleep(1.0)
+                        continue
                 room = self._queue_size - self._queue.qsize()
                 if room < FETCH // 4:
                     await asyncio.sleep(0.01)  # the collector is behind: the stream holds the rest
+                    idle_since = time.monotonic()
                     continue
                 try:
                     messages = await sub.fetch(min(FETCH, room), timeout=1.0)
                 except (TimeoutError, nats.errors.TimeoutError):
+                    if time.monotonic() - idle_since > STALL_S:
+                        idle_since = time.monotonic()
+                        if await self._stalled(partition):
+                            await self._restart(partition, generation, position)
+                            with contextlib.suppress(Exception):
+                                await sub.unsubscribe()
+                            sub = None
                     continue
                 except nats.errors.Error as exc:
                     logger.warning("bus: reading partition %d: %s", partition, exc or type(exc).__name__)
                     await asyncio.sleep(0.5)
                     continue
-                now, mono = time.time(), time.monotonic()
+                idle_since = now_mono = time.monotonic()
+                now = time.time()
                 for message in messages:
                     if is_probe(message.subject):
                         await message.ack()
@@ -491,10 +555,38 @@ class BusSource:
                     token = next(self._tokens)
                     self._pending[token] = (generation, message)
                     self._queue.put_nowait(Inbound(topic_of(message.subject, prefix), message.data, 1, token, False,
-                                                   now, mono, generation))
+                                                   now, now_mono, generation))
+                if messages:
+                    position = messages[-1].metadata.sequence.stream + 1
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _stalled(self, partition: int) -> bool:
+        """Idle for a while: is the consumer gone, or does it hold messages it does not deliver?"""
+        try:
+            info = await self._js.consumer_info(self.settings.stream, f"partition-{partition}")
+        except nats.js.errors.NotFoundError:
+            return True
+        except nats.errors.Error:
+            return False  # the cluster is busy: asked again later
+        return bool(info.num_pending) and not info.num_ack_pending
+
+    async def _restart(self, partition: int, generation: int, position: int) -> None:
+        """Recreate the consumer at the first message of ours not acknowledged (or after the last read)."""
+        mine = [token for token, (g, _) in self._pending.items() if g == generation]
+        first = min((self._pending[t][1].metadata.sequence.stream for t in mine), default=position)
+        for token in mine:  # their acknowledgements would go to the old consumer: they come again
+            del self._pending[token]
+        try:
+            await self._reset_consumer(partition, first)
+        except nats.errors.Error as exc:
+            logger.warning("bus: partition %d: consumer not recreated (%s); trying again", partition,
+                           exc or type(exc).__name__)
+            return
+        logger.warning("bus: partition %d: its consumer had stalled; recreated at stream sequence %d", partition,
+                       first)
 
     def _ack_tokens(self, tokens: list[int]) -> None:
         pending = self._pending

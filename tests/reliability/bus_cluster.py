@@ -4,16 +4,23 @@ ever held by two collectors at once."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from tests.reliability.stack import CollectorProcess, wait_until, write_config
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.reliability.stack import Agents, CollectorProcess, wait_until, write_config
 from tests.support import services
 
 PARTITIONS = 16
-LEASE_TTL_S = 6.0
+LEASE_TTL_S = 10.0
 HOLDS = re.compile(r"bus: (\S+) holds partition (\d+) from ([\d.]+)")
 HELD = re.compile(r"bus: (\S+) held partition (\d+) until ([\d.]+)")
 STOPPED = re.compile(r"collector stopped: messages processed (\d+), duplicate (\d+), rejected (\d+)")
@@ -149,3 +156,68 @@ def settled(collectors: list[BusCollector]) -> bool:
     live = [c for c in collectors if c.alive()]
     return (sorted(held) == list(range(PARTITIONS)) and all(len(v) == 1 for v in held.values())
             and len(shares) == len(live) and max(shares.values()) - min(shares.values()) <= 2)
+
+
+class FleetAgents(Agents):
+    """Devices publishing like agents, several to one MQTT connection (as `edgewatch simulate` does):
+    a NATS MQTT session costs the cluster a JetStream write, so 500 of them would make connecting the
+    slowest part of the test. Each connection has its own client id and persistent session; a device's
+    next sample goes out only once the broker has acknowledged its previous one, as from a spool."""
+
+    def __init__(self, port: int, streams: Mapping[str, Sequence[dict[str, Any]]], *, connections: int,
+                 rate: float, prefix: str) -> None:
+        self.port = port
+        self.streams = streams
+        self.rate = rate
+        self.topic = "edgewatch/v1/{}/telemetry"
+        self.published = 0
+        self.acked = 0
+        self._lock = threading.Lock()
+        self._acked: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self.clients = {}
+        self.connected = {}
+        self._client_of: dict[str, str] = {}
+        for n in range(connections):
+            name = f"{prefix}-{n}"
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rel-agent-{name}", clean_session=False)
+            client.max_inflight_messages_set(0)
+            client.max_queued_messages_set(0)
+            client.reconnect_delay_set(0.2, 2.0)
+            event = threading.Event()
+            client.on_connect = lambda c, u, f, r, p, e=event: e.set() if not r.is_failure else None
+            client.on_disconnect = lambda c, u, f, r, p, e=event: e.clear()
+            client.on_publish = self._on_publish
+            self.clients[name] = client
+            self.connected[name] = event
+        names = list(self.clients)
+        for i, device_id in enumerate(streams):
+            self._client_of[device_id] = names[i % len(names)]
+
+    def _publish(self) -> None:
+        next_index = dict.fromkeys(self.streams, 0)
+        last: dict[str, int] = {}  # device -> mid of its latest sample on its connection
+        start = time.monotonic()
+        while any(next_index[d] < len(s) for d, s in self.streams.items()):
+            progressed = False
+            for device_id, stream in self.streams.items():
+                if self._stop.is_set():
+                    return
+                name = self._client_of[device_id]
+                index = next_index[device_id]
+                previous = last.get(device_id)
+                if index >= len(stream) or not self.connected[name].is_set() or (
+                        previous is not None and (name, previous) not in self._acked):
+                    continue
+                last[device_id] = self.clients[name].publish(
+                    self.topic.format(device_id), json.dumps(stream[index]), qos=1).mid
+                next_index[device_id] = index + 1
+                self.published += 1
+                progressed = True
+                ahead = start + self.published / self.rate - time.monotonic()
+                if ahead > 0:
+                    self._stop.wait(ahead)
+            if not progressed:
+                self._stop.wait(0.01)
+        self.done.set()

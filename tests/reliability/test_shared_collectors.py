@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.bus.cluster import PARTITIONS, BusCollector, overlaps, ownership, settled, stream_seqs
 from tests.reliability import audit
+from tests.reliability.bus_cluster import (
+    PARTITIONS,
+    BusCollector,
+    FleetAgents,
+    overlaps,
+    ownership,
+    settled,
+    stream_seqs,
+)
 from tests.reliability.figures import Figures, scaled
 from tests.reliability.stack import (
     Agents,
@@ -128,8 +136,10 @@ def test_collector_and_nats_node_killed_mid_stream(
     half = len(devices) // 2
     # Half the fleet speaks to node 1, half to node 3, the node that is killed: those agents
     # reconnect when it is back and resend what it had not acknowledged.
-    groups = [Agents(cluster.nodes[0].mqtt_port, {d: fleet[d] for d in devices[:half]}, rate=scaled(150, 150)),
-              Agents(cluster.nodes[2].mqtt_port, {d: fleet[d] for d in devices[half:]}, rate=scaled(150, 150))]
+    groups = [FleetAgents(cluster.nodes[0].mqtt_port, {d: fleet[d] for d in devices[:half]}, connections=5,
+                          rate=150, prefix="n1"),
+              FleetAgents(cluster.nodes[2].mqtt_port, {d: fleet[d] for d in devices[half:]}, connections=5,
+                          rate=150, prefix="n3")]
     total = sum(len(v) for v in fleet.values())
     try:
         for c in collectors:
