@@ -71,7 +71,8 @@ class _Lease:
     revision: int
     until: float  # time.monotonic() after which it no longer counts as ours
     state: str = CLAIMED
-    start: int = 0  # the stream sequence its consumer starts at
+    consumer: str = ""  # the partition's consumer, made for this term
+    start: int = 0  # the stream sequence it starts at
     generation: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -427,11 +428,11 @@ class BusSource:
             if revision is None:
                 continue  # another collector was quicker
             since = time.time()
-            start = await self._reset_consumer(p)
+            consumer, start = await self._reset_consumer(p)
             renewed = time.monotonic()
             revision = await self._kv.update(partition_key(p), s.name.encode(), last=revision)
             with self._lock:
-                self._leases[p] = _Lease(revision, renewed + s.hold_s, start=start)
+                self._leases[p] = _Lease(revision, renewed + s.hold_s, consumer=consumer, start=start)
             self.takeovers += 1
             logger.info("bus: %s holds partition %d from %.3f", s.name, p, since)
 
@@ -470,19 +471,21 @@ class BusSource:
                 with contextlib.suppress(Exception):
                     await self._kv.delete(partition_key(p), last=lease.revision)
 
-    async def _reset_consumer(self, partition: int, start: int | None = None) -> int:
-        """The partition's consumer, (re)created to start at stream sequence `start`, by default at its
-        acknowledgement floor: in order, nothing skipped. Returns where it starts (0: the beginning)."""
+    async def _reset_consumer(self, partition: int, start: int | None = None) -> tuple[str, int]:
+        """A new consumer for the partition, starting at stream sequence `start`, by default at the
+        acknowledgement floor of the one it replaces: in order, nothing skipped. Each has a name of
+        its own, so that a late acknowledgement meant for its predecessor can never move its floor.
+        Returns its name and where it starts (0: the beginning)."""
         s = self.settings
-        name = f"partition-{partition}"
-        try:
-            info = await self._js.consumer_info(s.stream, name)
-            if start is None:
-                start = info.ack_floor.stream_seq + 1 if info.ack_floor is not None else 0
-            await self._js.delete_consumer(s.stream, name)
-        except nats.js.errors.NotFoundError:
-            pass
-        start = start or 0
+        prefix = f"partition-{partition}-"
+        old = [c for c in await self._js.consumers_info(s.stream) if c.name.startswith(prefix)]
+        if start is None:
+            # Several: a claimer died half-way; the lowest floor loses nothing (the rest are duplicates).
+            start = min((c.ack_floor.stream_seq + 1 if c.ack_floor is not None else 0 for c in old), default=0)
+        for consumer in old:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await self._js.delete_consumer(s.stream, consumer.name)
+        name = f"{prefix}{uuid.uuid4().hex[:10]}"
         config = api.ConsumerConfig(
             durable_name=name, filter_subject=partition_subject(partition), ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start else api.DeliverPolicy.ALL,
@@ -490,7 +493,7 @@ class BusSource:
             max_deliver=-1,
         )
         await self._js.add_consumer(s.stream, config)
-        return start
+        return name, start
 
     def _start_reading(self, partitions: frozenset[int]) -> None:
         with self._lock:
@@ -501,26 +504,27 @@ class BusSource:
                 lease.state = ACTIVE
                 lease.generation = next(self._generations)
                 self._live.add(lease.generation)
-                lease.task = asyncio.create_task(self._read(p, lease.generation, lease.start))
+                lease.task = asyncio.create_task(self._read(p, lease))
                 lease.task.add_done_callback(partial(self._read_ended, p))
 
     def _read_ended(self, partition: int, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             logger.error("bus: reading partition %d stopped: %s", partition, task.exception())
 
-    async def _read(self, partition: int, generation: int, start: int) -> None:
+    async def _read(self, partition: int, lease: _Lease) -> None:
         """Fetch the partition into the queue while this generation is live. A consumer that has
         vanished or stalled (a cluster node lost at the wrong moment) is recreated where we stand."""
         s = self.settings
         prefix = self._topic_prefix
-        position = start  # the stream sequence after the last message read (0: none read yet)
+        generation = lease.generation
+        position = lease.start  # the stream sequence after the last message read (0: none read yet)
         idle_since = time.monotonic()
         sub: Any = None
         try:
             while generation in self._live:
                 if sub is None:
                     try:
-                        sub = await self._js.pull_subscribe_bind(durable=f"partition-{partition}", stream=s.stream)
+                        sub = await self._js.pull_subscribe_bind(durable=lease.consumer, stream=s.stream)
                     except nats.errors.Error as exc:
                         logger.warning("bus: partition %d: cannot bind its consumer (%s)", partition,
                                        exc or type(exc).__name__)
@@ -536,8 +540,8 @@ class BusSource:
                 except (TimeoutError, nats.errors.TimeoutError):
                     if time.monotonic() - idle_since > STALL_S:
                         idle_since = time.monotonic()
-                        if await self._stalled(partition):
-                            await self._restart(partition, generation, position)
+                        if await self._stalled(lease.consumer):
+                            await self._restart(partition, lease, position)
                             with contextlib.suppress(Exception):
                                 await sub.unsubscribe()
                             sub = None
@@ -563,24 +567,24 @@ class BusSource:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
 
-    async def _stalled(self, partition: int) -> bool:
+    async def _stalled(self, consumer: str) -> bool:
         """Idle for a while: is the consumer gone, or does it hold messages it does not deliver?"""
         try:
-            info = await self._js.consumer_info(self.settings.stream, f"partition-{partition}")
+            info = await self._js.consumer_info(self.settings.stream, consumer)
         except nats.js.errors.NotFoundError:
             return True
         except nats.errors.Error:
             return False  # the cluster is busy: asked again later
         return bool(info.num_pending) and not info.num_ack_pending
 
-    async def _restart(self, partition: int, generation: int, position: int) -> None:
+    async def _restart(self, partition: int, lease: _Lease, position: int) -> None:
         """Recreate the consumer at the first message of ours not acknowledged (or after the last read)."""
-        mine = [token for token, (g, _) in self._pending.items() if g == generation]
+        mine = [token for token, (g, _) in self._pending.items() if g == lease.generation]
         first = min((self._pending[t][1].metadata.sequence.stream for t in mine), default=position)
         for token in mine:  # their acknowledgements would go to the old consumer: they come again
             del self._pending[token]
         try:
-            await self._reset_consumer(partition, first)
+            lease.consumer, _ = await self._reset_consumer(partition, first)
         except nats.errors.Error as exc:
             logger.warning("bus: partition %d: consumer not recreated (%s); trying again", partition,
                            exc or type(exc).__name__)
