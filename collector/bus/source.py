@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -94,8 +94,7 @@ class BusSource:
         self._generations = itertools.count(1)
         self._tokens = itertools.count(1)
         self._pending: dict[int, tuple[int, Any]] = {}  # token -> (generation, nats message); loop thread only
-        self._leases_task: asyncio.Task[None] | None = None
-        self._leader_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the lease loops
         self._acking: set[asyncio.Task[None]] = set()
         self._lost = False
         self._leader: _Lease | None = None
@@ -230,8 +229,9 @@ class BusSource:
         except nats.js.errors.BucketNotFoundError:
             self._kv = await self._js.create_key_value(bucket=BUCKET, ttl=s.lease_ttl_s, history=1,
                                                        replicas=s.replicas)
-        self._leases_task = asyncio.create_task(self._lease_loop())
-        self._leader_task = asyncio.create_task(self._leader_loop())
+        self._tasks = [asyncio.create_task(self._lease_loop(self._renew, expire=True)),
+                       asyncio.create_task(self._lease_loop(self._rebalance, expire=False)),
+                       asyncio.create_task(self._leader_loop())]
 
     async def _on_error(self, exc: Exception) -> None:
         # One line: a node going away is expected in a cluster, and the client reconnects by itself.
@@ -288,11 +288,10 @@ class BusSource:
     async def _close(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
-        for task in (self._leases_task, self._leader_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         with self._lock:
             leases = dict(self._leases)
             self._leases.clear()
@@ -312,18 +311,20 @@ class BusSource:
                 await self._nc.flush(timeout=2)
                 await self._nc.close()
 
-    async def _lease_loop(self) -> None:
+    async def _lease_loop(self, step: Callable[[float], Awaitable[None]], expire: bool) -> None:
+        """Run `step` every `renew_s`. Renewing and rebalancing each have a loop: claims (a consumer
+        made per claim) can take seconds on a busy cluster, and renewals must not wait for them."""
         s = self.settings
         while True:
             began = time.monotonic()
-            for step in (self._renew, self._rebalance):
-                try:
-                    await step(began)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the NATS cluster unreachable or electing: the next round tries again
-                    logger.warning("bus: lease round failed (%s)", exc or type(exc).__name__)
-            self._expire()
+            try:
+                await step(began)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the NATS cluster unreachable or electing: the next round tries again
+                logger.warning("bus: lease round failed (%s)", exc or type(exc).__name__)
+            if expire:
+                self._expire()
             await asyncio.sleep(max(0.05, s.renew_s - (time.monotonic() - began)))
 
     async def _leader_loop(self) -> None:
@@ -350,6 +351,10 @@ class BusSource:
             *(self._kv.update(partition_key(p), s.name.encode(), last=lease.revision) for p, lease in leases),
             return_exceptions=True)
         for (p, lease), result in zip(leases, results, strict=True):
+            with self._lock:
+                current = self._leases.get(p) is lease
+            if not current:
+                continue  # handed over meanwhile: its entry is deleted, or being deleted
             if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
                 self._lose(f"the lease of partition {p} was taken")
                 return
