@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 BUCKET = "edgewatch_leases"
 FETCH = 500
 ACK_WAIT_S = 30.0
-CLAIMS_PER_ROUND = 4
+CLAIMS_PER_ROUND = 8
 STALL_S = 5.0  # a partition idle this long has its consumer checked
 
 # Lease states: claimed (consumer ready, not yet reported), gained (reported, the collector is
@@ -427,19 +427,26 @@ class BusSource:
         decided = plan(s.partitions, s.name, keys, mine)
         for p in decided.release:
             self._give_up(p)
-        # A few claims a round: the renewals of those held must not wait behind many consumer resets.
-        for p in decided.claim[:CLAIMS_PER_ROUND]:
-            revision = await self._create(partition_key(p))
-            if revision is None:
-                continue  # another collector was quicker
-            since = time.time()
-            consumer, start = await self._reset_consumer(p)
-            renewed = time.monotonic()
-            revision = await self._kv.update(partition_key(p), s.name.encode(), last=revision)
-            with self._lock:
-                self._leases[p] = _Lease(revision, renewed + s.hold_s, consumer=consumer, start=start)
-            self.takeovers += 1
-            logger.info("bus: %s holds partition %d from %.3f", s.name, p, since)
+        # Claims run side by side (each makes a consumer, slow on a busy cluster), a bounded number a round.
+        results = await asyncio.gather(*(self._claim(p) for p in decided.claim[:CLAIMS_PER_ROUND]),
+                                       return_exceptions=True)
+        for p, result in zip(decided.claim, results, strict=False):
+            if isinstance(result, Exception):
+                logger.warning("bus: claiming partition %d failed (%s)", p, result or type(result).__name__)
+
+    async def _claim(self, partition: int) -> None:
+        s = self.settings
+        revision = await self._create(partition_key(partition))
+        if revision is None:
+            return  # another collector was quicker
+        since = time.time()
+        consumer, start = await self._reset_consumer(partition)
+        renewed = time.monotonic()
+        revision = await self._kv.update(partition_key(partition), s.name.encode(), last=revision)
+        with self._lock:
+            self._leases[partition] = _Lease(revision, renewed + s.hold_s, consumer=consumer, start=start)
+        self.takeovers += 1
+        logger.info("bus: %s holds partition %d from %.3f", s.name, partition, since)
 
     async def _create(self, key: str) -> int | None:
         """Create `key` if absent: its revision, or None when it exists (or expired just then)."""

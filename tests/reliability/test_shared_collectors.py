@@ -151,10 +151,14 @@ def test_collector_and_nats_node_killed_mid_stream(
             group.run()
         wait_until(lambda: sum(g.published for g in groups) >= total * 0.3, 300, "the stream to progress")
         victim = leader(collectors)  # the ticket runtime fails over too
+        orphaned = victim.held()
         victim.kill()
         killed_at = time.monotonic()
-        wait_until(lambda: settled(collectors), 60, "the victim's partitions taken over", poll=0.1)
+        survivors = [c for c in collectors if c is not victim]
+        wait_until(lambda: orphaned <= {p for c in survivors for p in c.held()}, 60,
+                   "the victim's partitions taken over", poll=0.1)
         takeover_s = time.monotonic() - killed_at
+        wait_until(lambda: settled(collectors), 60, "every partition held once", poll=0.2)
         leader(collectors)
         victim.start()
         wait_until(lambda: sum(g.published for g in groups) >= total * 0.6, 300, "the stream to progress")
