@@ -21,7 +21,7 @@ class BusSettings:
     stream: str = "EDGEWATCH"
     replicas: int = 1  # copies of the stream and the lease bucket (3 on a 3-node cluster)
     retention_days: float = 7.0  # how long the stream keeps samples (a collector away longer loses them)
-    lease_ttl_s: float = 10.0  # a dead collector's partitions are free after this
+    lease_ttl_s: float = 8.0  # a dead collector's partitions are free after this
 
     @property
     def renew_s(self) -> float:
@@ -67,5 +67,5 @@ def load_bus_settings(config_file: str | os.PathLike[str] | None, environ: Mappi
         stream=bus.str("stream", "EDGEWATCH") or "EDGEWATCH",
         replicas=bus.int("replicas", 1, minimum=1),
         retention_days=bus.float("retention_days", 7.0, positive=True),
-        lease_ttl_s=bus.float("lease_ttl_s", 10.0, minimum=2),
+        lease_ttl_s=bus.float("lease_ttl_s", 8.0, minimum=2),
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 import psutil
 
+from collector.bus.settings import BusSettings
 from edgewatch.bench._servers import nats
 from edgewatch.net import free_port
 
@@ -197,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             others = [m for m in members if m is not victim]
             took = wait(lambda: lost <= {p for m in others for p in m.held()}, 120, "the take-over")
             print(f"take-over after SIGKILL of a collector holding {len(lost)} partitions: {took:.1f} s "
-                  f"(lease TTL 10 s)")
+                  f"(lease TTL {BusSettings(servers=(), name='').lease_ttl_s:g} s)")
         finally:
             for m in members:
                 m.stop()
