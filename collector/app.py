@@ -4,6 +4,10 @@ Threads: paho's network thread (enqueue only), one processing thread (decode -> 
 database transaction per batch), the store writer (telemetry, then MQTT acknowledgements) and,
 when a port is configured, the Prometheus HTTP server. `edgewatch collector`, the demo and the
 server's tests all host it this way.
+
+The input is the MQTT broker by default; shared collectors (`collector.bus`) pass their own source
+and an `Ownership`, which says which devices' state this collector holds: only those are restored,
+and the state follows the partitions it gains and gives up.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collector.decode import Decoder
 from collector.devices import DeviceEvent, DeviceTracker
+from collector.errors import CollectorError
 from collector.metrics import CollectorMetrics
-from collector.mqtt import MqttSource
+from collector.mqtt import Inbound, MqttSource
 from collector.mqtt_process import ProcessMqttSource
 from collector.persist import (
     TicketSink,
@@ -53,6 +59,39 @@ RETRY_MAX_S = 10.0
 REGISTRY_ROWS_PER_BATCH = 100
 
 
+class Source(Protocol):
+    """Where messages come from: the MQTT broker (`collector.mqtt`) or the shared bus (`collector.bus`)."""
+
+    @property
+    def queued(self) -> int: ...
+    def start(self, timeout: float | None = None) -> None: ...
+    def stop(self) -> None: ...
+    def get_batch(self, max_items: int, linger_s: float) -> list[Inbound]: ...
+    def ack(self, messages: Sequence[Inbound]) -> int: ...
+
+
+@dataclass(frozen=True)
+class OwnershipChange:
+    gained: frozenset[int] = frozenset()  # partitions to load and then start consuming
+    releasing: frozenset[int] = frozenset()  # partitions no longer consumed, to hand over once written
+    lost: bool = False  # a lease expired under us: everything in memory is void
+
+
+class Ownership(Protocol):
+    """Which devices this collector is responsible for, when several share a fleet."""
+
+    def owns(self, device_id: str) -> bool: ...
+    def in_partitions(self, partitions: frozenset[int]) -> Callable[[str], bool]: ...
+    def changes(self) -> OwnershipChange | None: ...
+    def started(self, partitions: frozenset[int]) -> None: ...
+    def released(self, partitions: frozenset[int]) -> None: ...
+    def holds(self) -> bool: ...
+
+
+class LeaseLost(CollectorError):
+    """A partition's lease expired while its state was in memory: nothing of it may be committed."""
+
+
 class Collector:
     def __init__(
         self,
@@ -63,6 +102,8 @@ class Collector:
         store: TelemetryStore | None = None,
         metrics: CollectorMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        source: Source | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
@@ -71,16 +112,9 @@ class Collector:
         self.db_engine = db_engine or create_engine_for(url)
         self._sessions: sessionmaker[Session] = session_factory(self.db_engine)
         self.metrics = metrics or CollectorMetrics()
-        self.rules = RuleEngine()
-        self.tracker = DeviceTracker(settings.default_interval_s, settings.offline_intervals)
         self.decoder = Decoder(settings.mqtt.topic_prefix, settings.mqtt.telegraf_topics)
-        self.registry = RegistryBuffer(settings.registry_flush_s, max_due=REGISTRY_ROWS_PER_BATCH)
-        self.predictive = PredictiveStage(PredictiveMonitor(settings.predictive), self.rules.thresholds,
-                                          flush_s=settings.predictive_flush_s, max_rows=REGISTRY_ROWS_PER_BATCH)
+        self._fresh_state(RuleEngine(), PredictiveMonitor(settings.predictive))
         self.predictive_config = PredictiveConfigSource(settings.config_file)
-        self.pipeline = Pipeline(self.decoder, self.rules, self.tracker, topic_prefix=settings.mqtt.topic_prefix,
-                                 payload_limit=settings.dead_letter_payload_bytes, registry=self.registry,
-                                 clock=clock, state_flush_s=settings.registry_flush_s, predictive=self.predictive)
         self.thresholds = ThresholdSource(settings.thresholds_file, on_error=self.metrics.threshold_errors.inc)
         self._service = ticket_service
         tel = settings.telemetry
@@ -91,8 +125,13 @@ class Collector:
             on_dropped=self.metrics.store_dropped.inc, on_refused=self._store_refused,
         )
         self.metrics.track_store_depth(lambda: self.writer.depth)
-        source_class = ProcessMqttSource if settings.mqtt.separate_process else MqttSource
-        self.source = source_class(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
+        self._ownership = ownership
+        self.source: Source
+        if source is not None:
+            self.source = source
+        else:
+            source_class = ProcessMqttSource if settings.mqtt.separate_process else MqttSource
+            self.source = source_class(settings.mqtt, self.decoder.subscriptions(), settings.queue_size)
         self.metrics.track_input_depth(lambda: self.source.queued)
         self._stopping = threading.Event()
         self._next_dead_letter_prune = 0.0  # time.monotonic() of the next dead-letter retention pass
@@ -101,6 +140,18 @@ class Collector:
         self.metrics_port: int | None = None
         self.started = threading.Event()
 
+    def _fresh_state(self, rules: RuleEngine, monitor: PredictiveMonitor) -> None:
+        """The in-memory state (rule engine, device tracker, registry, predictive stage, pipeline), empty."""
+        s = self.settings
+        self.rules = rules
+        self.tracker = DeviceTracker(s.default_interval_s, s.offline_intervals)
+        self.registry = RegistryBuffer(s.registry_flush_s, max_due=REGISTRY_ROWS_PER_BATCH)
+        self.predictive = PredictiveStage(monitor, rules.thresholds, flush_s=s.predictive_flush_s,
+                                          max_rows=REGISTRY_ROWS_PER_BATCH)
+        self.pipeline = Pipeline(self.decoder, rules, self.tracker, topic_prefix=s.mqtt.topic_prefix,
+                                 payload_limit=s.dead_letter_payload_bytes, registry=self.registry,
+                                 clock=self._clock, state_flush_s=s.registry_flush_s, predictive=self.predictive)
+
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self, timeout: float | None = 30.0) -> None:
@@ -108,7 +159,7 @@ class Collector:
         migrate(self.db_engine)
         if self._service is None:
             self._service = _default_ticket_service(self.db_engine)
-        self._restore()
+        self._restore(self._ownership.owns if self._ownership is not None else None)
         try:
             self.writer.start()
             if self.settings.metrics_port is not None:
@@ -135,11 +186,14 @@ class Collector:
         if self._own_engine:
             self.db_engine.dispose()
 
-    def _restore(self) -> None:
+    def _restore(self, owns: Callable[[str], bool] | None = None) -> None:
+        """Load the stored state of every device, or with `owns`, of those it accepts."""
         now = self._clock()
         restored = 0
         with self._sessions() as session:
             for device_id, state in session.execute(sa.select(RuleState.device_id, RuleState.state)):
+                if owns is not None and not owns(device_id):
+                    continue
                 try:
                     self.rules.restore_device(device_id, state)
                     self.pipeline.remember_state(device_id, state)
@@ -152,11 +206,15 @@ class Collector:
                                              Device.instance, Device.device_class, Device.latest_ts))
             last_ts: dict[str, float | None] = {}
             for device_id, state, interval, version, instance, device_class, latest_ts in rows:
+                if owns is not None and not owns(device_id):
+                    continue
                 self.tracker.load(device_id, state, interval, now)
                 self.registry.load(device_id, (version, instance, interval, device_class))
                 last_ts[device_id] = latest_ts
             predicted = 0
             for device_id, state in session.execute(sa.select(PredictiveState.device_id, PredictiveState.state)):
+                if owns is not None and not owns(device_id):
+                    continue
                 try:
                     self.predictive.restore(device_id, state, last_ts.get(device_id))
                     predicted += 1
@@ -230,6 +288,8 @@ class Collector:
                         self._poll_thresholds(session)
                     self._apply_rearms()
                     self._prune_dead_letters()
+                if self._ownership is not None:
+                    self._follow_ownership()
                 messages = self.source.get_batch(s.batch_size, s.batch_wait_s)
                 now: float | None = None
                 # A full batch means a backlog is waiting at the broker: devices whose samples sit
@@ -247,6 +307,9 @@ class Collector:
                     return  # stopping with the batch uncommitted: it is redelivered
                 self._account(batch)
                 self.writer.submit(batch.points, partial(self.source.ack, batch.messages))
+            except LeaseLost as exc:  # uncommitted and unacknowledged: the next owner takes it over
+                logger.error("collector: %s; dropping the state of every partition held", exc)
+                self._forget_all()
             except DatabaseUnavailable as exc:  # in the periodic work (a batch's commit retries by itself)
                 self.metrics.database_unavailable.inc()
                 logger.warning("collector: %s; the next poll tries again", exc)
@@ -256,12 +319,44 @@ class Collector:
                 self._stopping.wait(1.0)
         self._final_flush()
 
-    def _final_flush(self) -> None:
-        """Device rows and seqs still coalescing are written before the collector stops."""
+    def _final_flush(self) -> bool:
+        """Device rows and seqs still coalescing are written before the collector stops (or hands
+        partitions over); False when that could not be done."""
         pending, states = self.registry.drain(), self.pipeline.drain_states()
         predictive = self.pipeline.drain_predictive()
         if pending or states or predictive:
-            self._commit(Batch([], registry=pending, states=states, predictive_states=predictive))
+            try:
+                return self._commit(Batch([], registry=pending, states=states, predictive_states=predictive))
+            except LeaseLost as exc:
+                logger.error("collector: %s; the final write is left to the next owner's replay", exc)
+                return False
+        return True
+
+    # -- shared collectors: the state follows the partitions owned -----------------------------
+
+    def _follow_ownership(self) -> None:
+        """Apply what the ownership changed, between batches (no message of any partition in hand)."""
+        assert self._ownership is not None
+        change = self._ownership.changes()
+        if change is None:
+            return
+        if change.lost:
+            logger.error("collector: a partition lease expired; dropping the state of every partition held")
+            self._forget_all()
+        if change.releasing:
+            # Everything coalescing is written first, so the next owner restores exactly our state.
+            if not self._final_flush():
+                return  # stopping, or the leases are gone: the changes are asked again
+            self._forget_all()
+            self._restore(self._ownership.owns)
+            self._ownership.released(change.releasing)
+        if change.gained:
+            self._restore(self._ownership.in_partitions(change.gained))
+            self._ownership.started(change.gained)
+
+    def _forget_all(self) -> None:
+        """Drop every device's in-memory state (kept: thresholds and predictive settings)."""
+        self._fresh_state(RuleEngine(self.rules.thresholds), PredictiveMonitor(self.predictive.monitor.config))
 
     def _commit(self, batch: Batch) -> bool:
         """Write the batch in one transaction, retrying while the database is unavailable
@@ -274,6 +369,8 @@ class Collector:
         delay = 0.1
         isolate = False
         while True:
+            if self._ownership is not None and not self._ownership.holds():
+                raise LeaseLost("a partition lease ran out before its batch was committed")
             session = self._sessions()
             try:
                 write_batch(session, batch, self._service, self._ticket_error, self._unstorable if isolate else None)

@@ -24,10 +24,13 @@ logger = logging.getLogger("collector")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(prog="edgewatch collector", description=__doc__.split("\n")[0])
-    cli.add_common(parser, config="settings file (TOML): [collector], [mqtt], [database], [telemetry], [tickets], "
-                   "[sla]; EDGEWATCH_* variables win")
+    cli.add_common(parser, config="settings file (TOML): [collector], [mqtt], [bus], [database], [telemetry], "
+                   "[tickets], [sla]; EDGEWATCH_* variables win")
     parser.add_argument("--thresholds", metavar="FILE", help="thresholds file (TOML or JSON) instead of the "
                         "fleet-wide thresholds kept in the database")
+    parser.add_argument("--bus", metavar="nats://HOST:PORT[,...]",
+                        help="share the fleet with other collectors on NATS JetStream (PostgreSQL required; "
+                        "also [bus] url, EDGEWATCH_BUS_URL)")
     parser.add_argument("--no-ticket-runtime", action="store_true",
                         help="do not host the SLA clock scheduler and notification worker here (another "
                         "process on the same database does)")
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dataclasses import replace
 
     from collector.app import Collector
+    from collector.bus.settings import load_bus_settings
     from collector.errors import CollectorError
     from collector.settings import load_settings
     from common.failure import reaching, without_password
@@ -64,19 +68,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.metrics_port:  # 0 asks for any free port
             ensure_free(settings.metrics_port, settings.metrics_host,
                         "EDGEWATCH_METRICS_PORT / [collector] metrics_port")
+        bus = load_bus_settings(args.config, url=args.bus)
         secrets.use(secrets.load(settings.data_dir))  # the key of contacts' secrets and the outbox
         url = settings.database_url or default_database_url(settings.data_dir)
+        if bus is not None and not url.startswith("postgresql"):
+            raise ConfigError("EDGEWATCH_DATABASE_URL / [database] url", "url", "collectors sharing a fleet "
+                              "(--bus) need PostgreSQL; SQLite serves one collector alone")
         with reaching("EDGEWATCH_DATABASE_URL / [database] url", without_password(url), passing=(DatabaseError,)):
             engine = create_engine_for(url)
             migrate(engine)
-        runtime = None if args.no_ticket_runtime else TicketRuntime(engine, ticket_settings)
+        shared = bus is not None
+        runtime = None if args.no_ticket_runtime or shared else TicketRuntime(engine, ticket_settings)
         # Without the runtime, tickets opened here still follow the configured SLA and links; their
         # clocks and messages are taken up by the process that hosts the runtime.
         service = runtime.service if runtime is not None else TicketService(
             ticket_settings.policy, public_url=ticket_settings.public_url, locale=ticket_settings.locale,
             noise=ticket_settings.noise)
         logger.info("links in notifications start with %s", ticket_settings.public_url)
-        collector = Collector(settings, db_engine=engine, ticket_service=service)
+        if bus is not None:
+            try:
+                from collector.bus.source import BusSource
+            except ImportError as exc:
+                raise ConfigError("--bus / [bus] url", "url", f"needs the nats-py package ({exc}): install "
+                                  "edgewatch with the bus extra") from None
+            from collector.bus.leader import RuntimeHost
+
+            host = None if args.no_ticket_runtime else RuntimeHost(lambda: TicketRuntime(engine, ticket_settings))
+            source = BusSource(bus, settings.mqtt.topic_prefix, settings.queue_size,
+                               on_leader=host.lead if host is not None else None)
+            collector = Collector(settings, db_engine=engine, ticket_service=service, source=source,
+                                  ownership=source)
+        else:
+            collector = Collector(settings, db_engine=engine, ticket_service=service)
     except (ConfigError, ThresholdError, DatabaseError) as exc:
         print(f"edgewatch collector: {exc}", file=sys.stderr)
         return 2
@@ -98,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runtime.start()
         collector.start(timeout=None)
         tune_garbage_collector(settings.gc_threshold)
-        logger.info("collector running: mqtt://%s:%d as %r, store %s%s", settings.mqtt.host, settings.mqtt.port,
-                    settings.mqtt.client_id, settings.telemetry.store,
+        where = (f"{','.join(bus.servers)} as {bus.name!r} ({bus.partitions} partitions)" if bus is not None
+                 else f"mqtt://{settings.mqtt.host}:{settings.mqtt.port} as {settings.mqtt.client_id!r}")
+        logger.info("collector running: %s, store %s%s", where, settings.telemetry.store,
                     f", metrics on :{collector.metrics_port}" if collector.metrics_port is not None else "")
         stop.wait()
     except (CollectorError, OSError) as exc:
@@ -107,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         collector.stop()
+        counts = {outcome: int(collector.metrics.value("edgewatch_collector_messages_total", outcome=outcome))
+                  for outcome in ("processed", "duplicate", "rejected")}
+        logger.info("collector stopped: messages %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
         if runtime is not None:
             runtime.stop()
         engine.dispose()

@@ -28,6 +28,7 @@ SECTIONS: dict[str, frozenset[str] | None] = {
         "default_interval_s", "gc_threshold", "metrics_host", "metrics_port", "offline_check_s", "offline_intervals",
         "predictive_flush_s", "queue_size", "registry_flush_s", "thresholds", "thresholds_poll_s",
     }),
+    "bus": frozenset({"lease_ttl_s", "name", "partitions", "replicas", "retention_days", "stream", "url"}),
     "database": frozenset({"url"}),
     "intake": frozenset({
         "default_severity", "device_labels", "device_tags", "metric_labels", "metric_tags", "metrics", "severities",

@@ -92,6 +92,10 @@ roll-up tiers and what each retention means per store: [telemetry](telemetry.md)
 the severity table starts from critical, disaster, high = red; warning, average = orange; info, none,
 information, not classified = ignore. Guide: [integrations](integrations.md).
 """,
+    "bus": """Shared collectors on NATS JetStream, read by `edgewatch collector` when `url` (or `--bus`) is set;
+PostgreSQL is then required. `name` defaults to the host name and process id and must differ between
+collectors. See [collector](collector.md#several-collectors-on-nats-jetstream).
+""",
     "server": """`host` and `port` also give the default of `[tickets] public_url`: the server's own address.
 """,
     "tickets": """`public_url` is what every link in a notification starts with (ticket links `<public_url>/tickets/N`,
@@ -125,6 +129,7 @@ def collect() -> dict[str, list[Row]]:
     import collector.settings
     import server.settings
     import tickets.settings
+    from collector.bus.settings import load_bus_settings
 
     # Settings read only when another is set (the SMTP server's details once it has a host) are read too.
     environ = {"EDGEWATCH_DATA_DIR": "/var/lib/edgewatch", "EDGEWATCH_DEVICE_ID": "this-host",
@@ -132,6 +137,7 @@ def collect() -> dict[str, list[Row]]:
     with recording() as sections:
         agent.settings.load_settings(None, environ)
         collector.settings.load_settings(None, environ)
+        load_bus_settings(None, {**environ, "EDGEWATCH_BUS_URL": "nats://127.0.0.1:4222"})
         server.settings.load_settings(None, environ)
         tickets.settings.load_ticket_settings(None, environ, data_dir=Path("/var/lib/edgewatch"))
     return sections

@@ -81,3 +81,28 @@ def influxdb() -> Iterator[str]:
         finally:
             _stop(process)
             log.close()
+
+
+@contextlib.contextmanager
+def nats(partitions: int) -> Iterator[str]:
+    """One nats-server with JetStream, its MQTT listener and the fleet's partition mapping; yields its URL."""
+    from collector.bus.partitions import server_mapping
+
+    binary = executable("nats-server")
+    if binary is None:
+        raise FileNotFoundError("nats-server is not installed")
+    with tempfile.TemporaryDirectory(prefix="edgewatch-bench-nats-") as tmp:
+        port = free_port()
+        mapping = "".join(f'  "{k}": "{v}"\n' for k, v in server_mapping(partitions).items())
+        conf = Path(tmp) / "nats.conf"
+        conf.write_text(f"server_name: bench\nlisten: 127.0.0.1:{port}\n"
+                        f'jetstream {{ store_dir: "{tmp}/js" }}\nmqtt {{ listen: 127.0.0.1:{free_port()} }}\n'
+                        f"mappings = {{\n{mapping}}}\n")
+        log = (Path(tmp) / "nats.log").open("ab")
+        process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        try:
+            wait_for_port(port, timeout=20)
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            _stop(process)
+            log.close()

@@ -201,7 +201,7 @@ def test_an_unknown_section_or_a_key_without_a_section_is_an_error(tmp_path: Pat
         with pytest.raises(ConfigError, match=r"colector: unknown section; did you mean 'collector'\?"):
             LOADERS[component](path)
     path.write_text("data_dir = '/tmp'\n")
-    with pytest.raises(ConfigError, match=r"data_dir: unknown section; the sections are: agent, collector"):
+    with pytest.raises(ConfigError, match=r"data_dir: unknown section; the sections are: agent, bus, collector"):
         LOADERS["server"](path)
 
 

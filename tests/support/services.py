@@ -334,3 +334,107 @@ def influxdb(port: int | None = None) -> Iterator[InfluxDB]:
             yield server
         finally:
             server.stop()
+
+
+@dataclass
+class NatsNode:
+    """One nats-server of a cluster: client, cluster-route and MQTT ports on 127.0.0.1, JetStream on."""
+
+    name: str
+    port: int
+    cluster_port: int
+    mqtt_port: int
+    monitor_port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    def start(self) -> None:
+        log = (self.workdir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen([find_executable("nats-server"), "-c", str(self.workdir / f"{self.name}.conf")],
+                                        stdout=log, stderr=log)
+        wait_for_port(self.port, timeout=30)
+        wait_for_port(self.mqtt_port, timeout=30)
+
+    def stop(self) -> None:
+        stop_process(self.process, signal.SIGTERM, 15)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the cluster."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@dataclass
+class NatsCluster:
+    nodes: list[NatsNode]
+
+    @property
+    def urls(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until JetStream has a meta leader (the cluster can create streams)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = 0
+            for node in self.nodes:
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{node.monitor_port}/healthz",
+                                       timeout=2)
+                    ready += health.status_code == 200
+                except httpx.HTTPError:
+                    pass
+            if ready == len(self.nodes):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the NATS cluster was not ready within {timeout:g} s")
+
+
+def _nats_config(node: NatsNode, routes: list[int], mappings: dict[str, str]) -> str:
+    mapping_lines = "".join(f'  "{source}": "{target}"\n' for source, target in mappings.items())
+    route_list = ", ".join(f'"nats-route://127.0.0.1:{port}"' for port in routes)
+    return (
+        f"server_name: {node.name}\n"
+        f"listen: 127.0.0.1:{node.port}\n"
+        f"http: 127.0.0.1:{node.monitor_port}\n"
+        f'jetstream {{ store_dir: "{node.workdir / node.name}", max_memory_store: 64MB, max_file_store: 2GB }}\n'
+        f"cluster {{ name: edgewatch, listen: 127.0.0.1:{node.cluster_port}, routes: [{route_list}] }}\n"
+        f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port} }}\n"
+        f"mappings = {{\n{mapping_lines}}}\n"
+    )
+
+
+@contextlib.contextmanager
+def nats_cluster(size: int = 3, partitions: int = 16) -> Iterator[NatsCluster]:
+    """`size` nats-server processes clustered on 127.0.0.1, with JetStream, the MQTT listener and the
+    fleet's partition mapping (`collector.bus.partitions.server_mapping`)."""
+    from collector.bus.partitions import server_mapping
+
+    with tempfile.TemporaryDirectory(prefix="ew-nats-") as tmp:
+        workdir = Path(tmp)
+        nodes = [NatsNode(f"n{n + 1}", free_port(), free_port(), free_port(), free_port(), workdir)
+                 for n in range(size)]
+        for node in nodes:
+            routes = [other.cluster_port for other in nodes if other is not node]
+            (workdir / f"{node.name}.conf").write_text(
+                _nats_config(node, routes, server_mapping(partitions)))
+        cluster = NatsCluster(nodes)
+        try:
+            for node in nodes:
+                node.start()
+            cluster.wait_ready()
+            yield cluster
+        finally:
+            for node in nodes:
+                node.stop()
