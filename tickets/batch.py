@@ -5,8 +5,9 @@ through their own entry point, one change at a time and in the order given: `app
 place that sends a change to `opening.on_transition`, `opening.on_device_offline`,
 `opening.on_device_online` or `predictive.on_predictive`, exactly as the per-change calls of
 `TicketService` do. What the batch adds is that those entry points read what they need once for
-the whole batch (`tickets.prefetch`) and that their rows are written together at the end (one
-flush, one INSERT per table), instead of several round trips per change.
+the whole batch (`tickets.prefetch`) and that their rows are written together at the end (the
+new tickets and their clocks as plain rows, then one INSERT per table for the rest), instead of
+several round trips per change.
 
 Exactly one ticket stays open per key: the open tickets of the batch's keys are read locked, and
 a ticket opened by another process meanwhile is still caught by `Ticket.open_key`'s UNIQUE
@@ -105,15 +106,20 @@ def apply_all(ctx: Context, session: Session, changes: Sequence[Change],
         if opens is not None:
             opening_keys.add(opens)
     mark = ctx.touched_mark()
+    scope: prefetch.Prefetched | None = None
     try:
         with session.begin_nested():
-            with prefetch.prefetched(session, keys, devices, opening.OPENED_EVENTS, opening_keys):
+            with prefetch.prefetched(session, keys, devices, opening.OPENED_EVENTS, opening_keys) as scope:
                 tickets = [apply(ctx, session, change) for change in changes]
             session.flush()
         return tickets
     except DatabaseUnavailable:
+        if scope is not None:
+            scope.forget(session)
         raise
     except Exception as exc:
+        if scope is not None:
+            scope.forget(session)
         ctx.forget_touched_since(mark)
         logger.info("a batch of %d ticket changes was rolled back (%s); applying them one at a time",
                     len(changes), exc)

@@ -120,7 +120,11 @@ def add_clock(ctx: Context, session: Session, ticket: Ticket, name: str, duratio
         next_fire_at=sla.next_fire(plan.warn_at, 0, plan.due_at),
     )
     ticket.clocks.append(clock)
-    session.add(clock)
+    scope = prefetch.current(session)
+    if scope is not None and scope.holds(ticket):
+        scope.new_clocks.append(clock)  # inserted with its ticket (`prefetch.Prefetched.settle`)
+    else:
+        session.add(clock)
     ctx.touch(clock)
     return clock
 

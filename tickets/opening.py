@@ -222,11 +222,11 @@ def open_ticket(
     scope = prefetch.current(session)
     if scope is not None:
         # In a batch the key was read locked and found without an open ticket: the ticket takes a
-        # reserved id and is inserted with the batch's other rows. Should another process have
-        # opened one meanwhile, the UNIQUE key refuses the batch, which is then applied again
-        # change by change, each in the savepoint below (`tickets.batch`).
+        # reserved id and is inserted as a plain row, with its clocks, before the batch's other rows
+        # (`prefetch.Prefetched.settle`). Should another process have opened one meanwhile, the
+        # UNIQUE key refuses the batch, which is then applied again change by change, each in the
+        # savepoint below (`tickets.batch`).
         ticket.id = scope.ticket_id(session)
-        session.add(ticket)
         scope.opened(ticket)
     else:
         try:

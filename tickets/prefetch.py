@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
-from tickets.models import Customer, Device, OutboxMessage, Ticket
+from tickets.models import Clock, Customer, Device, OutboxMessage, Ticket
 
 _INFO_KEY = "edgewatch.tickets.prefetched"
 CHUNK = 500  # ids per IN list: far below every backend's limit on bound parameters
@@ -54,41 +54,83 @@ class Prefetched:
     # Rows nothing reads back within the batch (audit entries, notes, outbox messages), inserted
     # together by `settle`: one INSERT per table instead of one ORM object each.
     deferred: dict[sa.Table, list[dict[str, Any]]] = field(default_factory=dict)
+    # The tickets the batch opens and their clocks, not yet in the session: `settle` inserts them as
+    # plain rows (with ids reserved in one statement per table: `reserve`) and
+    # only then gives the objects to the session, as rows it has already read.
+    new_tickets: dict[int, Ticket] = field(default_factory=dict)
+    new_clocks: list[Clock] = field(default_factory=list)
+    # The objects `settle` gave to the session: taken out again if the batch is rolled back.
+    inserted: list[Any] = field(default_factory=list)
 
     # Ids for the tickets the batch opens, given out in advance so that no insert waits for its
     # id: `openings` is how many the batch may open (keys with no open ticket that a change may open).
     openings: int = 0
     _ids: list[int] = field(default_factory=list)
+    _given: dict[str, int] = field(default_factory=dict)  # on SQLite: the largest id reserved, per table
 
     def ticket_id(self, session: Session) -> int:
-        """An id for a ticket inserted in this transaction: PostgreSQL's sequence, read for all the
-        batch's possible openings at once; on SQLite the next after the largest (tickets are never
-        deleted, and the transaction holds the write lock from its start)."""
+        """An id for a ticket inserted in this transaction, reserved with those of all the batch's
+        possible openings at once (`reserve`)."""
         if not self._ids:
-            wanted = max(1, self.openings)
+            self._ids = self.reserve(session, _TICKETS, max(1, self.openings))
             self.openings = 0
-            if session.get_bind().dialect.name == "postgresql":
-                self._ids = list(session.scalars(
-                    sa.text("SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, :n)"),
-                    {"n": wanted}))
-            else:
-                top = session.scalar(select(sa.func.max(Ticket.id))) or 0
-                self._ids = list(range(top + 1, top + 1 + wanted))
-                self.openings = 0
             self._ids.reverse()
         return self._ids.pop()
+
+    def reserve(self, session: Session, table: sa.Table, count: int) -> list[int]:
+        """`count` ids for rows of `table` inserted in this transaction: PostgreSQL's sequence, read
+        in one statement; on SQLite the next after the largest, in the table or given out before
+        in this batch (the transaction holds the write lock from its start)."""
+        if session.get_bind().dialect.name == "postgresql":
+            return list(session.scalars(
+                sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+                {"n": count}))
+        top = max(session.scalar(select(sa.func.max(table.c.id))) or 0, self._given.get(table.name, 0))
+        self._given[table.name] = top + count
+        return list(range(top + 1, top + 1 + count))
 
     def defer(self, table: sa.Table, row: dict[str, Any]) -> None:
         self.deferred.setdefault(table, []).append(row)
 
+    def holds(self, ticket: Ticket) -> bool:
+        """Whether `ticket` was opened in this batch and is still waiting for its INSERT."""
+        return self.new_tickets.get(ticket.id) is ticket
+
     def settle(self, session: Session) -> None:
-        """Insert the deferred rows (the ORM's pending objects first: the rows refer to them)."""
-        if not self.deferred:
+        """Insert the deferred rows: the ORM's pending objects first (the batch's tickets refer to
+        their devices), then the batch's tickets and clocks, then the rows that refer to them."""
+        if not self.deferred and not self.new_tickets:
             return
         session.flush()
+        if self.new_tickets:
+            self._insert_tickets(session)
         for table, rows in self.deferred.items():
             session.execute(sa.insert(table), rows)
         self.deferred.clear()
+
+    def _insert_tickets(self, session: Session) -> None:
+        tickets = list(self.new_tickets.values())
+        clocks = self.new_clocks
+        session.execute(sa.insert(_TICKETS), [_row(ticket) for ticket in tickets])
+        if clocks:
+            for clock, clock_id in zip(clocks, self.reserve(session, _CLOCKS, len(clocks)), strict=True):
+                clock.id = clock_id
+            session.execute(sa.insert(_CLOCKS), [_row(clock) for clock in clocks])
+        # The objects hold what their rows now hold: the session takes them as already persisted.
+        for obj in (*clocks, *tickets):
+            make_transient_to_detached(obj)
+        session.add_all(tickets)  # and their clocks, by cascade
+        self.inserted.extend(tickets)
+        self.inserted.extend(clocks)
+        self.new_tickets.clear()
+        self.new_clocks = []
+
+    def forget(self, session: Session) -> None:
+        """The batch was rolled back: the objects it inserted leave the session with their rows."""
+        for obj in self.inserted:
+            if obj in session:
+                session.expunge(obj)
+        self.inserted.clear()
 
     def open_ticket(self, key: str) -> tuple[bool, Ticket | None]:
         """(known, ticket): whether the batch knows the key, and its open ticket if it has one."""
@@ -100,7 +142,9 @@ class Prefetched:
         return True, ticket
 
     def opened(self, ticket: Ticket) -> None:
-        """A ticket inserted in this transaction: it is its key's open ticket and has no messages yet."""
+        """A ticket opened in this transaction (inserted by `settle`): it is its key's open ticket
+        and has no messages yet."""
+        self.new_tickets[ticket.id] = ticket
         if ticket.open_key is not None:
             self.open_tickets[ticket.open_key] = ticket
         self.covered.add(ticket.id)
@@ -110,6 +154,34 @@ class Prefetched:
         self.outbox_keys.add(key)
         if ticket_id in self.covered and event in self.recipient_events:
             self.sent.setdefault(ticket_id, []).append((event, recipient))
+
+
+_TICKETS: sa.Table = Ticket.__table__  # type: ignore[assignment]
+_CLOCKS: sa.Table = Clock.__table__  # type: ignore[assignment]
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    """The row of a new ticket or clock, as the ORM's INSERT would write it: its attributes, and for
+    a column not set its default or NULL."""
+    table = obj.__table__
+    values = obj.__dict__
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.key in values:
+            value = values[column.key]
+            if value is None and column.primary_key:
+                continue
+            row[column.key] = value
+        elif column.primary_key:
+            continue
+        elif column.default is not None and column.default.is_scalar:
+            row[column.key] = column.default.arg
+        elif column.default is not None and column.default.is_callable:
+            row[column.key] = column.default.arg(None)
+        else:
+            # SQL NULL, as the ORM leaves an unset column (a JSON column would write JSON's null for None)
+            row[column.key] = sa.null() if isinstance(column.type, sa.JSON) else None
+    return row
 
 
 def current(session: Session) -> Prefetched | None:
@@ -185,5 +257,8 @@ def prefetched(session: Session, open_keys: Collection[str], device_ids: Collect
     try:
         yield scope
         scope.settle(session)
+    except BaseException:
+        scope.forget(session)
+        raise
     finally:
         session.info.pop(_INFO_KEY, None)
