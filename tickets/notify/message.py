@@ -248,7 +248,7 @@ def _device(f: _Facts) -> str:
     """The device as people know it: `Pump house 3 (gw-0001)`, or its id when it has no name."""
     _ = f.locale.gettext
     if f.get("device_id") is None and f.get("scope"):  # an incident: many devices
-        return _("the devices of {scope}").format(scope=f.get("scope"))
+        return _("devices of {scope}").format(scope=f.get("scope"))
     device = str(f.need("device_id"))
     name = f.get("device_name")
     return f"{name} ({device})" if name and name != device else device
@@ -340,13 +340,13 @@ def _ticket_opened(f: _Facts) -> tuple[str, list[str]]:
     severity = f.get("severity")
     if kind == "incident":
         count = f.get("affected_devices") or len(f.get("devices") or [])
-        subject = _("[{product}] INCIDENT: {count} affected among {device}, ticket {ref}").format(
+        subject = _("[{product}] INCIDENT: {count} {device} affected, ticket {ref}").format(
             **common, count=count)
         if f.get("metric"):
-            body = [_("{count} of {device} raised {label} ({metric}) alerts together: one incident ticket follows "
+            body = [_("{count} {device} raised {label} ({metric}) alerts together: one incident ticket follows "
                       "them all.").format(**common, **_metric(f), count=count)]
         else:
-            body = [_("{count} of {device} went offline together: one incident ticket follows them all.").format(
+            body = [_("{count} {device} went offline together: one incident ticket follows them all.").format(
                 **common, count=count)]
         listed = [str(d) for d in f.get("devices") or []]
         if listed:
