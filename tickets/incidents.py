@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from tickets import audit, outbox
+from tickets import audit, outbox, prefetch
 from tickets.core import Context, facts, stop_clocks
 from tickets.models import OPEN_STATUSES, Device, Level, OutboxMessage, OutboxStatus, Ticket, TicketKind, TicketStatus
 
@@ -66,14 +66,24 @@ def _recent(group: str, kind: str, since: datetime, exclude: str) -> Any:
             Ticket.opened_at >= since, Ticket.device_id != exclude)
 
 
+def settled(session: Session) -> None:
+    """Inside a batch of ticket changes, write what the batch deferred (its new tickets, their
+    messages) first: the queries below read those tables."""
+    scope = prefetch.current(session)
+    if scope is not None:
+        scope.settle(session)
+
+
 def recent_tickets(session: Session, group: str, kind: str, since: datetime, *, exclude: str) -> list[Ticket]:
     """The open own tickets of `kind` of the group's devices (but `exclude`) opened since `since`."""
+    settled(session)
     join, *where = _recent(group, kind, since, exclude)
     return list(session.scalars(select(Ticket).join(Device, join).where(*where).order_by(Ticket.id)))
 
 
 def recent_devices(session: Session, group: str, kind: str, since: datetime, *, exclude: str) -> int:
     """How many devices `recent_tickets` would name (counted in the database)."""
+    settled(session)
     join, *where = _recent(group, kind, since, exclude)
     return int(session.scalar(select(func.count(distinct(Ticket.device_id))).select_from(Ticket)
                               .join(Device, join).where(*where)) or 0)
@@ -113,6 +123,7 @@ def announce(ctx: Context, session: Session, incident: Ticket, at: datetime) -> 
                  devices=devices[:MAX_LISTED])
     # Opening the ticket wrote the usual message for a red ticket's customer before any device was
     # listed: this one, with the list, replaces it.
+    settled(session)
     for row in session.scalars(select(OutboxMessage).where(
             OutboxMessage.ticket_id == incident.id, OutboxMessage.status == OutboxStatus.PENDING.value,
             OutboxMessage.idempotency_key.like(f"t{incident.id}.opened.%"))):
@@ -124,6 +135,7 @@ def announce(ctx: Context, session: Session, incident: Ticket, at: datetime) -> 
 
 def postpone_customer_messages(session: Session, ticket: Ticket, until: datetime) -> None:
     """The customer's pending messages about `ticket` are due at `until` at the earliest."""
+    settled(session)
     session.flush()
     for row in session.scalars(select(OutboxMessage).where(
             OutboxMessage.ticket_id == ticket.id, OutboxMessage.status == OutboxStatus.PENDING.value,
@@ -142,6 +154,7 @@ def merge_into(ctx: Context, session: Session, own: Ticket, into: Ticket, at: da
     own.details = {**(own.details or {}), "merged_into": into.id}
     own.updated_at = at
     session.flush()  # the key is free before anything else takes it
+    settled(session)
     for row in session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == own.id,
                                                            OutboxMessage.status == OutboxStatus.PENDING.value)):
         row.status = OutboxStatus.DIGESTED.value

@@ -302,6 +302,7 @@ def adopt_children(ctx: Context, session: Session, ticket: Ticket) -> None:
         seen.update(frontier)
         if not frontier:
             break
+        incidents.settled(session)  # children's tickets opened earlier in this batch are rows now
         for child_ticket in session.scalars(
                 select(Ticket).where(Ticket.device_id.in_(frontier), Ticket.open_key.is_not(None),
                                      Ticket.opened_at >= since).order_by(Ticket.id)):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rules import RuleEngine
 from rules.model import Sample
 from tickets import ingest, suppression
+from tickets.batch import Alert
 from tickets.clock import ManualClock
 from tickets.models import OPEN_STATUSES, Contact, Customer, Device, OutboxMessage, Ticket
 from tickets.service import TicketService
@@ -55,6 +56,20 @@ class World:
             ingest.store_rule_states(s, [(device_id, snapshot)], self.clock.now())
             for t in result.transitions:
                 self.service.on_transition(s, t)
+        self.service.after_commit()
+
+    def red_in_one_batch(self, device_ids: list[str]) -> None:
+        """Each device one red sample, handed to the ticket service as the collector does: one batch."""
+        changes = []
+        with self.sessions.begin() as s:
+            for device_id in device_ids:
+                result = self.engine.feed(Sample(device_id, next(self._seq), self.clock.now().timestamp(),
+                                                 {"latency_ms": RED_LATENCY}))
+                snapshot = self.engine.snapshot_device(device_id)
+                assert snapshot is not None
+                ingest.store_rule_states(s, [(device_id, snapshot)], self.clock.now())
+                changes += [Alert(t, []) for t in result.transitions]
+            self.service.on_transitions(s, changes)
         self.service.after_commit()
 
     def red(self, device_id: str) -> None:

@@ -243,6 +243,19 @@ def test_a_loop_in_parents_is_refused(world: World) -> None:
         registry.update(s, "a", {"parent_id": "b"}, actor="test", at=world.clock.now())
 
 
+def test_a_mass_event_inside_one_collector_batch_is_one_incident(world: World) -> None:
+    """The collector hands a whole batch over at once: tickets opened earlier in the batch count."""
+    devices = [f"cpe-{i:02}" for i in range(30)]
+    for device in devices:
+        world.add(device, site="west")
+    world.red_in_one_batch(devices)
+    tickets = world.open_tickets()
+    assert [t.kind for t in tickets] == ["incident"]
+    with world.sessions() as s:
+        assert len(suppression.related(s, tickets[0].id)) == 30
+    assert world.unexplained() == []
+
+
 def test_fifty_devices_of_one_site_are_one_incident_and_one_customer_message(world: World) -> None:
     for i in range(50):
         world.add(f"rt-{i:02}", site="north")
