@@ -241,6 +241,7 @@ def test_the_shell_and_admin_screens_speak_chinese_to_a_chinese_browser(live, br
     form.get_by_label("时区").fill("Asia/Beijing")
     page.click("#staff-save")
     expect(form.locator(".error")).to_contain_text("unknown time zone 'Asia/Beijing'", timeout=10_000)
+    expect(form.locator(".error")).to_contain_text("输入有误：")  # what kind of error, in the reader's language
     form.get_by_label("时区").fill("Asia/Shanghai")
     page.click("#staff-save")
     expect(page.locator("#staff-list li")).to_have_count(2, timeout=10_000)
