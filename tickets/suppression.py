@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import rules
-from tickets import audit, incidents, windows
+from tickets import audit, incidents, prefetch, windows
 from tickets.alerts import stored_alerts
 from tickets.core import Context, find_open
 from tickets.models import OPEN_STATUSES, AlertHold, Device, DeviceState, HoldReason, Ticket, TicketKind
@@ -167,6 +167,9 @@ def hold(session: Session, device_id: str, kind: str, reason: HoldReason, at: da
          ticket: Ticket | None = None) -> AlertHold:
     """Record (or re-point) the hold of the alert `device/kind`; the listing ticket learns it has related alerts."""
     key = f"{device_id}/{kind}"
+    scope = prefetch.current(session)
+    if ticket is not None and scope is not None and scope.holds(ticket):
+        scope.settle(session)  # the hold refers to the ticket: its row must exist before the hold's is written
     row = active_hold(session, key)
     if row is None:
         row = AlertHold(device_id=device_id, kind=kind, active_key=key, held_at=at, details=details,
@@ -198,10 +201,13 @@ def release(row: AlertHold, at: datetime, outcome: str) -> None:
     row.outcome = outcome[:200]
 
 
-def related(session: Session, ticket_id: int) -> list[AlertHold]:
-    """The alerts a ticket lists (held on it now), oldest first."""
-    return list(session.scalars(select(AlertHold).where(AlertHold.ticket_id == ticket_id,
-                                                        AlertHold.active_key.is_not(None)).order_by(AlertHold.id)))
+def related(session: Session, ticket_id: int, customer_id: int | None = None) -> list[AlertHold]:
+    """The alerts a ticket lists (held on it now), oldest first; with `customer_id`, only those of that
+    customer's devices (a gateway may serve devices of several customers)."""
+    query = select(AlertHold).where(AlertHold.ticket_id == ticket_id, AlertHold.active_key.is_not(None))
+    if customer_id is not None:
+        query = query.join(Device, Device.id == AlertHold.device_id).where(Device.customer_id == customer_id)
+    return list(session.scalars(query.order_by(AlertHold.id)))
 
 
 # ---------------------------------------------------------------- the seam used by tickets.opening

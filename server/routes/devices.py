@@ -321,6 +321,11 @@ def list_alerts(
     ).all())
     held = suppression.held_view(session, sorted(open_keys))
     scope = _scope(who)
+    # A customer sees which ticket holds its alert only when that ticket is its own (a shared gateway's
+    # ticket may belong to another customer).
+    holding = {h.ticket_id for h in held.values() if h.ticket_id is not None}
+    visible = holding if scope is None else set(session.scalars(
+        select(Ticket.id).where(Ticket.id.in_(holding), Ticket.customer_id == scope))) if holding else set()
     items = []
     for (dev, metric), sev in sorted(alerts.items(), key=lambda kv: (kv[1] != Severity.RED, kv[0])):
         customer = devices[dev].customer_id if dev in devices else None
@@ -330,6 +335,6 @@ def list_alerts(
         items.append(AlertOut(device_id=dev, metric=metric, severity=sev,  # type: ignore[arg-type]
                               customer_id=customer, ticket_id=tickets.get(f"{dev}/{metric}"),
                               held=HELD_AS.get(hold.reason) if hold else None,  # type: ignore[arg-type]
-                              held_on_ticket_id=hold.ticket_id if hold else None,
+                              held_on_ticket_id=hold.ticket_id if hold and hold.ticket_id in visible else None,
                               window_id=hold.window_id if hold else None))
     return Page[AlertOut](items=items, next=None)

@@ -112,7 +112,8 @@ def _detail(session: Session, ticket_id: int, who: Principal) -> TicketDetail:
         notifications=notifications,
         related_devices=[RelatedDeviceOut(device_id=h.device_id, alert=h.kind, reason=h.reason,  # type: ignore[arg-type]
                                           severity=h.severity,
-                                          since=h.held_at) for h in suppression.related(session, ticket_id)],
+                                          since=h.held_at)
+                         for h in suppression.related(session, ticket_id, _scope(who))],
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from rules import Event, Severity, Transition
 from tests.server.harness import Harness
 from tickets import ingest
-from tickets.models import AuditEntry
+from tickets.models import AuditEntry, Device
 
 WINDOW = {"name": "Saturday firmware", "starts_at": "2026-01-03T02:00:00", "ends_at": "2026-01-03T04:00:00",
           "timezone": "Asia/Shanghai", "recurrence": "FREQ=WEEKLY;BYDAY=SA",
@@ -64,3 +64,28 @@ def test_an_alert_in_a_window_is_listed_as_in_maintenance(sqlite_api: Harness) -
     assert alerts == [{"device_id": "gw-m", "metric": "cpu_percent", "severity": "red",
                        "customer_id": sqlite_api.customers["Acme Power"], "ticket_id": None, "held": "maintenance",
                        "held_on_ticket_id": None, "window_id": window["id"]}]
+
+
+def test_a_shared_gateways_ticket_lists_to_a_customer_only_its_own_devices(sqlite_api: Harness) -> None:
+    """A gateway of Acme Power serves a router of Beta Water too: both routers are listed on the
+    gateway's ticket for staff; Acme's view of that ticket lists only its own router."""
+    h = sqlite_api
+    h.add_device("gw-shared", "Acme Power")
+    h.add_device("rt-acme", "Acme Power", device_class="router")
+    h.add_device("rt-beta", "Beta Water", device_class="router")
+    with h.sessions() as s:
+        for child in ("rt-acme", "rt-beta"):
+            s.get(Device, child).parent_id = "gw-shared"
+        s.commit()
+    for device in ("gw-shared", "rt-acme", "rt-beta"):
+        with h.sessions() as s:
+            ingest.mark_offline(s, device, h.clock.now())
+            h.service.on_device_offline(s, device, h.clock.now())
+            s.commit()
+        h.service.after_commit()
+    gateway = h.client.get("/api/v1/tickets", params={"device_id": "gw-shared"}, headers=h.auth("admin")).json()
+    ticket_id = gateway["items"][0]["id"]
+    staff_view = h.client.get(f"/api/v1/tickets/{ticket_id}", headers=h.auth("supervisor")).json()
+    assert sorted(r["device_id"] for r in staff_view["related_devices"]) == ["rt-acme", "rt-beta"]
+    acme_view = h.client.get(f"/api/v1/tickets/{ticket_id}", headers=h.auth("customer")).json()
+    assert [r["device_id"] for r in acme_view["related_devices"]] == ["rt-acme"]

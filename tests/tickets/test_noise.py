@@ -4,6 +4,7 @@ has an open ticket or is explained by a window, a failed parent or an incident."
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -243,12 +244,15 @@ def test_a_loop_in_parents_is_refused(world: World) -> None:
         registry.update(s, "a", {"parent_id": "b"}, actor="test", at=world.clock.now())
 
 
-def test_a_mass_event_inside_one_collector_batch_is_one_incident(world: World) -> None:
-    """The collector hands a whole batch over at once: tickets opened earlier in the batch count."""
+def test_a_mass_event_inside_one_collector_batch_is_one_incident(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The collector hands a whole batch over at once: tickets opened earlier in the batch count, and
+    the batch goes through as one (not rolled back and replayed change by change)."""
     devices = [f"cpe-{i:02}" for i in range(30)]
     for device in devices:
         world.add(device, site="west")
-    world.red_in_one_batch(devices)
+    with caplog.at_level(logging.INFO, logger="tickets"):
+        world.red_in_one_batch(devices)
+    assert "rolled back" not in caplog.text
     tickets = world.open_tickets()
     assert [t.kind for t in tickets] == ["incident"]
     with world.sessions() as s:
