@@ -258,7 +258,10 @@ class Collector:
 
     def _apply_rearms(self) -> None:
         """Alerts forgotten after a forced resolve (collector.rearm): stored, then applied here; retried
-        at the next poll when the database is unavailable."""
+        at the next poll when the database is unavailable. A shared collector whose leases are not all
+        valid stores nothing: the rule state it holds may already be another collector's to write."""
+        if self._ownership is not None and not self._ownership.holds():
+            return
         try:
             with self._sessions() as session, session.begin():
                 applied = store_rearms(session, self.rules)
@@ -281,6 +284,9 @@ class Collector:
         next_thresholds = time.monotonic() + s.thresholds_poll_s
         while not self._stopping.is_set():
             try:
+                # Ownership first: the periodic work below acts on the devices this collector owns now.
+                if self._ownership is not None:
+                    self._follow_ownership()
                 # Periodic work comes before a batch is taken: should it fail, no message is in hand.
                 if time.monotonic() >= next_thresholds:
                     next_thresholds = time.monotonic() + s.thresholds_poll_s
@@ -288,8 +294,6 @@ class Collector:
                         self._poll_thresholds(session)
                     self._apply_rearms()
                     self._prune_dead_letters()
-                if self._ownership is not None:
-                    self._follow_ownership()
                 messages = self.source.get_batch(s.batch_size, s.batch_wait_s)
                 now: float | None = None
                 # A full batch means a backlog is waiting at the broker: devices whose samples sit
@@ -374,6 +378,12 @@ class Collector:
             session = self._sessions()
             try:
                 write_batch(session, batch, self._service, self._ticket_error, self._unstorable if isolate else None)
+                if self._ownership is not None and not self._ownership.holds():
+                    # The lease ran out while the batch was written (a long storm batch, a lock
+                    # wait): nothing of it is committed; the check above raises LeaseLost.
+                    session.rollback()
+                    self._service.after_rollback()
+                    continue
                 session.commit()
                 break
             except Exception as exc:
