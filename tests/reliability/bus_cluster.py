@@ -125,7 +125,6 @@ def overlaps(collectors: list[BusCollector]) -> list[str]:
 def stream_seqs(cluster: services.NatsCluster, device_id: str, stream: str = "EDGEWATCH") -> list[int]:
     """The seqs of `device_id`'s samples the stream holds (to tell a loss at the broker from one after)."""
     import asyncio
-    import json
 
     import nats
 
@@ -205,29 +204,5 @@ class FleetAgents(Agents):
         for i, device_id in enumerate(streams):
             self._client_of[device_id] = names[i % len(names)]
 
-    def _publish(self) -> None:
-        next_index = dict.fromkeys(self.streams, 0)
-        last: dict[str, int] = {}  # device -> mid of its latest sample on its connection
-        start = time.monotonic()
-        while any(next_index[d] < len(s) for d, s in self.streams.items()):
-            progressed = False
-            for device_id, stream in self.streams.items():
-                if self._stop.is_set():
-                    return
-                name = self._client_of[device_id]
-                index = next_index[device_id]
-                previous = last.get(device_id)
-                if index >= len(stream) or not self.connected[name].is_set() or (
-                        previous is not None and (name, previous) not in self._acked):
-                    continue
-                last[device_id] = self.clients[name].publish(
-                    self.topic.format(device_id), json.dumps(stream[index]), qos=1).mid
-                next_index[device_id] = index + 1
-                self.published += 1
-                progressed = True
-                ahead = start + self.published / self.rate - time.monotonic()
-                if ahead > 0:
-                    self._stop.wait(ahead)
-            if not progressed:
-                self._stop.wait(0.01)
-        self.done.set()
+    def _client(self, device_id: str) -> str:
+        return self._client_of[device_id]

@@ -257,24 +257,29 @@ class Agents:
         thread.start()
         return thread
 
+    def _client(self, device_id: str) -> str:
+        """The connection a device publishes on: its own."""
+        return device_id
+
     def _publish(self) -> None:
         # Like an agent sending its spool: a device's next sample goes out only once the broker has
         # acknowledged the previous one (paho would otherwise send a new sample ahead of those it
         # queued while disconnected, and the rules take a late sample for a duplicate).
         next_index = dict.fromkeys(self.streams, 0)
-        last: dict[str, int] = {}  # device -> mid of its latest sample
+        last: dict[str, int] = {}  # device -> mid of its latest sample on its connection
         start = time.monotonic()
         while any(next_index[d] < len(s) for d, s in self.streams.items()):
             progressed = False
             for device_id, stream in self.streams.items():
                 if self._stop.is_set():
                     return
+                name = self._client(device_id)
                 index = next_index[device_id]
                 previous = last.get(device_id)
-                if index >= len(stream) or not self.connected[device_id].is_set() or (
-                        previous is not None and (device_id, previous) not in self._acked):
+                if index >= len(stream) or not self.connected[name].is_set() or (
+                        previous is not None and (name, previous) not in self._acked):
                     continue
-                last[device_id] = self.clients[device_id].publish(
+                last[device_id] = self.clients[name].publish(
                     self.topic.format(device_id), json.dumps(stream[index]), qos=1).mid
                 next_index[device_id] = index + 1
                 self.published += 1
