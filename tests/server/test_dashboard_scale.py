@@ -4,7 +4,6 @@ updates from the event stream, and stays usable at 390 px. Screenshots as in tes
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +16,8 @@ from sqlalchemy.engine import Engine
 from edgewatch.bench._big_fleet import BigFleet, fill_fleet, rule_state
 from tests.server import seed
 from tests.server.harness import Harness, harness
-from tests.server.live import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.server.live import CHROMIUM, serve
+from tests.server.test_dashboard import browser, fits, login, shots  # noqa: F401 - fixtures
 from tickets.clock import SystemClock
 from tickets.db import session_factory
 from tickets.models import DeadLetter, Device, RuleState
@@ -26,13 +26,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 pytestmark = [pytest.mark.browser, pytest.mark.postgres,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    return DOCS if os.environ.get("EDGEWATCH_SCREENSHOTS") == "1" else tmp_path
 
 
 @pytest.fixture
@@ -44,28 +38,6 @@ def big(pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Harness, str, dict[
             yield h, base, tickets, fleet
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def login(page, base: str, token: str) -> None:
-    page.goto(base + "/")
-    page.fill("#token", token)
-    page.click("#login-form button")
-    page.wait_for_selector("#nav:not([hidden])", timeout=10_000)
-
-
-def fits(page, view: str, name: str) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"{view} ({name}): the page is {overflow} px wider than the viewport"
-
-
 def watch_errors(page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -74,7 +46,7 @@ def watch_errors(page) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["desktop", "phone"])
-def test_the_fleet_of_10000_draws_what_is_on_screen(big, browser, shots: Path, name: str) -> None:
+def test_the_fleet_of_10000_draws_what_is_on_screen(big, browser, shots: Path, name: str) -> None:  # noqa: F811 - fixtures
     h, base, _, fleet = big
     context = browser.new_context(viewport=VIEWPORTS[name], device_scale_factor=1)
     page = context.new_page()
@@ -131,7 +103,7 @@ def test_the_fleet_of_10000_draws_what_is_on_screen(big, browser, shots: Path, n
     assert errors == [], errors
 
 
-def test_live_updates_patch_the_rows_and_the_counts(big, browser) -> None:
+def test_live_updates_patch_the_rows_and_the_counts(big, browser) -> None:  # noqa: F811 - fixtures
     h, base, _, fleet = big
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
     errors = watch_errors(page)
@@ -168,7 +140,7 @@ KEY_SHOWN = re.compile(
 
 
 @pytest.mark.parametrize("name", ["desktop", "phone"])
-def test_every_view_in_chinese_with_10000_devices(big, browser, shots: Path, name: str) -> None:
+def test_every_view_in_chinese_with_10000_devices(big, browser, shots: Path, name: str) -> None:  # noqa: F811 - fixtures
     h, base, tickets, _ = big
     with h.sessions() as session:
         session.add(DeadLetter(received_at=datetime.now(UTC), topic="edgewatch/v1/gw-9999/telemetry",
@@ -237,7 +209,7 @@ def test_every_view_in_chinese_with_10000_devices(big, browser, shots: Path, nam
     assert errors == [], errors
 
 
-def test_the_threshold_form_previews_how_many_devices_would_alert(big, browser) -> None:
+def test_the_threshold_form_previews_how_many_devices_would_alert(big, browser) -> None:  # noqa: F811 - fixtures
     h, base, _, fleet = big
     page = browser.new_page(viewport=VIEWPORTS["desktop"])
     login(page, base, h.tokens["admin"])
@@ -253,7 +225,7 @@ def test_the_threshold_form_previews_how_many_devices_would_alert(big, browser) 
 
 
 @pytest.mark.parametrize("name", ["desktop", "phone"])
-def test_the_monthly_report_in_the_dashboard_and_its_download(big, browser, shots: Path, name: str) -> None:
+def test_the_monthly_report_in_the_dashboard_and_its_download(big, browser, shots: Path, name: str) -> None:  # noqa: F811 - fixtures
     h, base, _, _ = big
     context = browser.new_context(viewport=VIEWPORTS[name], device_scale_factor=1, accept_downloads=True)
     page = context.new_page()
